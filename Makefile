@@ -1,0 +1,65 @@
+# Utopia streams. `make demo` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BROKER := bash kafka/broker.sh
+RUN    := $(BIN)/python -m bytewax.run
+
+.PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live schemas diagrams bench \
+        customer-stream-count top-customer-artists purchase-event-ticket clean
+
+help:
+	@echo "make demo    generate data, run every dataflow on files, print a summary (no broker needed)"
+	@echo "make test    install, start the local Kafka broker, run all tests, stop the broker"
+	@echo "make kafka-up | kafka-down | kafka-clean    the local Apache Kafka broker on localhost:9092"
+	@echo "make topics | generate | live               create topics / load a data set / produce live"
+	@echo "make customer-stream-count | top-customer-artists | purchase-event-ticket   run a sample on Kafka"
+	@echo "make schemas | diagrams | bench"
+
+$(BIN)/utopia: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	@touch $@
+
+install: $(BIN)/utopia
+
+demo: install
+	$(BIN)/utopia demo
+
+# Starts the broker unless it already runs, and stops it afterwards only if it started it here.
+test: install
+	@if $(BROKER) status >/dev/null 2>&1; then started=0; else $(BROKER) up || exit 1; started=1; fi; \
+	$(BIN)/pytest; status=$$?; \
+	if [ $$started = 1 ]; then $(BROKER) down; fi; \
+	exit $$status
+
+kafka-up:
+	$(BROKER) up
+
+kafka-down:
+	$(BROKER) down
+
+kafka-clean:
+	$(BROKER) clean
+
+topics: install kafka-up
+	$(BIN)/utopia topics create
+
+generate: topics
+	$(BIN)/utopia generate --to kafka
+
+live: topics
+	$(BIN)/utopia generate --to kafka --live
+
+customer-stream-count top-customer-artists purchase-event-ticket: topics
+	$(RUN) dataflows.$(subst -,_,$@)
+
+schemas: install
+	$(BIN)/python -m utopia.schemas
+
+diagrams: install
+	$(BIN)/python -m utopia.diagrams
+
+clean:
+	rm -rf demo-data demo-out out .pytest_cache .hypothesis

@@ -1,0 +1,22 @@
+"""Sample: how many streams each customer has played.
+
+streams -> count per customer -> customer-stream-count (changelog, key customerid)
+"""
+
+from bytewax.dataflow import Dataflow
+
+from utopia.kafka_io import kafka_entry_point
+from utopia.listening import StreamCount
+from utopia.models import Stream
+from utopia.steps import FlowIO, per_key, read, write
+
+
+def build(io: FlowIO) -> Dataflow:
+    flow = Dataflow("customer_stream_count")
+    streams = read("streams", flow, io, {Stream: ["customerid"]})
+    counts = per_key("count_per_customer", streams, lambda s: s.customerid, StreamCount, changelog=True)
+    write("customer_stream_count", counts, io, "customer-stream-count")
+    return flow
+
+
+flow = kafka_entry_point(build)

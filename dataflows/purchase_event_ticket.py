@@ -1,0 +1,26 @@
+"""Sample: confirm a ticket while its event has capacity, reject it after.
+
+events + tickets -> ticket desk per event (tickets wait for their event) -> ticket-response (alert, key ticket id)
+"""
+
+from bytewax.dataflow import Dataflow
+
+from utopia.kafka_io import kafka_entry_point
+from utopia.models import Event, Ticket
+from utopia.steps import FlowIO, per_key, read, write
+from utopia.tickets import TicketDesk
+
+
+def event_of(record: Event | Ticket) -> str | None:
+    return record.id if isinstance(record, Event) else record.eventid
+
+
+def build(io: FlowIO) -> Dataflow:
+    flow = Dataflow("purchase_event_ticket")
+    events_and_tickets = read("events_and_tickets", flow, io, {Event: [], Ticket: ["eventid", "customerid"]})
+    responses = per_key("ticket_desk_per_event", events_and_tickets, event_of, TicketDesk)
+    write("ticket_response", responses, io, "ticket-response")
+    return flow
+
+
+flow = kafka_entry_point(build)

@@ -1,0 +1,74 @@
+"""Helpers for the tests that go through the real local broker (`make kafka-up`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import msgspec
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from utopia.config import ConfigError, Settings
+from utopia.kafka_io import existing_topics, send
+from utopia.topics import create
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Cluster:
+    """A broker with topics of this test's own (a random prefix), so reruns never see old data."""
+
+    def __init__(self) -> None:
+        run = uuid.uuid4().hex[:8]
+        self.env = {
+            "UTOPIA_INPUT_PREFIX": f"it-{run}-data-demo-",
+            "UTOPIA_OUTPUT_PREFIX": f"it-{run}-kafka-workshop-",
+            "UTOPIA_TAIL": "false",
+        }
+        self.settings = Settings.from_env(os.environ | self.env)
+        try:
+            existing_topics(self.settings)
+        except ConfigError as error:
+            raise RuntimeError(f"{error}: start the local broker with `make kafka-up`") from None
+        create(self.settings, partitions=3)
+
+    def produce(self, topic: str, records: list) -> None:
+        """Records (model instances, or raw bytes) to an input topic, keyed by id."""
+        producer = Producer(self.settings.kafka_config())
+        for record in records:
+            if isinstance(record, bytes):
+                send(producer, self.settings.topics.input(topic), None, record)
+            else:
+                send(producer, self.settings.topics.input(topic), record.id, msgspec.json.encode(record))
+        producer.flush()
+
+    def run(self, dataflow: str, *args: str) -> subprocess.CompletedProcess:
+        """`python -m bytewax.run dataflows.<dataflow>`, as a user runs it, until the inputs end."""
+        return subprocess.run(
+            [sys.executable, "-m", "bytewax.run", f"dataflows.{dataflow}", *args],
+            env=os.environ | self.env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+
+    def read(self, output: str) -> list[tuple[str | None, dict]]:
+        """Every record of an output topic, partition by partition."""
+        topic = self.settings.topics.output(output)
+        consumer = Consumer(self.settings.kafka_config() | {
+            "group.id": f"{self.env['UTOPIA_OUTPUT_PREFIX']}test", "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        })
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        pending, records = set(partitions), []
+        while pending:
+            for message in consumer.consume(500, 1.0):
+                if message.error():
+                    assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
+                    pending.discard(message.partition())
+                else:
+                    key = message.key()
+                    records.append((key and key.decode(), msgspec.json.decode(message.value())))
+        consumer.close()
+        return records

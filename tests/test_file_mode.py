@@ -1,0 +1,95 @@
+"""File mode (SPEC section 3): topic files in, merged by timestamp; JSONL out; one-line CLI errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from utopia.cli import run_on_files
+from utopia.file_io import merged_records
+
+
+def write_topic(directory, topic, lines):
+    (directory / f"{topic}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def read_output(directory, topic):
+    path = directory / f"{topic}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_inputs_merge_by_timestamp_then_line_then_topic(tmp_path):
+    write_topic(tmp_path, "data-demo-tickets", [
+        {"key": "t1", "value": {"id": "t1"}, "timestamp": 5},
+        {"key": "t2", "value": {"id": "t2"}, "timestamp": 1},
+    ])
+    write_topic(tmp_path, "data-demo-events", [
+        {"key": "e1", "value": {"id": "e1"}, "timestamp": 5},
+        {"key": "e2", "value": {"id": "e2"}, "timestamp": 5},
+    ])
+    order = [r.key for r in merged_records(tmp_path, ["data-demo-tickets", "data-demo-events"])]
+    assert order == ["t2", "e1", "t1", "e2"]
+
+
+def test_values_may_be_objects_raw_text_or_null(tmp_path):
+    write_topic(tmp_path, "data-demo-streams", [
+        {"key": "s1", "value": {"id": "s1", "customerid": "c1"}, "timestamp": 1},
+        {"key": "s2", "value": '{"id":"s2","customerid":"c1"}', "timestamp": 2},
+        {"key": "s3", "value": None, "timestamp": 3},
+        {"key": "s4", "value": "not json at all", "timestamp": 4},
+    ])
+    run_on_files("customer_stream_count", tmp_path, tmp_path / "out")
+    assert read_output(tmp_path / "out", "kafka-workshop-customer-stream-count")[-1] == {
+        "key": "c1", "value": {"customerid": "c1", "streams": 2}}
+    assert read_output(tmp_path / "out", "kafka-workshop-dead-letters") == [{"key": "s4", "value": {
+        "dataflow": "customer_stream_count", "topic": "data-demo-streams", "partition": 0, "offset": 3,
+        "key": "s4", "value": "not json at all",
+        "error": "not valid JSON: JSON is malformed: invalid character (byte 4)"}}]
+
+
+def test_an_event_and_its_early_ticket_in_files(tmp_path):
+    write_topic(tmp_path, "data-demo-tickets", [
+        {"key": "t1", "value": {"id": "t1", "customerid": "c1", "eventid": "e1"}, "timestamp": 1},
+        {"key": "t2", "value": {"id": "t2", "customerid": "c2", "eventid": "e1"}, "timestamp": 3},
+    ])
+    write_topic(tmp_path, "data-demo-events", [
+        {"key": "e1", "value": {"id": "e1", "capacity": 1, "eventdate": "Mon Mar 01 20:00:00 UTC 2027"},
+         "timestamp": 2},
+    ])
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "kafka-workshop-ticket-response.jsonl").write_text("stale output of an earlier run\n")
+    run_on_files("purchase_event_ticket", tmp_path, out, workers=2)
+    assert read_output(out, "kafka-workshop-ticket-response") == [
+        {"key": "t1", "value": {"ticketid": "t1", "eventid": "e1", "customerid": "c1", "status": "CONFIRMED",
+                                "remaining": 0}},
+        {"key": "t2", "value": {"ticketid": "t2", "eventid": "e1", "customerid": "c2", "status": "REJECTED",
+                                "remaining": 0}},
+    ]
+    assert read_output(out, "kafka-workshop-dead-letters") == []
+
+
+def test_output_prefix_and_suffix_name_the_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("UTOPIA_OUTPUT_SUFFIX", "-team-bigfoot")
+    write_topic(tmp_path, "data-demo-streams", [{"key": "s1", "value": {"id": "s1", "customerid": "c1"}}])
+    run_on_files("customer_stream_count", tmp_path, tmp_path / "out")
+    assert (tmp_path / "out" / "kafka-workshop-customer-stream-count-team-bigfoot.jsonl").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "no_such_flow", "--input", ".", "--output", "o"], "utopia: unknown dataflow 'no_such_flow'; known: "),
+    (["run", "customer_stream_count", "--input", "/nonexistent", "--output", "o"],
+     "utopia: input directory /nonexistent does not exist"),
+])
+def test_cli_errors_are_one_line_with_exit_2(args, message, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "utopia.cli", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_bad_setting_is_one_line_with_exit_2(tmp_path):
+    env = {"UTOPIA_BATCH_SIZE": "lots", "PATH": ""}
+    done = subprocess.run([sys.executable, "-m", "utopia.cli", "run", "customer_stream_count", "--input", ".",
+                           "--output", "o"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert (done.returncode, done.stderr) == (2, "utopia: UTOPIA_BATCH_SIZE='lots' is not a positive whole number\n")

@@ -1,0 +1,77 @@
+"""Tickets are confirmed while their event has capacity, rejected after; early tickets wait."""
+
+from collections import Counter
+
+from hypothesis import HealthCheck, given, settings
+
+from dataflows import purchase_event_ticket
+from tests import reference
+from tests.conftest import plain
+from tests.strategies import ticket_log
+from utopia.models import Event, Ticket
+from utopia.testing import TestingIO, kafka_records, run
+
+
+def event(capacity, eventid="e1"):
+    return Event(eventid, artistid="a1", venueid="v1", capacity=capacity, eventdate="Mon Mar 01 20:00:00 UTC 2027")
+
+
+def ticket(n, eventid="e1", customer="c1"):
+    return Ticket(f"t{n}", customerid=customer, eventid=eventid, price=50.0)
+
+
+def responses(records, workers=1):
+    io = TestingIO(kafka_records(records))
+    run(purchase_event_ticket.build(io), workers)
+    return [(key, value.status, value.remaining) for key, value in io.outputs["ticket-response"]]
+
+
+def test_first_capacity_tickets_are_confirmed_the_rest_rejected():
+    assert responses([event(2), ticket(1), ticket(2), ticket(3)]) == [
+        ("t1", "CONFIRMED", 1), ("t2", "CONFIRMED", 0), ("t3", "REJECTED", 0),
+    ]
+
+
+def test_tickets_before_their_event_wait_for_it_in_order():
+    assert responses([ticket(1), ticket(2), event(1), ticket(3)]) == [
+        ("t1", "CONFIRMED", 0), ("t2", "REJECTED", 0), ("t3", "REJECTED", 0),
+    ]
+
+
+def test_raised_capacity_confirms_again_and_lowered_capacity_rejects():
+    assert responses([event(1), ticket(1), ticket(2), event(3), ticket(3), event(1), ticket(4)]) == [
+        ("t1", "CONFIRMED", 0), ("t2", "REJECTED", 0), ("t3", "CONFIRMED", 1), ("t4", "REJECTED", 0),
+    ]
+
+
+def test_response_carries_ticket_event_and_customer():
+    io = TestingIO(kafka_records([event(5), ticket(1, customer="c9")]))
+    run(purchase_event_ticket.build(io))
+    assert [plain(v) for v in io.values("ticket-response")] == [
+        {"ticketid": "t1", "eventid": "e1", "customerid": "c9", "status": "CONFIRMED", "remaining": 4},
+    ]
+
+
+def test_events_are_independent():
+    # Responses of different events may interleave in any order; each event's own are in order.
+    assert sorted(responses([event(1, "e1"), event(1, "e2"), ticket(1, "e1"), ticket(2, "e2"), ticket(3, "e1")])) == [
+        ("t1", "CONFIRMED", 0), ("t2", "CONFIRMED", 0), ("t3", "REJECTED", 0),
+    ]
+
+
+def test_ticket_without_event_id_is_a_dead_letter():
+    io = TestingIO(kafka_records([event(1), Ticket("t1", customerid="c1", eventid=None)]))
+    run(purchase_event_ticket.build(io))
+    assert io.outputs["ticket-response"] == []
+    assert [d.error for d in io.values("dead-letters")] == ["missing field: Object missing required field `eventid`"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(log=ticket_log())
+def test_every_response_exactly_once_as_the_reference_says(log, workers):
+    io = TestingIO(kafka_records(log), batch_size=3)
+    run(purchase_event_ticket.build(io), workers)
+    good = [r for r in log if isinstance(r, (Event, Ticket))]
+    expected = Counter((k, repr(sorted(v.items()))) for k, v in reference.ticket_responses(good))
+    actual = Counter((k, repr(sorted(plain(v).items()))) for k, v in io.outputs["ticket-response"])
+    assert actual == expected

@@ -1,0 +1,134 @@
+"""`utopia`: run dataflows on files, generate data, manage topics, and the demo.
+
+Every user error (unknown dataflow, missing directory, bad setting, unreachable broker) ends with
+one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dataflows
+from utopia.config import ConfigError, Settings
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; one line for the user."""
+
+
+def dataflow_names() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(dataflows.__path__) if not m.name.startswith("_"))
+
+
+def load_build(name: str) -> Callable:
+    if name not in dataflow_names():
+        raise UsageError(f"unknown dataflow {name!r}; known: {', '.join(dataflow_names())}")
+    return importlib.import_module(f"dataflows.{name}").build
+
+
+def run_on_files(name: str, input_dir: Path, output_dir: Path, workers: int = 1) -> None:
+    """Run one dataflow in file mode (SPEC section 3) to completion."""
+    from utopia.file_io import FileIO
+    from utopia.testing import run
+
+    if not input_dir.is_dir():
+        raise UsageError(f"input directory {input_dir} does not exist")
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    build = load_build(name)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    run(build(FileIO(input_dir, output_dir, Settings.from_env().topics)), workers)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    run_on_files(args.dataflow, args.input, args.output, args.workers)
+    print(f"{args.dataflow}: done in {time.monotonic() - started:.1f}s, outputs in {args.output}")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from utopia import loading
+
+    if args.live:
+        if args.to != "kafka":
+            raise UsageError("--live produces to Kafka: use --to kafka")
+        loading.produce_live(Settings.from_env(), args.seed, args.rate)
+        return
+    sizes = loading.sizes_from(args)
+    if args.to == "kafka":
+        loading.produce(Settings.from_env(), sizes, args.seed)
+    else:
+        loading.write_dir(Path(args.to), sizes, args.seed, Settings.from_env().topics)
+
+
+def cmd_topics(args: argparse.Namespace) -> None:
+    from utopia import topics
+
+    topics.create(Settings.from_env(), args.partitions, args.replication)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from utopia import demo
+
+    demo.run(args.data, args.output, args.seed)
+
+
+def parser() -> argparse.ArgumentParser:
+    from utopia.loading import add_size_options
+
+    main = argparse.ArgumentParser(prog="utopia", description=__doc__.splitlines()[0])
+    sub = main.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a dataflow on topic files (no broker needed)")
+    run.add_argument("dataflow", help=f"one of: {', '.join(dataflow_names())}")
+    run.add_argument("--input", type=Path, required=True, help="directory of <topic>.jsonl input files")
+    run.add_argument("--output", type=Path, required=True, help="directory for <output topic>.jsonl files")
+    run.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
+    run.set_defaults(handler=cmd_run)
+
+    gen = sub.add_parser("generate", help="generate a consistent data set to a directory or to Kafka")
+    gen.add_argument("--to", default="kafka", help="a directory, or `kafka` (default) for the configured broker")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--live", action="store_true", help="keep producing to Kafka until stopped")
+    gen.add_argument("--rate", type=float, default=100.0, help="records per second with --live (default 100)")
+    add_size_options(gen)
+    gen.set_defaults(handler=cmd_generate)
+
+    topics = sub.add_parser("topics", help="manage topics on the configured broker")
+    topics_sub = topics.add_subparsers(dest="action", required=True)
+    create = topics_sub.add_parser("create", help="create the input, output and dead-letter topics")
+    create.add_argument("--partitions", type=int, default=3)
+    create.add_argument("--replication", type=int, default=1)
+    create.set_defaults(handler=cmd_topics)
+
+    demo = sub.add_parser("demo", help="generate data, run every dataflow on files, print a summary")
+    demo.add_argument("--data", type=Path, default=Path("demo-data"))
+    demo.add_argument("--output", type=Path, default=Path("demo-out"))
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(handler=cmd_demo)
+    return main
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (UsageError, ConfigError) as error:
+        sys.exit(_fail(error))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _fail(error: Exception) -> int:
+    print(f"utopia: {error}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    main()

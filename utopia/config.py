@@ -1,0 +1,125 @@
+"""Settings from environment variables (SPEC section 3), validated up front.
+
+Every problem becomes a `ConfigError` whose text is one line naming the variable; the password's
+value never appears in it, nor in `Settings`' repr.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from utopia.models import INPUT_RECORDS
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line meant for the user."""
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+START_OFFSETS = ("earliest", "latest")
+
+# (variable, default, meaning) -- the README's configuration table is checked against this list.
+VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "Kafka bootstrap servers, comma separated"),
+    ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (Confluent Cloud)"),
+    ("KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN (Confluent Cloud), SCRAM-SHA-256 or SCRAM-SHA-512"),
+    ("KAFKA_SASL_USERNAME", "", "SASL username (Confluent Cloud: the API key)"),
+    ("KAFKA_SASL_PASSWORD", "", "SASL password (Confluent Cloud: the API secret); never printed"),
+    ("UTOPIA_INPUT_PREFIX", "data-demo-", "prefix of the input topics"),
+    ("UTOPIA_OUTPUT_PREFIX", "kafka-workshop-", "prefix of the output topics, consumer group and client ids"),
+    ("UTOPIA_OUTPUT_SUFFIX", "", "suffix of the output topics, e.g. `-team-bigfoot` on a shared cluster"),
+    ("UTOPIA_START_OFFSET", "earliest", "where a dataflow starts reading: earliest or latest"),
+    ("UTOPIA_TAIL", "true", "true: keep waiting for new input; false: stop at the end of each partition"),
+    ("UTOPIA_BATCH_SIZE", "1000", "records taken from a partition at a time"),
+)
+_DEFAULTS = {name: default for name, default, _ in VARIABLES}
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic naming: `<input prefix><name>` for inputs, `<prefix><name><suffix>` for outputs."""
+
+    input_prefix: str = "data-demo-"
+    output_prefix: str = "kafka-workshop-"
+    output_suffix: str = ""
+
+    def input(self, name: str) -> str:
+        return f"{self.input_prefix}{name}"
+
+    def output(self, name: str) -> str:
+        return f"{self.output_prefix}{name}{self.output_suffix}"
+
+    def client_id(self, dataflow: str) -> str:
+        """Consumer group and client ids start with the output prefix (shared clusters ACL by it)."""
+        return f"{self.output_prefix}{dataflow}{self.output_suffix}"
+
+    def all_inputs(self) -> list[str]:
+        return [self.input(name) for name in INPUT_RECORDS]
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = "localhost:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    topics: Topics = field(default_factory=Topics)
+    start_offset: str = "earliest"
+    tail: bool = True
+    batch_size: int = 1000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str:
+            return env.get(name, _DEFAULTS[name]).strip()
+
+        def choice(name: str, allowed: tuple[str, ...], normalize=str.upper) -> str:
+            value = normalize(get(name))
+            if value not in allowed:
+                raise ConfigError(f"{name}={get(name)!r} is not one of {', '.join(allowed)}")
+            return value
+
+        servers = get("KAFKA_BOOTSTRAP_SERVERS")
+        if not servers or any(":" not in s for s in servers.split(",")):
+            raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS={servers!r} must be host:port[,host:port...]")
+        protocol = choice("KAFKA_SECURITY_PROTOCOL", SECURITY_PROTOCOLS)
+        mechanism = choice("KAFKA_SASL_MECHANISM", SASL_MECHANISMS)
+        username, password = get("KAFKA_SASL_USERNAME"), env.get("KAFKA_SASL_PASSWORD", "")
+        if protocol.startswith("SASL") and not (username and password):
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        tail = get("UTOPIA_TAIL").lower()
+        if tail not in ("true", "false"):
+            raise ConfigError(f"UTOPIA_TAIL={get('UTOPIA_TAIL')!r} is not true or false")
+        batch = get("UTOPIA_BATCH_SIZE")
+        if not batch.isdigit() or int(batch) < 1:
+            raise ConfigError(f"UTOPIA_BATCH_SIZE={batch!r} is not a positive whole number")
+        return cls(
+            bootstrap_servers=servers,
+            security_protocol=protocol,
+            sasl_mechanism=mechanism,
+            sasl_username=username,
+            sasl_password=password,
+            topics=Topics(get("UTOPIA_INPUT_PREFIX"), get("UTOPIA_OUTPUT_PREFIX"), get("UTOPIA_OUTPUT_SUFFIX")),
+            start_offset=choice("UTOPIA_START_OFFSET", START_OFFSETS, normalize=str.lower),
+            tail=tail == "true",
+            batch_size=int(batch),
+        )
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka settings shared by consumers, producers and the admin client."""
+        config = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            config |= {
+                "sasl.mechanism": self.sasl_mechanism,
+                "sasl.username": self.sasl_username,
+                "sasl.password": self.sasl_password,
+            }
+        return config

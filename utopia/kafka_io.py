@@ -1,0 +1,186 @@
+"""Kafka mode: the dataflows' sources and sinks on a real broker (local, your own, or Confluent Cloud).
+
+Like Bytewax's KafkaSource, every topic partition is an input partition read with `assign()` and
+resumed from recovery snapshots, not from committed offsets. Unlike it, a poll yields one batch
+(a list) so the dataflow pays Bytewax's per-item cost per batch, and the group and client ids start
+with the output prefix, as shared clusters require.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from utopia.codec import InRecord, encode
+from utopia.config import ConfigError, Settings
+from utopia.steps import FlowIO, Out
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _silent(*_args) -> None:
+    """A librdkafka logger that says nothing: connection failures become our one-line error instead."""
+
+
+class _PartitionReader(StatefulSourcePartition[list[InRecord], int]):
+    def __init__(self, config: dict, topic: str, partition: int, offset: int, batch_size: int, tail: bool):
+        self.consumer = Consumer(config)
+        self.consumer.assign([TopicPartition(topic, partition, offset)])
+        self.topic, self.partition, self.batch_size, self.tail = topic, partition, batch_size, tail
+        self.offset = offset
+        self.at_end = False
+
+    def next_batch(self) -> list[list[InRecord]]:
+        if self.at_end:
+            raise StopIteration()
+        batch = []
+        for message in self.consumer.consume(self.batch_size, 0.05):
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self.at_end = not self.tail
+                    continue
+                raise KafkaException(error)
+            key = message.key()
+            batch.append(
+                InRecord(
+                    self.topic,
+                    self.partition,
+                    message.offset(),
+                    None if key is None else key.decode("utf-8", "replace"),
+                    message.value(),
+                    message.timestamp()[1],
+                )
+            )
+            self.offset = message.offset() + 1
+        return [batch] if batch else []
+
+    def snapshot(self) -> int:
+        return self.offset
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class KafkaTopicsSource(FixedPartitionedSource[list[InRecord], int]):
+    """All partitions of the input topics; each poll of a partition is one batch of records."""
+
+    def __init__(self, settings: Settings, dataflow: str, topics: list[str]):
+        self.settings, self.dataflow, self.topics = settings, dataflow, topics
+
+    def list_parts(self) -> list[str]:
+        metadata = admin(self.settings).list_topics(timeout=CONNECT_TIMEOUT_S)
+        return [f"{p}-{topic}" for topic in self.topics for p in sorted(metadata.topics[topic].partitions)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PartitionReader:
+        partition, topic = for_part.split("-", 1)
+        start = OFFSET_BEGINNING if self.settings.start_offset == "earliest" else OFFSET_END
+        config = self.settings.kafka_config() | {
+            "group.id": self.settings.topics.client_id(self.dataflow),
+            "client.id": self.settings.topics.client_id(self.dataflow),
+            "enable.auto.commit": "false",
+            "enable.partition.eof": "true",
+            "logger": _silent,
+        }
+        offset = start if resume_state is None else resume_state
+        return _PartitionReader(config, topic, int(partition), offset, self.settings.batch_size, self.settings.tail)
+
+
+class _ProducerPartition(StatelessSinkPartition[Out]):
+    def __init__(self, settings: Settings, dataflow: str, topic: str):
+        client_id = settings.topics.client_id(dataflow)
+        self.producer = Producer(settings.kafka_config() | {"client.id": client_id, "linger.ms": 5})
+        self.topic = topic
+
+    def write_batch(self, items: list[Out]) -> None:
+        for key, value in items:
+            send(self.producer, self.topic, key, encode(value))
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.producer.flush()
+
+
+def send(producer: Producer, topic: str, key: str | None, value: bytes, timestamp: int = 0) -> None:
+    """Produce one record, waiting for deliveries while the local queue is full.
+
+    Bytewax's KafkaSink fails the dataflow on a full queue instead (bytewax issue #522).
+    """
+    encoded_key = None if key is None else key.encode()
+    while True:
+        try:
+            producer.produce(topic, value, encoded_key, timestamp=timestamp)
+            return
+        except BufferError:
+            producer.poll(0.1)
+
+
+class KafkaTopicSink(DynamicSink[Out]):
+    """One output topic; each worker produces its own outputs and flushes every batch."""
+
+    def __init__(self, settings: Settings, dataflow: str, topic: str):
+        self.settings, self.dataflow, self.topic = settings, dataflow, topic
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProducerPartition:
+        return _ProducerPartition(self.settings, self.dataflow, self.topic)
+
+
+class KafkaIO:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.topics = settings.topics
+        self.inputs: list[str] = []  # every topic a source was made for, to check they exist
+
+    def source(self, dataflow: str, topics: list[str]) -> KafkaTopicsSource:
+        self.inputs.extend(topics)
+        return KafkaTopicsSource(self.settings, dataflow, topics)
+
+    def sink(self, dataflow: str, output: str) -> KafkaTopicSink:
+        return KafkaTopicSink(self.settings, dataflow, self.topics.output(output))
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka_config() | {"logger": _silent})
+
+
+def existing_topics(settings: Settings) -> set[str]:
+    """The broker's topic names; a ConfigError naming the servers if it does not answer in time."""
+    try:
+        return set(admin(settings).list_topics(timeout=CONNECT_TIMEOUT_S).topics)
+    except KafkaException as error:
+        reason = error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
+        raise ConfigError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} within {CONNECT_TIMEOUT_S:.0f}s ({reason})"
+        ) from None
+
+
+def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataflow]:
+    """The `flow` that `python -m bytewax.run dataflows.<name>` calls: the dataflow on Kafka.
+
+    Settings come from the environment and are checked before Bytewax starts, so a bad value,
+    an unreachable broker or a missing input topic ends the run with one line, not a traceback.
+    """
+
+    def flow() -> Dataflow:
+        try:
+            settings = Settings.from_env()
+            io = KafkaIO(settings)
+            dataflow = build(io)
+            missing = sorted(set(io.inputs) - existing_topics(settings))
+            if missing:
+                raise ConfigError(
+                    f"input topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: "
+                    "create them with `utopia topics create` or fill them with `utopia generate --to kafka`"
+                )
+        except ConfigError as error:
+            sys.exit(f"utopia: {error}")
+        return dataflow
+
+    flow.__doc__ = build.__doc__
+    return flow

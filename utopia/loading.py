@@ -1,0 +1,106 @@
+"""Putting generated data where the dataflows read it: topic files, or the input topics on Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+from confluent_kafka import Producer
+from tqdm import tqdm
+
+from utopia.config import Settings, Topics
+from utopia.generator import Generated, Sizes, generate, live
+from utopia.kafka_io import send
+from utopia.models import INPUT_RECORDS, Record
+
+
+def add_size_options(parser: argparse.ArgumentParser) -> None:
+    for size in dataclasses.fields(Sizes):
+        parser.add_argument(f"--{size.name}", type=int, default=size.default, help=f"default {size.default}")
+
+
+def sizes_from(args: argparse.Namespace) -> Sizes:
+    return Sizes(**{size.name: getattr(args, size.name) for size in dataclasses.fields(Sizes)})
+
+
+class FileLine(msgspec.Struct):
+    """A Kafka record as a line of a topic file (SPEC section 3)."""
+
+    key: str | None
+    value: Record | None
+    timestamp: int
+
+
+def _progress(records: Iterable[Generated], sizes: Sizes) -> Iterable[Generated]:
+    expected = sizes.streams + sizes.tickets + sizes.customers * 4 + sizes.artists + sizes.events
+    return tqdm(records, total=expected, unit=" records", unit_scale=True, file=sys.stderr, leave=False)
+
+
+def write_dir(directory: Path, sizes: Sizes, seed: int, topics: Topics = Topics()) -> dict[str, int]:
+    """Write a generated data set as one `<topic>.jsonl` per input topic; returns the counts."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {name: (directory / f"{topics.input(name)}.jsonl").open("wb") for name in INPUT_RECORDS}
+    counts = dict.fromkeys(INPUT_RECORDS, 0)
+    encoder = msgspec.json.Encoder()
+    try:
+        for record in _progress(generate(sizes, seed), sizes):
+            files[record.topic].write(encoder.encode(FileLine(record.key, record.value, record.timestamp)) + b"\n")
+            counts[record.topic] += 1
+    finally:
+        for file in files.values():
+            file.close()
+    print(f"generated {sum(counts.values()):,} records into {directory}: {_summary(counts)}")
+    return counts
+
+
+def _producer(settings: Settings) -> Producer:
+    client_id = settings.topics.client_id("generator")
+    return Producer(settings.kafka_config() | {"client.id": client_id, "linger.ms": 20, "compression.type": "lz4"})
+
+
+def _ensure_input_topics(settings: Settings) -> None:
+    from utopia import topics
+
+    topics.create(settings, names=settings.topics.all_inputs())
+
+
+def produce(settings: Settings, sizes: Sizes, seed: int) -> dict[str, int]:
+    """Produce a generated data set to the input topics, keyed by id, with the generated timestamps."""
+    _ensure_input_topics(settings)
+    producer, encoder = _producer(settings), msgspec.json.Encoder()
+    counts = dict.fromkeys(INPUT_RECORDS, 0)
+    for record in _progress(generate(sizes, seed), sizes):
+        send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value), record.timestamp)
+        counts[record.topic] += 1
+    producer.flush()
+    print(f"produced {sum(counts.values()):,} records to {settings.bootstrap_servers}: {_summary(counts)}")
+    return counts
+
+
+def produce_live(settings: Settings, seed: int, rate: float) -> None:
+    """Keep producing a live world at about `rate` records a second until interrupted."""
+    _ensure_input_topics(settings)
+    producer, encoder = _producer(settings), msgspec.json.Encoder()
+    started, sent = time.monotonic(), 0
+    print(f"producing live to {settings.bootstrap_servers} at ~{rate:g} records/s; Ctrl-C stops", file=sys.stderr)
+    try:
+        with tqdm(unit=" records", file=sys.stderr) as bar:
+            for record in live(seed):
+                send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value))
+                sent += 1
+                bar.update()
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    producer.poll(0)
+                    time.sleep(ahead)
+    finally:
+        producer.flush()
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {topic}" for topic, n in counts.items() if n)

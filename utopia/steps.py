@@ -1,0 +1,143 @@
+"""The steps every dataflow is made of: read and decode topics, keep state per key, write outputs.
+
+Records travel in batches (a list per source poll), so the Python cost per record stays small:
+Bytewax's own per-item overhead is paid once per batch and shard, not once per record. `per_key`
+still applies records one at a time in input order to a small pure state object per key, so the
+business rules read as if there were no batching.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream, operator
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
+
+from utopia.codec import Decoder, InRecord
+from utopia.config import Topics
+from utopia.models import Output, Record
+
+R = TypeVar("R")
+Out = tuple[str | None, Output]
+"""An output record: its Kafka key and its value."""
+
+SHARDS = 64
+"""Keys are grouped into this many shards; a shard is the unit Bytewax routes to a worker.
+
+Enough shards to spread evenly over a few workers, few enough that a source batch becomes a few
+dozen Bytewax items rather than a thousand.
+"""
+
+
+class FlowIO(Protocol):
+    """Where a dataflow's named sources and sinks come from: Kafka, files, or tests."""
+
+    topics: Topics
+
+    def source(self, dataflow: str, topics: list[str]) -> Source[list[InRecord]]:
+        """A source of batches of raw records from these (full) input topic names."""
+        ...
+
+    def sink(self, dataflow: str, output: str) -> Sink[Out]:
+        """A sink for the output called `output` (without prefix and suffix)."""
+        ...
+
+
+class KeyState(Protocol[R]):
+    """The state of one key: applies one record, returns the output records it causes."""
+
+    def apply(self, record: R) -> Iterable[Out]: ...
+
+
+def shard_of(key: str) -> str:
+    """A shard name that is the same in every process (unlike `hash`, which is salted per process)."""
+    return str(zlib.crc32(key.encode()) % SHARDS)
+
+
+@operator
+def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], Sequence[str]]) -> Stream[list[Record]]:
+    """Read and decode the input topics of `reads` (record type -> required foreign keys).
+
+    Bad records go to the dead-letter topic; the stream carries batches of good ones in input order.
+    """
+    decoder = Decoder(flow.flow_id, io.topics, reads)
+    raw = op.input("consume", flow, io.source(flow.flow_id, decoder.topics))
+    decoded = op.map("decode", raw, decoder.decode)
+    dead = op.flat_map("bad_records", decoded, lambda batch: batch.dead)
+    op.output("dead_letters", dead, io.sink(flow.flow_id, "dead-letters"))
+    return op.filter("non_empty", op.map("good_records", decoded, lambda batch: batch.records), bool)
+
+
+@operator
+def write(step_id: str, up: Stream[list[Out]], io: FlowIO, output: str) -> None:
+    """Write batches of output records to the output called `output`."""
+    op.output("produce", op.flat_map("each", up, _each), io.sink(up.flow().flow_id, output))
+
+
+def _each(batch: list[Out]) -> list[Out]:
+    return batch
+
+
+class _ShardLogic(StatefulBatchLogic):
+    """All the keys of one shard: a dict of per-key state objects, fed records in order."""
+
+    def __init__(self, snapshot: bytes | None, new: Callable[[str], KeyState], changelog: bool):
+        self.states: dict[str, KeyState] = {} if snapshot is None else pickle.loads(snapshot)
+        self.new = new
+        self.changelog = changelog
+
+    def on_batch(self, batches: list[list[tuple[str, Any]]]) -> tuple[list[list[Out]], bool]:
+        states, new = self.states, self.new
+        outputs: list[Out] = []
+        for batch in batches:
+            for key, record in batch:
+                state = states.get(key)
+                if state is None:
+                    state = states[key] = new(key)
+                outputs.extend(state.apply(record))
+        if self.changelog and len(outputs) > 1:
+            # A changelog only promises the latest value per key: drop the ones superseded in this batch.
+            outputs = list(dict(outputs).items())
+        return ([outputs] if outputs else []), False
+
+    def snapshot(self) -> bytes:
+        # Bytewax snapshots every touched key at each epoch end, recovery or not; pickle is the
+        # cheapest deep copy of a dict of small objects.
+        return pickle.dumps(self.states, pickle.HIGHEST_PROTOCOL)
+
+
+@operator
+def per_key(
+    step_id: str,
+    up: Stream[list[R]],
+    key: Callable[[R], str | None],
+    new: Callable[[str], KeyState[R]],
+    changelog: bool = False,
+) -> Stream[list[Out]]:
+    """Apply each record, in input order, to the state of its key (`new(key)` makes a fresh one).
+
+    Records whose key is None are skipped. With `changelog`, only the last output per output key
+    of a batch is kept, as Kafka Streams' record cache does (SPEC section 2 allows it).
+    """
+
+    def by_shard(batch: list[R]) -> list[tuple[str, list[tuple[str, R]]]]:
+        shards: dict[str, list[tuple[str, R]]] = {}
+        for record in batch:
+            k = key(record)
+            if k is not None:
+                shards.setdefault(shard_of(k), []).append((k, record))
+        return list(shards.items())
+
+    sharded = op.flat_map("shard", up, by_shard)
+    applied = op.stateful_batch("apply", sharded, lambda snap: _ShardLogic(snap, new, changelog))
+    return op.map("outputs", applied, _value)
+
+
+def _value(keyed: tuple[str, list[Out]]) -> list[Out]:
+    return keyed[1]

@@ -1,0 +1,68 @@
+"""Running a dataflow in-process on hand-made records: Bytewax's TestingSource and TestingSink."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import msgspec
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
+
+from utopia.codec import InRecord
+from utopia.config import Topics
+from utopia.models import INPUT_RECORDS, Output, Record
+from utopia.steps import Out
+
+_TOPIC_OF = {model: name for name, model in INPUT_RECORDS.items()}
+
+
+def kafka_records(items: Iterable[Record | tuple[str, bytes | None]], topics: Topics = Topics()) -> list[InRecord]:
+    """Records as a broker would hand them out, in the given order.
+
+    An item is a model instance (its topic follows from its type, its key is its id) or a
+    `(short topic name, raw value bytes)` pair for bad input and tombstones.
+    """
+    offsets: dict[str, int] = defaultdict(int)
+    records = []
+    for timestamp, item in enumerate(items):
+        if isinstance(item, Record):
+            topic, key, value = _TOPIC_OF[type(item)], item.id, msgspec.json.encode(item)
+        else:
+            (topic, value), key = item, None
+        full = topics.input(topic)
+        records.append(InRecord(full, 0, offsets[full], key, value, timestamp))
+        offsets[full] += 1
+    return records
+
+
+class TestingIO:
+    """One TestingSource (a single partition, batches of `batch_size`) and a list per output name."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, records: list[InRecord], batch_size: int = 4, topics: Topics = Topics()):
+        self.records, self.batch_size, self.topics = records, batch_size, topics
+        self.outputs: dict[str, list[Out]] = defaultdict(list)
+
+    def source(self, dataflow: str, topics: list[str]) -> TestingSource:
+        mine = [r for r in self.records if r.topic in topics]
+        return TestingSource([mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)])
+
+    def sink(self, dataflow: str, output: str) -> TestingSink:
+        return TestingSink(self.outputs[output])
+
+    def values(self, output: str) -> list[Output]:
+        return [value for _, value in self.outputs[output]]
+
+    def latest(self, output: str) -> dict[str | None, Output]:
+        """The changelog view of an output: the last value per key."""
+        return dict(self.outputs[output])
+
+
+def run(flow: Dataflow, workers: int = 1) -> None:
+    """Run to completion in this process with `workers` worker threads."""
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)
