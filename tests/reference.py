@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from utopia.models import Event, Stream, Ticket
+from utopia.dates import format_instant, parse_eventdate
+from utopia.models import Email, Event, Stream, Ticket
 
 
 def ranked(counts: Counter, reached: dict, n: int = 3) -> list[tuple[str, int]]:
@@ -62,4 +63,59 @@ def ticket_responses(records: list[Event | Ticket]) -> list[tuple[str, dict]]:
             decide(r)
         else:
             waiting.setdefault(r.eventid, []).append(r)
+    return out
+
+
+def event_alerts(records: list) -> list[tuple[str, dict]]:
+    """sold_out/event-alerts: every good Event and Ticket in input order."""
+    events: dict[str, Event] = {}
+    sold: Counter = Counter()
+    alerted: set = set()
+    waiting: dict[str, list[Ticket]] = {}
+    out = []
+
+    def sell(t: Ticket) -> None:
+        e = events[t.eventid]
+        sold[e.id] += 1
+        for kind, reached in (("NEARLY_SOLD_OUT", 10 * sold[e.id] >= 9 * e.capacity),
+                              ("SOLD_OUT", sold[e.id] >= e.capacity)):
+            if reached and (e.id, kind) not in alerted:
+                alerted.add((e.id, kind))
+                out.append((e.id, {"eventid": e.id, "artistid": e.artistid, "venueid": e.venueid,
+                                   "capacity": e.capacity, "sold": sold[e.id],
+                                   "remaining": max(e.capacity - sold[e.id], 0), "alert": kind}))
+
+    for r in records:
+        if isinstance(r, Event):
+            events[r.id] = r
+            if r.capacity is not None:
+                for t in waiting.pop(r.id, []):
+                    sell(t)
+        elif isinstance(r, Ticket):
+            if r.eventid in events and events[r.eventid].capacity is not None:
+                sell(r)
+            else:
+                waiting.setdefault(r.eventid, []).append(r)
+    return out
+
+
+def streamer_alerts(records: list) -> list[tuple[str, dict]]:
+    """sold_out/event-streamer-alerts, with each customer's email as of the event's first sighting."""
+    streams: dict[str, Counter] = {}
+    reached: dict[str, dict] = {}
+    email: dict[str, str] = {}
+    seen: set = set()
+    out = []
+    for position, r in enumerate(records):
+        if isinstance(r, Stream):
+            streams.setdefault(r.artistid, Counter())[r.customerid] += 1
+            reached.setdefault(r.artistid, {})[r.customerid] = position
+        elif isinstance(r, Email) and r.email is not None:
+            email[r.customerid] = r.email
+        elif isinstance(r, Event) and r.id not in seen:
+            seen.add(r.id)
+            for customer, n in ranked(streams.get(r.artistid, Counter()), reached.get(r.artistid, {})):
+                out.append((customer, {"customerid": customer, "email": email.get(customer), "eventid": r.id,
+                                       "artistid": r.artistid, "venueid": r.venueid,
+                                       "eventdate": format_instant(parse_eventdate(r.eventdate)), "streams": n}))
     return out

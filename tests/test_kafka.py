@@ -7,7 +7,7 @@ import pytest
 
 from tests import reference
 from tests.kafka_support import Cluster
-from utopia.models import Event, Stream, Ticket
+from utopia.models import Email, Event, Stream, Ticket
 
 pytestmark = pytest.mark.kafka
 
@@ -78,3 +78,25 @@ def test_missing_input_topic_is_one_line(cluster):
     )
     assert done.returncode == 1
     assert done.stderr.startswith("utopia: input topic(s) no-such-prefix-streams do not exist"), done.stderr
+
+
+def test_sold_out_through_kafka(cluster):
+    cluster.produce("streams", [Stream(f"s{i}", f"c{i % 4}", "a1") for i in range(10)])  # c0, c1: 3 each
+    cluster.produce("emails", [Email("m1", "c0", "c0@utopia.io")])
+    cluster.produce("tickets", [Ticket(f"t{i}", f"c{i}", "e1", 20.0) for i in range(10)])
+    cluster.produce("events", [Event("e1", "a1", "v1", 10, "2027-03-01T20:00:00Z")])
+    done = cluster.run("sold_out")
+    assert done.returncode == 0, done.stderr
+    assert [value for _, value in cluster.read("event-alerts")] == [
+        {"eventid": "e1", "artistid": "a1", "venueid": "v1", "capacity": 10, "sold": 9, "remaining": 1,
+         "alert": "NEARLY_SOLD_OUT"},
+        {"eventid": "e1", "artistid": "a1", "venueid": "v1", "capacity": 10, "sold": 10, "remaining": 0,
+         "alert": "SOLD_OUT"},
+    ]
+    fans = sorted((key, value["email"], value["streams"]) for key, value in cluster.read("event-streamer-alerts"))
+    # The event may be read before all of the artist's streams (topics are not ordered relative to
+    # each other), so the counts are at most the final ones; whoever is told is told once.
+    assert len(fans) == len({key for key, _, _ in fans}) <= 3
+    assert all(streams <= {"c0": 3, "c1": 3, "c2": 2, "c3": 2}[key] for key, _, streams in fans)
+    for key, email, _ in fans:
+        assert email in ((None, "c0@utopia.io") if key == "c0" else (None,))

@@ -75,3 +75,12 @@ def test_every_response_exactly_once_as_the_reference_says(log, workers):
     expected = Counter((k, repr(sorted(v.items()))) for k, v in reference.ticket_responses(good))
     actual = Counter((k, repr(sorted(plain(v).items()))) for k, v in io.outputs["ticket-response"])
     assert actual == expected
+
+
+def test_ticket_without_customer_is_still_decided():
+    # Only foreign keys that relate records are required (SPEC 4.5); the customer is just echoed.
+    io = TestingIO(kafka_records([event(1), Ticket("t1", customerid=None, eventid="e1")]))
+    run(purchase_event_ticket.build(io))
+    assert [plain(v) for v in io.values("ticket-response")] == [
+        {"ticketid": "t1", "eventid": "e1", "customerid": None, "status": "CONFIRMED", "remaining": 0},
+    ]

@@ -38,7 +38,7 @@ class FileLine(msgspec.Struct):
 
 def _progress(records: Iterable[Generated], sizes: Sizes) -> Iterable[Generated]:
     expected = sizes.streams + sizes.tickets + sizes.customers * 4 + sizes.artists + sizes.events
-    return tqdm(records, total=expected, unit=" records", unit_scale=True, file=sys.stderr, leave=False)
+    return tqdm(records, total=expected, unit=" records", unit_scale=True, file=sys.stderr, leave=False, disable=None)
 
 
 def write_dir(directory: Path, sizes: Sizes, seed: int, topics: Topics = Topics()) -> dict[str, int]:
@@ -89,7 +89,7 @@ def produce_live(settings: Settings, seed: int, rate: float) -> None:
     started, sent = time.monotonic(), 0
     print(f"producing live to {settings.bootstrap_servers} at ~{rate:g} records/s; Ctrl-C stops", file=sys.stderr)
     try:
-        with tqdm(unit=" records", file=sys.stderr) as bar:
+        with tqdm(unit=" records", file=sys.stderr, disable=None) as bar:
             for record in live(seed):
                 send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value))
                 sent += 1

@@ -1,0 +1,33 @@
+"""Sold-out events: alert when an event nearly sells out and when it sells out; tell the artist's top fans.
+
+events + tickets -> sales per event (tickets wait for their event) -> event-alerts (alert, key eventid)
+events + streams -> top streamers per artist, on a new event -> + latest email per customer
+                 -> event-streamer-alerts (alert, key customerid)
+"""
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from utopia.fans import ArtistFans, CustomerEmail
+from utopia.kafka_io import kafka_entry_point
+from utopia.keys import artist_of, customer_of, event_of
+from utopia.models import Email, Event, Stream, Ticket
+from utopia.sales import EventStatus
+from utopia.steps import FlowIO, per_key, read, write
+
+READS = {Event: ["artistid"], Ticket: ["eventid"], Stream: ["customerid", "artistid"], Email: ["customerid"]}
+
+
+def build(io: FlowIO) -> Dataflow:
+    flow = Dataflow("sold_out")
+    records = read("events_tickets_streams_emails", flow, io, READS)
+    event_alerts = per_key("sales_per_event", records, event_of, EventStatus)
+    write("event_alerts", event_alerts, io, "event-alerts")
+    fans = per_key("top_streamers_per_artist", records, artist_of, ArtistFans)
+    emails_and_fans = op.merge("emails_and_fans", records, fans)
+    streamer_alerts = per_key("email_top_streamers", emails_and_fans, customer_of, CustomerEmail)
+    write("event_streamer_alerts", streamer_alerts, io, "event-streamer-alerts")
+    return flow
+
+
+flow = kafka_entry_point(build)

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The local Apache Kafka broker (KRaft, no Docker): broker.sh up | down | clean | status
+# Maven fetches the official jars once into $KAFKA_HOME_DIR/libs; data and logs live beside them.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+home="${KAFKA_HOME_DIR:-$here/../.kafka}"
+port="${KAFKA_PORT:-9092}"
+controller_port=$((port + 1))
+libs="$home/libs" data="$home/data" logs="$home/logs" pidfile="$home/broker.pid"
+version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
+
+java_opts=(-Xms256m -Xmx1g "-Dlog4j2.configurationFile=$here/log4j2.properties" "-Dkafka.logs.dir=$logs")
+overrides=(
+  --override "log.dirs=$data"
+  --override "listeners=PLAINTEXT://localhost:$port,CONTROLLER://localhost:$controller_port"
+  --override "advertised.listeners=PLAINTEXT://localhost:$port,CONTROLLER://localhost:$controller_port"
+  --override "controller.quorum.bootstrap.servers=localhost:$controller_port"
+)
+
+running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+fetch() {
+  # The stamp names the version, so changing it in pom.xml fetches again.
+  if [[ "$(cat "$libs/.version" 2>/dev/null)" == "$version" ]]; then return; fi
+  echo "fetching Apache Kafka $version from Maven Central into $libs ..."
+  local started=$SECONDS
+  rm -rf "$libs"
+  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs"
+  echo "$version" > "$libs/.version"
+  echo "fetched $(ls "$libs" | wc -l) jars in $((SECONDS - started))s"
+}
+
+format() {
+  [[ -f "$data/meta.properties" ]] && return
+  mkdir -p "$data" "$logs"
+  local cluster_id
+  cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  # StorageTool reads the same settings the broker gets, so write them out once for it.
+  local props="$home/storage.properties"
+  { cat "$here/server.properties"
+    echo "log.dirs=$data"
+    echo "listeners=PLAINTEXT://localhost:$port,CONTROLLER://localhost:$controller_port"
+    echo "controller.quorum.bootstrap.servers=localhost:$controller_port"
+  } > "$props"
+  java "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$props" >/dev/null
+}
+
+up() {
+  if running && port_open; then echo "Kafka $version already runs on localhost:$port"; return; fi
+  if port_open; then echo "port $port is taken by another program: stop it or set KAFKA_PORT" >&2; exit 1; fi
+  fetch
+  format
+  local started=$SECONDS
+  nohup setsid java "${java_opts[@]}" -cp "$libs/*" kafka.Kafka "$here/server.properties" "${overrides[@]}" \
+    > "$logs/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$pidfile"
+  for _ in $(seq 1 120); do
+    if ! running; then
+      echo "Kafka died while starting; last lines of its log:" >&2
+      tail -n 20 "$logs/server.log" "$logs/stdout.log" >&2 || true
+      rm -f "$pidfile"; exit 1
+    fi
+    if port_open && grep -q "Kafka Server started" "$logs/server.log" 2>/dev/null; then
+      echo "Kafka $version up on localhost:$port in $((SECONDS - started))s"; return
+    fi
+    sleep 0.5
+  done
+  echo "Kafka did not answer within 60s; see $logs/server.log" >&2
+  exit 1
+}
+
+down() {
+  if ! running; then rm -f "$pidfile"; return; fi
+  local pid; pid="$(cat "$pidfile")"
+  kill -TERM "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  rm -f "$pidfile"
+  echo "Kafka stopped"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  clean) down; rm -rf "$data" "$logs" "$home/storage.properties"; echo "Kafka data removed" ;;
+  status) if running && port_open; then echo "Kafka $version runs on localhost:$port"; else echo "Kafka is not running"; exit 3; fi ;;
+  *) echo "usage: $0 up|down|clean|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,88 @@
+"""The generated world is consistent, causal, skewed where it should be, and reproducible."""
+
+import itertools
+from collections import Counter
+
+import msgspec
+import pytest
+
+from utopia.generator import Sizes, generate, java_date, live
+from utopia.models import INPUT_RECORDS, Event
+
+SMALL = Sizes(customers=300, artists=40, events=40, tickets=3000, streams=8000, zipcodes=12)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return list(generate(SMALL, seed=7))
+
+
+def references_resolve(records):
+    """Every foreign key names a record seen at an earlier or equal timestamp."""
+    seen: dict[str, dict[str, int]] = {topic: {} for topic in INPUT_RECORDS}
+    needs = {"tickets": [("customerid", "customers"), ("eventid", "events")],
+             "streams": [("customerid", "customers"), ("artistid", "artists")],
+             "events": [("artistid", "artists"), ("venueid", "venues")],
+             "venues": [("addressid", "addresses")],
+             "emails": [("customerid", "customers")], "phones": [("customerid", "customers")]}
+    last = 0
+    for r in records:
+        assert r.timestamp >= last
+        last = r.timestamp
+        for field, topic in needs.get(r.topic, []):
+            ref = getattr(r.value, field)
+            assert ref in seen[topic] and seen[topic][ref] <= r.timestamp, (r, field)
+        if r.topic == "addresses" and r.value.type == "RESID":
+            assert r.value.customerid in seen["customers"]
+        seen[r.topic].setdefault(r.key, r.timestamp)
+        assert r.key == r.value.id and isinstance(r.value, INPUT_RECORDS[r.topic])
+    return True
+
+
+def test_same_seed_same_data_other_seed_other_data(world):
+    assert list(generate(SMALL, seed=7)) == world
+    assert list(itertools.islice(generate(SMALL, seed=8), 500)) != world[:500]
+
+
+def test_timestamps_are_causal_and_references_resolve(world):
+    assert references_resolve(world)
+
+
+def test_sizes_are_honoured(world):
+    counts = Counter(r.topic for r in world)
+    assert (counts["tickets"], counts["streams"], counts["customers"], counts["artists"]) == (3000, 8000, 300, 40)
+    assert len({r.key for r in world if r.topic == "events"}) == 40
+
+
+def test_every_value_round_trips_through_its_json_model(world):
+    for r in world:
+        assert msgspec.json.decode(msgspec.json.encode(r.value), type=INPUT_RECORDS[r.topic]) == r.value
+
+
+def test_eventdate_is_javas_date_to_string():
+    assert java_date(1803931200000) == "Mon Mar 01 20:00:00 UTC 2027"
+
+
+def test_customers_cluster_in_few_zip_codes(world):
+    zips = {r.value.zip5 for r in world if r.topic == "addresses" and r.value.type == "RESID"}
+    assert 1 < len(zips) <= SMALL.zipcodes
+
+
+def test_some_small_events_sell_past_capacity(world):
+    capacity = {r.key: r.value.capacity for r in world if r.topic == "events"}
+    sold = Counter(r.value.eventid for r in world if r.topic == "tickets")
+    assert any(capacity[e] <= 60 and sold[e] > capacity[e] for e in capacity)
+
+
+def test_streams_are_skewed_towards_a_few_artists(world):
+    per_artist = Counter(r.value.artistid for r in world if r.topic == "streams")
+    top_tenth = sum(n for _, n in per_artist.most_common(SMALL.artists // 10))
+    assert top_tenth > 0.4 * SMALL.streams
+
+
+def test_live_world_is_consistent():
+    clock = itertools.count(1_800_000_000_000)
+    records = list(itertools.islice(live(seed=3, clock=lambda: next(clock)), 5000))
+    assert references_resolve(records)
+    assert {r.topic for r in records} >= {"streams", "tickets", "customers", "events"}
+    assert all(isinstance(r.value, Event) for r in records if r.topic == "events")

@@ -1,0 +1,61 @@
+"""An artist's top streamers, told when the artist has a new event (sold_out's bonus alerts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import msgspec
+
+from utopia.dates import normalize_eventdate
+from utopia.models import Email, Event, EventStreamerAlert, Stream
+from utopia.ranking import TopN
+from utopia.steps import Out
+
+TOP_STREAMERS = 3
+
+
+class FanOfNewEvent(msgspec.Struct, frozen=True):
+    """One of the artist's top streamers when the event was first seen; the email is added later."""
+
+    customerid: str
+    streams: int
+    event: Event
+
+
+class ArtistFans:
+    """Per artist: customers ranked by their streams of the artist, and the events already announced."""
+
+    __slots__ = ("artistid", "fans", "announced")
+
+    def __init__(self, artistid: str):
+        self.artistid = artistid
+        self.fans: TopN[str] = TopN(TOP_STREAMERS)
+        self.announced: set[str] = set()
+
+    def apply(self, record: Stream | Event) -> Iterator[FanOfNewEvent]:
+        if isinstance(record, Stream):
+            self.fans.add(record.customerid)
+        elif record.id not in self.announced:  # an event re-sent with the same id is not new (SPEC 4.9)
+            self.announced.add(record.id)
+            for customer, streams in self.fans.ranked():
+                yield FanOfNewEvent(customer, streams, record)
+
+
+class CustomerEmail:
+    """Per customer: the latest email address seen, put on the customer's alerts (null while none)."""
+
+    __slots__ = ("customerid", "email")
+
+    def __init__(self, customerid: str):
+        self.customerid = customerid
+        self.email: str | None = None
+
+    def apply(self, record: Email | FanOfNewEvent) -> Iterator[Out]:
+        if isinstance(record, Email):
+            self.email = record.email if record.email is not None else self.email
+        else:
+            event = record.event
+            yield self.customerid, EventStreamerAlert(
+                self.customerid, self.email, event.id, event.artistid, event.venueid,
+                normalize_eventdate(event.eventdate), record.streams,
+            )
