@@ -8,6 +8,7 @@ with the output prefix, as shared clusters require.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 
@@ -24,8 +25,10 @@ from utopia.steps import FlowIO, Out
 CONNECT_TIMEOUT_S = 10.0
 
 
-def _silent(*_args) -> None:
-    """A librdkafka logger that says nothing: connection failures become our one-line error instead."""
+_quiet = logging.getLogger("utopia.kafka.admin")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+"""The admin client's librdkafka log: silenced, since failing to connect becomes our one-line error."""
 
 
 class _PartitionReader(StatefulSourcePartition[list[InRecord], int]):
@@ -86,7 +89,6 @@ class KafkaTopicsSource(FixedPartitionedSource[list[InRecord], int]):
             "client.id": self.settings.topics.client_id(self.dataflow),
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
-            "logger": _silent,
         }
         offset = start if resume_state is None else resume_state
         return _PartitionReader(config, topic, int(partition), offset, self.settings.batch_size, self.settings.tail)
@@ -146,7 +148,7 @@ class KafkaIO:
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka_config() | {"logger": _silent})
+    return AdminClient(settings.kafka_config() | {"logger": _quiet})
 
 
 def existing_topics(settings: Settings) -> set[str]:
