@@ -63,3 +63,6 @@ diagrams: install
 
 clean:
 	rm -rf demo-data demo-out out .pytest_cache .hypothesis
+
+bench: install kafka-up
+	$(BIN)/python -m utopia.bench

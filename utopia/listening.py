@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from utopia.models import ArtistStreams, CustomerStreamCount, Stream, TopCustomerArtists
 from utopia.ranking import TopN
 from utopia.steps import Out
@@ -20,9 +18,12 @@ class StreamCount:
         self.customerid = customerid
         self.streams = 0
 
-    def apply(self, stream: Stream) -> Iterator[Out]:
+    def apply(self, stream: Stream) -> bool:
         self.streams += 1
-        yield self.customerid, CustomerStreamCount(self.customerid, self.streams)
+        return True
+
+    def value(self) -> Out:
+        return self.customerid, CustomerStreamCount(self.customerid, self.streams)
 
 
 class FavouriteArtists:
@@ -34,11 +35,9 @@ class FavouriteArtists:
         self.customerid = customerid
         self.artists: TopN[str] = TopN(TOP_ARTISTS)
 
-    def apply(self, stream: Stream) -> Iterator[Out]:
-        if self.artists.add(stream.artistid):
-            yield self.customerid, self.value()
+    def apply(self, stream: Stream) -> bool:
+        return self.artists.add(stream.artistid)
 
-    def value(self) -> TopCustomerArtists:
-        return TopCustomerArtists(
-            self.customerid, [ArtistStreams(artist, streams) for artist, streams in self.artists.ranked()]
-        )
+    def value(self) -> Out:
+        ranked = [ArtistStreams(artist, streams) for artist, streams in self.artists.ranked()]
+        return self.customerid, TopCustomerArtists(self.customerid, ranked)

@@ -19,6 +19,10 @@ from utopia.kafka_io import send
 from utopia.models import INPUT_RECORDS, Record
 
 
+RECENT_MS = 86_400_000
+"""A data set produced to Kafka starts this long ago."""
+
+
 def add_size_options(parser: argparse.ArgumentParser) -> None:
     for size in dataclasses.fields(Sizes):
         parser.add_argument(f"--{size.name}", type=int, default=size.default, help=f"default {size.default}")
@@ -74,7 +78,10 @@ def produce(settings: Settings, sizes: Sizes, seed: int) -> dict[str, int]:
     _ensure_input_topics(settings)
     producer, encoder = _producer(settings), msgspec.json.Encoder()
     counts = dict.fromkeys(INPUT_RECORDS, 0)
-    for record in _progress(generate(sizes, seed), sizes):
+    # Recent timestamps: the broker would soon delete records older than its retention (7 days by
+    # default), and Kafka 4 rejects timestamps more than an hour ahead.
+    start_ms = int(time.time() * 1000) - RECENT_MS
+    for record in _progress(generate(sizes, seed, start_ms), sizes):
         send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value), record.timestamp)
         counts[record.topic] += 1
     producer.flush()

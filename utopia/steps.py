@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import zlib
+from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -35,6 +36,10 @@ dozen Bytewax items rather than a thousand.
 """
 
 
+CHANGELOG_FLUSH = timedelta(milliseconds=500)
+"""How long a changelog update may wait to be superseded by a newer one for the same key."""
+
+
 class FlowIO(Protocol):
     """Where a dataflow's named sources and sinks come from: Kafka, files, or tests."""
 
@@ -50,9 +55,19 @@ class FlowIO(Protocol):
 
 
 class KeyState(Protocol[R]):
-    """The state of one key: applies one record, returns the output records it causes."""
+    """The state of one key feeding an alert output: applies one record, returns the alerts it causes."""
 
     def apply(self, record: R) -> Iterable[Out]: ...
+
+
+class ChangelogState(Protocol[R]):
+    """The state of one key feeding a changelog: applies one record, says whether its value changed."""
+
+    def apply(self, record: R) -> bool: ...
+
+    def value(self) -> Out:
+        """The key's current output record, built only when it is flushed."""
+        ...
 
 
 def shard_of(key: str) -> str:
@@ -85,31 +100,63 @@ def _each(batch: list[Out]) -> list[Out]:
 
 
 class _ShardLogic(StatefulBatchLogic):
-    """All the keys of one shard: a dict of per-key state objects, fed records in order."""
+    """All the keys of one shard: a dict of per-key state objects, fed records in order.
 
-    def __init__(self, snapshot: bytes | None, new: Callable[[str], KeyState], changelog: bool):
-        self.states: dict[str, KeyState] = {} if snapshot is None else pickle.loads(snapshot)
+    Alert outputs leave with the batch that caused them. For a changelog, a changed key is only
+    marked; its latest value is built and sent once per `CHANGELOG_FLUSH`, as Kafka Streams' record
+    cache does (SPEC section 2 allows it): most updates of a busy key never cost an output record.
+    """
+
+    def __init__(self, snapshot: bytes | None, new: Callable[[str], Any], changelog: bool):
+        self.states: dict[str, Any]
+        self.changed: dict[str, None]  # an ordered set of the keys to flush
+        self.states, self.changed = ({}, {}) if snapshot is None else pickle.loads(snapshot)
         self.new = new
         self.changelog = changelog
+        self.flush_at: datetime | None = None
 
     def on_batch(self, batches: list[list[tuple[str, Any]]]) -> tuple[list[list[Out]], bool]:
         states, new = self.states, self.new
-        outputs: list[Out] = []
+        if not self.changelog:
+            outputs: list[Out] = []
+            for batch in batches:
+                for key, record in batch:
+                    state = states.get(key)
+                    if state is None:
+                        state = states[key] = new(key)
+                    outputs.extend(state.apply(record))
+            return ([outputs] if outputs else []), False
+        changed = self.changed
         for batch in batches:
             for key, record in batch:
                 state = states.get(key)
                 if state is None:
                     state = states[key] = new(key)
-                outputs.extend(state.apply(record))
-        if self.changelog and len(outputs) > 1:
-            # A changelog only promises the latest value per key: drop the ones superseded in this batch.
-            outputs = list(dict(outputs).items())
-        return ([outputs] if outputs else []), False
+                if state.apply(record):
+                    changed[key] = None
+        if changed and self.flush_at is None:
+            self.flush_at = datetime.now(UTC) + CHANGELOG_FLUSH
+        return [], False
+
+    def on_notify(self) -> tuple[list[list[Out]], bool]:
+        return self.flush(), False
+
+    def on_eof(self) -> tuple[list[list[Out]], bool]:
+        return self.flush(), False
+
+    def notify_at(self) -> datetime | None:
+        return self.flush_at
+
+    def flush(self) -> list[list[Out]]:
+        states = self.states
+        outputs = [states[key].value() for key in self.changed]
+        self.changed, self.flush_at = {}, None
+        return [outputs] if outputs else []
 
     def snapshot(self) -> bytes:
         # Bytewax snapshots every touched key at each epoch end, recovery or not; pickle is the
-        # cheapest deep copy of a dict of small objects.
-        return pickle.dumps(self.states, pickle.HIGHEST_PROTOCOL)
+        # cheapest deep copy of a dict of small objects. Unflushed keys go along, so none is lost.
+        return pickle.dumps((self.states, self.changed), pickle.HIGHEST_PROTOCOL)
 
 
 @operator
@@ -117,13 +164,13 @@ def per_key(
     step_id: str,
     up: Stream[list[R]],
     key: Callable[[R], str | None],
-    new: Callable[[str], KeyState[R]],
+    new: Callable[[str], KeyState[R] | ChangelogState[R]],
     changelog: bool = False,
 ) -> Stream[list[Out]]:
     """Apply each record, in input order, to the state of its key (`new(key)` makes a fresh one).
 
-    Records whose key is None are skipped. With `changelog`, only the last output per output key
-    of a batch is kept, as Kafka Streams' record cache does (SPEC section 2 allows it).
+    Records whose key is None are skipped. With `changelog`, the states are `ChangelogState`s and
+    each changed key's value is sent at most once per `CHANGELOG_FLUSH` (and at the end of a finite input).
     """
 
     def by_shard(batch: list[R]) -> list[tuple[str, list[tuple[str, R]]]]:

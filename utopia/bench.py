@@ -1,0 +1,215 @@
+"""`make bench`: throughput and memory of every dataflow through the local broker, beside the raw client limit.
+
+Loads a data set once into `bench-data-demo-*` topics (kept for later runs), measures how fast plain
+confluent-kafka with msgspec drains the streams topic (the raw limit), then runs each dataflow with
+`python -m bytewax.run` (1 worker, then 2 processes) from the beginning until its input ends, and writes
+the figures to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from utopia.cli import dataflow_names
+from utopia.config import Settings
+from utopia.generator import Sizes, generate
+from utopia.kafka_io import FETCH_CONFIG
+from utopia.loading import produce
+from utopia.models import INPUT_RECORDS, Email, Stream
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "docs" / "benchmarks.md"
+BENCH_SIZES = Sizes(customers=100_000, artists=2_000, events=2_000, tickets=200_000, streams=1_000_000, zipcodes=25)
+
+
+@dataclass
+class Run:
+    dataflow: str
+    workers: int
+    records: int
+    seconds: float
+    peak_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+
+def input_settings(sizes: Sizes, seed: int) -> Settings:
+    tag = f"bench-{sizes.streams}-{sizes.tickets}-{seed}-"
+    return Settings.from_env(os.environ | {"UTOPIA_INPUT_PREFIX": f"{tag}data-demo-", "UTOPIA_TAIL": "false"})
+
+
+def topic_sizes(settings: Settings) -> dict[str, int]:
+    """Records per input topic already on the broker (high watermarks)."""
+    consumer = Consumer(settings.kafka_config() | {"group.id": settings.topics.client_id("bench")})
+    sizes = {}
+    metadata = consumer.list_topics(timeout=10)
+    for name in INPUT_RECORDS:
+        topic = settings.topics.input(name)
+        if topic in metadata.topics:
+            marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                     for p in metadata.topics[topic].partitions]
+            sizes[name] = sum(high - low for low, high in marks)  # retention may have deleted some
+    consumer.close()
+    return sizes
+
+
+def load(settings: Settings, sizes: Sizes, seed: int) -> dict[str, int]:
+    counts = topic_sizes(settings)
+    if counts.get("streams") == sizes.streams and counts.get("tickets") == sizes.tickets:
+        print(f"input already loaded: {counts}", file=sys.stderr)
+        return counts
+    started = time.monotonic()
+    counts = produce(settings, sizes, seed)
+    print(f"loaded in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    return counts
+
+
+def raw_limit(settings: Settings) -> Run:
+    """confluent-kafka batch consume + msgspec decode of the whole streams topic, one process, same fetch settings."""
+    topic = settings.topics.input("streams")
+    consumer = Consumer(settings.kafka_config() | FETCH_CONFIG | {
+        "group.id": settings.topics.client_id("bench"), "enable.partition.eof": True, "enable.auto.commit": False})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    decoder = msgspec.json.Decoder(Stream)
+    started = time.monotonic()
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    pending, records = set(partitions), 0
+    while pending:
+        for message in consumer.consume(1000, 0.05):
+            error = message.error()
+            if error is None:
+                decoder.decode(message.value())
+                records += 1
+            elif error.code() == KafkaError._PARTITION_EOF:
+                pending.discard(message.partition())
+    seconds = time.monotonic() - started
+    consumer.close()
+    return Run("raw confluent-kafka + msgspec (streams)", 1, records, seconds, 0.0)
+
+
+def run_dataflow(name: str, workers: int, records: int, settings: Settings) -> Run:
+    """The dataflow from the first input record to its exit at the end of the input, as separate processes."""
+    env = os.environ | {
+        "UTOPIA_INPUT_PREFIX": settings.topics.input_prefix,
+        "UTOPIA_OUTPUT_PREFIX": f"bench-{uuid.uuid4().hex[:6]}-",
+        "UTOPIA_TAIL": "false",
+    }
+    command = [sys.executable, "-m", "bytewax.run", f"dataflows.{name}"]
+    if workers > 1:
+        addresses = ";".join(f"localhost:{2101 + i}" for i in range(workers))
+        commands = [command + ["-i", str(i), "-a", addresses] for i in range(workers)]
+    else:
+        commands = [command]
+    started = time.monotonic()
+    processes = [subprocess.Popen(c, env=env, cwd=ROOT) for c in commands]
+    peak = 0
+    for process in processes:
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        peak = max(peak, usage.ru_maxrss)
+        if process.returncode != 0:
+            raise SystemExit(f"{name} with {workers} workers failed (exit {process.returncode})")
+    return Run(name, workers, records, time.monotonic() - started, peak / 1024)
+
+
+def state_sizes(sizes: Sizes, seed: int) -> dict[str, float]:
+    """Pickled bytes per key of the per-key state, on a default-size generated data set."""
+    from utopia.fans import ArtistFans, CustomerEmail
+    from utopia.keys import artist_of, event_of
+    from utopia.listening import FavouriteArtists, StreamCount
+    from utopia.sales import EventStatus
+    from utopia.tickets import TicketDesk
+
+    records = [g.value for g in generate(Sizes(), seed)]
+    per_customer = lambda r: r.customerid if isinstance(r, Stream) else None  # noqa: E731
+    kinds = {
+        "StreamCount (per customer)": (StreamCount, per_customer),
+        "FavouriteArtists (per customer)": (FavouriteArtists, per_customer),
+        "TicketDesk (per event)": (TicketDesk, event_of),
+        "EventStatus (per event)": (EventStatus, event_of),
+        "ArtistFans (per artist)": (ArtistFans, artist_of),
+        "CustomerEmail (per customer)": (CustomerEmail, lambda r: r.customerid if isinstance(r, Email) else None),
+    }
+    out = {}
+    for label, (state, key_of) in kinds.items():
+        states = {}
+        for r in records:
+            key = key_of(r)
+            if key is not None:
+                applied = states.setdefault(key, state(key)).apply(r)
+                if not isinstance(applied, bool):  # an alert state's outputs come from a generator
+                    list(applied)
+        out[label] = len(pickle.dumps(states, pickle.HIGHEST_PROTOCOL)) / max(len(states), 1)
+    return out
+
+
+def input_records(name: str, settings: Settings, counts: dict[str, int]) -> int:
+    """How many records the topics this dataflow reads hold (its sources say which)."""
+    import importlib
+
+    from utopia.kafka_io import KafkaIO
+
+    io = KafkaIO(settings)
+    importlib.import_module(f"dataflows.{name}").build(io)
+    return sum(counts[short] for short in INPUT_RECORDS if settings.topics.input(short) in io.inputs)
+
+
+def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes) -> str:
+    lines = [
+        "# Benchmarks", "",
+        "Generated by `make bench` (`python -m utopia.bench`) on this machine; every figure is from one run.",
+        f"Input: {sizes.streams:,} streams, {sizes.tickets:,} tickets, {sizes.customers:,} customers, "
+        f"{sizes.artists:,} artists, {sizes.events:,} events on the local broker (3 partitions a topic). "
+        "A dataflow's rate is the records of the topics it reads divided by the wall time from its start "
+        "(process start included) to its exit at the end of the input; 2 workers are 2 processes.", "",
+        "| what | workers | input records | seconds | records/s | vs raw limit | vs 1 worker | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {raw.dataflow} | 1 | {raw.records:,} | {raw.seconds:.1f} | {raw.rate:,.0f} | 1.00 | | |",
+    ]
+    single = {r.dataflow: r for r in runs if r.workers == 1}
+    for r in runs:
+        speedup = f"{r.rate / single[r.dataflow].rate:.2f}x" if r.workers > 1 else ""
+        lines.append(f"| {r.dataflow} | {r.workers} | {r.records:,} | {r.seconds:.1f} | {r.rate:,.0f} | "
+                     f"{r.rate / raw.rate:.2f} | {speedup} | {r.peak_rss_mb:,.0f} |")
+    lines += ["", "State size per key (pickled, on a default-size data set: `utopia generate` without options):", "",
+              "| state | bytes per key |", "|---|---|"]
+    lines += [f"| {label} | {size:,.0f} |" for label, size in states.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m utopia.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataflows", nargs="*", default=dataflow_names())
+    parser.add_argument("--workers", nargs="*", type=int, default=[1, 2])
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    sizes = BENCH_SIZES
+    settings = input_settings(sizes, args.seed)
+    counts = load(settings, sizes, args.seed)
+    raw = raw_limit(settings)
+    print(f"raw limit: {raw.rate:,.0f} records/s", file=sys.stderr)
+    runs = []
+    for name in args.dataflows:
+        for workers in args.workers:
+            run = run_dataflow(name, workers, input_records(name, settings, counts), settings)
+            print(f"{name} x{workers}: {run.rate:,.0f} records/s, {run.peak_rss_mb:,.0f} MB", file=sys.stderr)
+            runs.append(run)
+    REPORT.write_text(report(raw, runs, state_sizes(sizes, args.seed), sizes))
+    print(f"wrote {REPORT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
