@@ -14,7 +14,7 @@ from utopia.steps import FlowIO, per_key, read, write
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("customer_stream_count")
     streams = read("streams", flow, io, {Stream: ["customerid"]})
-    counts = per_key("count_per_customer", streams, lambda s: s.customerid, StreamCount, changelog=True)
+    counts = per_key("count_per_customer", streams, lambda s: s.customerid, StreamCount, changelog=io.changelog)
     write("customer_stream_count", counts, io, "customer-stream-count")
     return flow
 

@@ -14,7 +14,7 @@ from utopia.steps import FlowIO, per_key, read, write
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("top_customer_artists")
     streams = read("streams", flow, io, {Stream: ["customerid", "artistid"]})
-    tops = per_key("rank_artists_per_customer", streams, lambda s: s.customerid, FavouriteArtists, changelog=True)
+    tops = per_key("rank_artists_per_customer", streams, lambda s: s.customerid, FavouriteArtists, changelog=io.changelog)
     write("top_customer_artists", tops, io, "top-customer-artists")
     return flow
 

@@ -43,7 +43,7 @@ def run_on_files(name: str, input_dir: Path, output_dir: Path, workers: int = 1)
         raise UsageError("--workers must be at least 1")
     build = load_build(name)
     output_dir.mkdir(parents=True, exist_ok=True)
-    run(build(FileIO(input_dir, output_dir, Settings.from_env().topics)), workers)
+    run(build(FileIO(input_dir, output_dir, Settings.from_env())), workers)
 
 
 def cmd_run(args: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from utopia.models import INPUT_RECORDS
 
@@ -34,6 +35,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("UTOPIA_START_OFFSET", "earliest", "where a dataflow starts reading: earliest or latest"),
     ("UTOPIA_TAIL", "true", "true: keep waiting for new input; false: stop at the end of each partition"),
     ("UTOPIA_BATCH_SIZE", "1000", "records taken from a partition at a time"),
+    ("UTOPIA_CHANGELOG_FLUSH_MS", "1000", "how long a changelog update may wait to be replaced by a newer one"),
 )
 _DEFAULTS = {name: default for name, default, _ in VARIABLES}
 
@@ -71,6 +73,11 @@ class Settings:
     start_offset: str = "earliest"
     tail: bool = True
     batch_size: int = 1000
+    changelog_flush_ms: int = 1000
+
+    @property
+    def changelog(self) -> timedelta:
+        return timedelta(milliseconds=self.changelog_flush_ms)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +108,9 @@ class Settings:
         batch = get("UTOPIA_BATCH_SIZE")
         if not batch.isdigit() or int(batch) < 1:
             raise ConfigError(f"UTOPIA_BATCH_SIZE={batch!r} is not a positive whole number")
+        flush = get("UTOPIA_CHANGELOG_FLUSH_MS")
+        if not flush.isdigit():
+            raise ConfigError(f"UTOPIA_CHANGELOG_FLUSH_MS={flush!r} is not a whole number of milliseconds")
         return cls(
             bootstrap_servers=servers,
             security_protocol=protocol,
@@ -111,6 +121,7 @@ class Settings:
             start_offset=choice("UTOPIA_START_OFFSET", START_OFFSETS, normalize=str.lower),
             tail=tail == "true",
             batch_size=int(batch),
+            changelog_flush_ms=int(flush),
         )
 
     def kafka_config(self) -> dict[str, str]:

@@ -16,7 +16,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from utopia.codec import InRecord, encode
-from utopia.config import Topics
+from utopia.config import Settings
 from utopia.steps import Out
 
 
@@ -166,8 +166,9 @@ class JsonlSink(DynamicSink[Out]):
 class FileIO:
     """Sources and sinks over a directory of topic files and an output directory."""
 
-    def __init__(self, input_dir: Path, output_dir: Path, topics: Topics = Topics(), batch_size: int = 1000):
-        self.input_dir, self.output_dir, self.topics, self.batch_size = input_dir, output_dir, topics, batch_size
+    def __init__(self, input_dir: Path, output_dir: Path, settings: Settings = Settings()):
+        self.input_dir, self.output_dir = input_dir, output_dir
+        self.topics, self.batch_size, self.changelog = settings.topics, settings.batch_size, settings.changelog
 
     def source(self, dataflow: str, topics: list[str]) -> MergedFileSource:
         return MergedFileSource(self.input_dir, topics, self.batch_size)

@@ -144,6 +144,7 @@ class KafkaIO:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.topics = settings.topics
+        self.changelog = settings.changelog
         self.inputs: list[str] = []  # every topic a source was made for, to check they exist
 
     def source(self, dataflow: str, topics: list[str]) -> KafkaTopicsSource:

@@ -8,10 +8,12 @@ business rules read as if there were no batching.
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
 import zlib
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import bytewax.operators as op
@@ -36,14 +38,21 @@ dozen Bytewax items rather than a thousand.
 """
 
 
-CHANGELOG_FLUSH = timedelta(milliseconds=500)
-"""How long a changelog update may wait to be superseded by a newer one for the same key."""
+
+def recovery_requested(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> bool:
+    """Whether this process runs with Bytewax recovery (`-r DIR` or BYTEWAX_RECOVERY_DIRECTORY)."""
+    argv = sys.argv if argv is None else argv
+    env = os.environ if env is None else env
+    flags = ("-r", "--recovery-directory")
+    return bool(env.get("BYTEWAX_RECOVERY_DIRECTORY")) or any(a in flags or a.startswith("--recovery-directory=") for a in argv)
 
 
 class FlowIO(Protocol):
     """Where a dataflow's named sources and sinks come from: Kafka, files, or tests."""
 
     topics: Topics
+    changelog: timedelta
+    """How long a changelog update may wait to be superseded by a newer one for the same key."""
 
     def source(self, dataflow: str, topics: list[str]) -> Source[list[InRecord]]:
         """A source of batches of raw records from these (full) input topic names."""
@@ -103,11 +112,13 @@ class _ShardLogic(StatefulBatchLogic):
     """All the keys of one shard: a dict of per-key state objects, fed records in order.
 
     Alert outputs leave with the batch that caused them. For a changelog, a changed key is only
-    marked; its latest value is built and sent once per `CHANGELOG_FLUSH`, as Kafka Streams' record
+    marked; its latest value is built and sent once per flush interval, as Kafka Streams' record
     cache does (SPEC section 2 allows it): most updates of a busy key never cost an output record.
     """
 
-    def __init__(self, snapshot: bytes | None, new: Callable[[str], Any], changelog: bool):
+    snapshots = recovery_requested()
+
+    def __init__(self, snapshot: bytes | None, new: Callable[[str], Any], changelog: timedelta | None):
         self.states: dict[str, Any]
         self.changed: dict[str, None]  # an ordered set of the keys to flush
         self.states, self.changed = ({}, {}) if snapshot is None else pickle.loads(snapshot)
@@ -117,7 +128,7 @@ class _ShardLogic(StatefulBatchLogic):
 
     def on_batch(self, batches: list[list[tuple[str, Any]]]) -> tuple[list[list[Out]], bool]:
         states, new = self.states, self.new
-        if not self.changelog:
+        if self.changelog is None:
             outputs: list[Out] = []
             for batch in batches:
                 for key, record in batch:
@@ -135,7 +146,7 @@ class _ShardLogic(StatefulBatchLogic):
                 if state.apply(record):
                     changed[key] = None
         if changed and self.flush_at is None:
-            self.flush_at = datetime.now(UTC) + CHANGELOG_FLUSH
+            self.flush_at = datetime.now(UTC) + self.changelog
         return [], False
 
     def on_notify(self) -> tuple[list[list[Out]], bool]:
@@ -153,9 +164,13 @@ class _ShardLogic(StatefulBatchLogic):
         self.changed, self.flush_at = {}, None
         return [outputs] if outputs else []
 
-    def snapshot(self) -> bytes:
-        # Bytewax snapshots every touched key at each epoch end, recovery or not; pickle is the
-        # cheapest deep copy of a dict of small objects. Unflushed keys go along, so none is lost.
+    def snapshot(self) -> bytes | None:
+        # Bytewax asks for a snapshot of every touched key at each epoch end even without recovery
+        # (src/operators.rs, v0.21.1), and a shard holds thousands of keys: copy only when a
+        # recovery store will keep it. Pickle is the cheapest deep copy of a dict of small objects;
+        # unflushed keys go along, so no changelog update is lost on resume.
+        if not self.snapshots:
+            return None
         return pickle.dumps((self.states, self.changed), pickle.HIGHEST_PROTOCOL)
 
 
@@ -165,12 +180,13 @@ def per_key(
     up: Stream[list[R]],
     key: Callable[[R], str | None],
     new: Callable[[str], KeyState[R] | ChangelogState[R]],
-    changelog: bool = False,
+    changelog: timedelta | None = None,
 ) -> Stream[list[Out]]:
     """Apply each record, in input order, to the state of its key (`new(key)` makes a fresh one).
 
-    Records whose key is None are skipped. With `changelog`, the states are `ChangelogState`s and
-    each changed key's value is sent at most once per `CHANGELOG_FLUSH` (and at the end of a finite input).
+    Records whose key is None are skipped. With a `changelog` flush interval, the states are
+    `ChangelogState`s and each changed key's value is sent at most once per interval (and at the end
+    of a finite input); without, they are `KeyState`s whose alerts all leave at once.
     """
 
     def by_shard(batch: list[R]) -> list[tuple[str, list[tuple[str, R]]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import timedelta
 
 import msgspec
 from bytewax.dataflow import Dataflow
@@ -43,6 +44,7 @@ class TestingIO:
 
     def __init__(self, records: list[InRecord], batch_size: int = 4, topics: Topics = Topics()):
         self.records, self.batch_size, self.topics = records, batch_size, topics
+        self.changelog = timedelta(0)  # flush at every activation: tests see each update soon
         self.outputs: dict[str, list[Out]] = defaultdict(list)
 
     def source(self, dataflow: str, topics: list[str]) -> TestingSource:

@@ -1,0 +1,51 @@
+"""State survives a crash: with Bytewax recovery, a resumed run continues the counts where they were."""
+
+from datetime import timedelta
+
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.testing import TestingSource, run_main
+
+from dataflows import customer_stream_count, purchase_event_ticket
+from tests.conftest import plain
+from utopia import steps
+from utopia.models import Event, Stream, Ticket
+from utopia.steps import recovery_requested
+from utopia.testing import TestingIO, kafka_records
+
+
+class CrashingIO(TestingIO):
+    """Feeds the batches, aborting the dataflow once before the last one (as a crash would)."""
+
+    def source(self, dataflow, topics):
+        batches = list(super().source(dataflow, topics)._ib)
+        return TestingSource(batches[:-1] + [TestingSource.ABORT()] + batches[-1:])
+
+
+def run_with_crash(build, records, tmp_path, monkeypatch):
+    monkeypatch.setattr(steps._ShardLogic, "snapshots", True)
+    init_db_dir(tmp_path, 1)
+    io = CrashingIO(kafka_records(records), batch_size=2)
+    flow = build(io)
+    recovery = RecoveryConfig(str(tmp_path))
+    run_main(flow, epoch_interval=timedelta(0), recovery_config=recovery)  # stops at the abort
+    run_main(flow, epoch_interval=timedelta(0), recovery_config=recovery)  # resumes after the last snapshot
+    return io
+
+
+def test_counts_continue_after_a_crash(tmp_path, monkeypatch):
+    records = [Stream(f"s{i}", "c1", "a1") for i in range(7)]
+    io = run_with_crash(customer_stream_count.build, records, tmp_path, monkeypatch)
+    assert plain(io.latest("customer-stream-count")["c1"]) == {"customerid": "c1", "streams": 7}
+
+
+def test_held_tickets_survive_a_crash(tmp_path, monkeypatch):
+    records = [Ticket("t1", "c1", "e1"), Ticket("t2", "c2", "e1"), Ticket("t3", "c3", "e1"), Event("e1", capacity=2)]
+    io = run_with_crash(purchase_event_ticket.build, records, tmp_path, monkeypatch)
+    assert sorted((k, v.status) for k, v in io.outputs["ticket-response"]) == [
+        ("t1", "CONFIRMED"), ("t2", "CONFIRMED"), ("t3", "REJECTED")]
+
+
+def test_recovery_is_detected_from_bytewax_run_flags():
+    assert recovery_requested(["bytewax.run", "dataflows.x", "-r", "rec", "-s", "30", "-b", "30"], {})
+    assert recovery_requested(["bytewax.run", "dataflows.x"], {"BYTEWAX_RECOVERY_DIRECTORY": "rec"})
+    assert not recovery_requested(["bytewax.run", "dataflows.x", "-w", "2"], {})
