@@ -18,7 +18,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from utopia.codec import InRecord, encode
+from utopia.codec import KafkaBatch, encode
 from utopia.config import ConfigError, Settings
 from utopia.steps import FlowIO, Out
 
@@ -38,7 +38,7 @@ _quiet.propagate = False
 """The admin client's librdkafka log: silenced, since failing to connect becomes our one-line error."""
 
 
-class _PartitionReader(StatefulSourcePartition[list[InRecord], int]):
+class _PartitionReader(StatefulSourcePartition[KafkaBatch, int]):
     def __init__(self, config: dict, topic: str, partition: int, offset: int, batch_size: int, tail: bool):
         self.consumer = Consumer(config)
         self.consumer.assign([TopicPartition(topic, partition, offset)])
@@ -46,30 +46,21 @@ class _PartitionReader(StatefulSourcePartition[list[InRecord], int]):
         self.offset = offset
         self.at_end = False
 
-    def next_batch(self) -> list[list[InRecord]]:
+    def next_batch(self) -> list[KafkaBatch]:
         if self.at_end:
             raise StopIteration()
-        batch = []
-        for message in self.consumer.consume(self.batch_size, 0.05):
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    self.at_end = not self.tail
-                    continue
-                raise KafkaException(error)
-            key = message.key()
-            batch.append(
-                InRecord(
-                    self.topic,
-                    self.partition,
-                    message.offset(),
-                    None if key is None else key.decode("utf-8", "replace"),
-                    message.value(),
-                    message.timestamp()[1],
-                )
-            )
-            self.offset = message.offset() + 1
-        return [batch] if batch else []
+        messages = self.consumer.consume(self.batch_size, 0.05)
+        errors = [m.error() for m in messages if m.error() is not None]
+        if errors:
+            for error in errors:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(error)
+            self.at_end = not self.tail
+            messages = [m for m in messages if m.error() is None]
+        if not messages:
+            return []
+        self.offset = messages[-1].offset() + 1
+        return [KafkaBatch(self.topic, self.partition, messages)]
 
     def snapshot(self) -> int:
         return self.offset
@@ -78,7 +69,7 @@ class _PartitionReader(StatefulSourcePartition[list[InRecord], int]):
         self.consumer.close()
 
 
-class KafkaTopicsSource(FixedPartitionedSource[list[InRecord], int]):
+class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
     """All partitions of the input topics; each poll of a partition is one batch of records."""
 
     def __init__(self, settings: Settings, dataflow: str, topics: list[str]):

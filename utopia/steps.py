@@ -22,7 +22,7 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
-from utopia.codec import Decoder, InRecord
+from utopia.codec import Decoder, InRecord, KafkaBatch
 from utopia.config import Topics
 from utopia.models import Output, Record
 
@@ -54,7 +54,7 @@ class FlowIO(Protocol):
     changelog: timedelta
     """How long a changelog update may wait to be superseded by a newer one for the same key."""
 
-    def source(self, dataflow: str, topics: list[str]) -> Source[list[InRecord]]:
+    def source(self, dataflow: str, topics: list[str]) -> Source[list[InRecord] | KafkaBatch]:
         """A source of batches of raw records from these (full) input topic names."""
         ...
 
@@ -79,9 +79,12 @@ class ChangelogState(Protocol[R]):
         ...
 
 
+_SHARD_NAMES = [str(n) for n in range(SHARDS)]
+
+
 def shard_of(key: str) -> str:
     """A shard name that is the same in every process (unlike `hash`, which is salted per process)."""
-    return str(zlib.crc32(key.encode()) % SHARDS)
+    return _SHARD_NAMES[zlib.crc32(key.encode()) % SHARDS]
 
 
 @operator
