@@ -115,14 +115,29 @@ def run_dataflow(name: str, workers: int, records: int, settings: Settings) -> R
         commands = [command]
     started = time.monotonic()
     processes = [subprocess.Popen(c, env=env, cwd=ROOT) for c in commands]
-    peak = 0
+    peak_kb = dict.fromkeys(range(len(processes)), 0)
+    while any(p.poll() is None for p in processes):
+        for n, process in enumerate(processes):
+            peak_kb[n] = max(peak_kb[n], _high_water_kb(process.pid))
+        time.sleep(0.05)
+    seconds = time.monotonic() - started
     for process in processes:
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        peak = max(peak, usage.ru_maxrss)
         if process.returncode != 0:
             raise SystemExit(f"{name} with {workers} workers failed (exit {process.returncode})")
-    return Run(name, workers, records, time.monotonic() - started, peak / 1024)
+    return Run(name, workers, records, seconds, max(peak_kb.values()) / 1024)
+
+
+def _high_water_kb(pid: int) -> int:
+    """VmHWM, the peak resident memory of this process image (ru_maxrss would count the parent's
+    memory at fork time too). 0 once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
 
 
 def state_sizes(sizes: Sizes, seed: int) -> dict[str, float]:
@@ -175,7 +190,7 @@ def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes) ->
         f"{sizes.artists:,} artists, {sizes.events:,} events on the local broker (3 partitions a topic). "
         "A dataflow's rate is the records of the topics it reads divided by the wall time from its start "
         "(process start included) to its exit at the end of the input; 2 workers are 2 processes.", "",
-        "| what | workers | input records | seconds | records/s | vs raw limit | vs 1 worker | peak RSS MB |",
+        "| what | workers | input records | seconds | records/s | vs raw limit | vs 1 worker | peak RSS MB (per process) |",
         "|---|---|---|---|---|---|---|---|",
         f"| {raw.dataflow} | 1 | {raw.records:,} | {raw.seconds:.1f} | {raw.rate:,.0f} | 1.00 | | |",
     ]
