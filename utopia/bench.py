@@ -114,7 +114,12 @@ def run_dataflow(name: str, workers: int, records: int, settings: Settings) -> R
     else:
         commands = [command]
     started = time.monotonic()
-    processes = [subprocess.Popen(c, env=env, cwd=ROOT) for c in commands]
+    processes = [subprocess.Popen(commands[0], env=env, cwd=ROOT)]
+    if len(commands) > 1:
+        # Process 0 only listens; the others connect to it, and a refused connection is retried
+        # only after a second (timely's cluster start-up). Give it time to bind first.
+        time.sleep(0.4)
+        processes += [subprocess.Popen(c, env=env, cwd=ROOT) for c in commands[1:]]
     peak_kb = dict.fromkeys(range(len(processes)), 0)
     while any(p.poll() is None for p in processes):
         for n, process in enumerate(processes):

@@ -29,6 +29,8 @@ FETCH_CONFIG = {
     "max.partition.fetch.bytes": 10 * 1024 * 1024,
     "fetch.max.bytes": 100 * 1024 * 1024,
     "queued.max.messages.kbytes": 64 * 1024,
+    # The broker holds an empty fetch this long: 500 ms by default, paid at start and at the end of a partition.
+    "fetch.wait.max.ms": 100,
 }
 
 
