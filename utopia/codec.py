@@ -13,9 +13,7 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from utopia.config import Topics
-from utopia.models import INPUT_RECORDS, DeadLetter, Output, Record
-
-_TOPIC_OF = {model: name for name, model in INPUT_RECORDS.items()}
+from utopia.models import TOPIC_OF, DeadLetter, Output, Record
 
 
 class InRecord(msgspec.Struct, frozen=True):
@@ -97,7 +95,7 @@ class Decoder:
 
     def __init__(self, dataflow: str, topics: Topics, reads: Mapping[type[Record], Sequence[str]]):
         self.dataflow = dataflow
-        self.readers = {topics.input(_TOPIC_OF[model]): _Reader(model, fks) for model, fks in reads.items()}
+        self.readers = {topics.input(TOPIC_OF[model]): _Reader(model, fks) for model, fks in reads.items()}
 
     @property
     def topics(self) -> list[str]:

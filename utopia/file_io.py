@@ -20,13 +20,13 @@ from utopia.config import Settings
 from utopia.steps import Out
 
 
-class FileLine(msgspec.Struct):
+class _InputLine(msgspec.Struct):
     key: str | None = None
     value: msgspec.Raw = msgspec.Raw(b"null")  # kept as the exact bytes of the file
     timestamp: int = 0
 
 
-_line_decoder = msgspec.json.Decoder(FileLine)
+_line_decoder = msgspec.json.Decoder(_InputLine)
 _text_decoder = msgspec.json.Decoder(str)
 
 

@@ -111,6 +111,9 @@ INPUT_RECORDS: dict[str, type[Record]] = {
 }
 """Input topic name (without the input prefix) -> the record it carries."""
 
+TOPIC_OF: dict[type[Record], str] = {model: name for name, model in INPUT_RECORDS.items()}
+"""Record type -> its input topic name."""
+
 
 # --- outputs -----------------------------------------------------------------------------------
 

@@ -12,10 +12,8 @@ from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from utopia.codec import InRecord
 from utopia.config import Topics
-from utopia.models import INPUT_RECORDS, Output, Record
+from utopia.models import TOPIC_OF, Output, Record
 from utopia.steps import Out
-
-_TOPIC_OF = {model: name for name, model in INPUT_RECORDS.items()}
 
 
 def kafka_records(items: Iterable[Record | tuple[str, bytes | None]], topics: Topics = Topics()) -> list[InRecord]:
@@ -28,7 +26,7 @@ def kafka_records(items: Iterable[Record | tuple[str, bytes | None]], topics: To
     records = []
     for timestamp, item in enumerate(items):
         if isinstance(item, Record):
-            topic, key, value = _TOPIC_OF[type(item)], item.id, msgspec.json.encode(item)
+            topic, key, value = TOPIC_OF[type(item)], item.id, msgspec.json.encode(item)
         else:
             (topic, value), key = item, None
         full = topics.input(topic)
