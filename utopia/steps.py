@@ -82,11 +82,6 @@ class ChangelogState(Protocol[R]):
 _SHARD_NAMES = [str(n) for n in range(SHARDS)]
 
 
-def shard_of(key: str) -> str:
-    """A shard name that is the same in every process (unlike `hash`, which is salted per process)."""
-    return _SHARD_NAMES[zlib.crc32(key.encode()) % SHARDS]
-
-
 @operator
 def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], Sequence[str]]) -> Stream[list[Record]]:
     """Read and decode the input topics of `reads` (record type -> required foreign keys).
@@ -193,12 +188,14 @@ def per_key(
     """
 
     def by_shard(batch: list[R]) -> list[tuple[str, list[tuple[str, R]]]]:
-        shards: dict[str, list[tuple[str, R]]] = {}
+        shards: list[list[tuple[str, R]]] = [[] for _ in range(SHARDS)]
+        # A key's shard must be the same in every process: crc32, not `hash` (salted per process).
+        crc32 = zlib.crc32
         for record in batch:
             k = key(record)
             if k is not None:
-                shards.setdefault(shard_of(k), []).append((k, record))
-        return list(shards.items())
+                shards[crc32(k.encode()) % SHARDS].append((k, record))
+        return [(_SHARD_NAMES[n], records) for n, records in enumerate(shards) if records]
 
     sharded = op.flat_map("shard", up, by_shard)
     applied = op.stateful_batch("apply", sharded, lambda snap: _ShardLogic(snap, new, changelog))
