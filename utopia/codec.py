@@ -120,18 +120,13 @@ class Decoder:
         """The same as for InRecords, with the reader looked up once: a Kafka batch has one topic."""
         records: list[Record] = []
         dead: list[tuple[str | None, DeadLetter]] = []
-        reader = self.readers[batch.topic]
-        decode, required, append = reader.decoder.decode, reader.required, records.append
+        read, append = self.readers[batch.topic].read, records.append
         for message in batch.messages:
             value = message.value()
             if value is None:
                 continue  # a tombstone deletes nothing and is no error (SPEC 4.3)
             try:
-                record = decode(value)
-                for name in required:
-                    if getattr(record, name) is None:
-                        raise msgspec.ValidationError(f"Object missing required field `{name}`")
-                append(record)
+                append(read(value))
             except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
                 raw = batch.record(message)
                 dead.append((raw.key, self.dead_letter(raw, describe(error))))

@@ -86,24 +86,21 @@ class World:
         self.customer_zip: list[str] = []
         self.favourites: list[tuple[str, ...]] = []
         self.artists: list[str] = []
-        self.artist_genre: list[str] = []
         self.events: list[tuple[str, int]] = []  # (id, index of its artist)
         self.venues: list[tuple[str, int]] = []  # (id, max capacity)
-        self.zips = self._choose_zips(zipcodes)
-        self.zip_city = {z: city for city, zs in self._zip_cities.items() for z in zs}
+        self.zip_city = self._choose_zips(zipcodes)
+        self.zips = list(self.zip_city)
         self.by_genre: dict[str, list[int]] = {g: [] for g in GENRES}
 
-    def _choose_zips(self, count: int) -> list[str]:
-        """Zip codes of the largest cities, so customers cluster in a modest number of them."""
+    def _choose_zips(self, count: int) -> dict[str, tuple[str, str, float, float]]:
+        """Zip codes of the largest cities (zip -> city, state, lat, lon), so customers cluster in a few."""
         known = [c for c in cities() if zip_codes().get((c.name, c.state))]
-        self._zip_cities: dict[tuple[str, str, float, float], list[str]] = {}
-        chosen: list[str] = []
+        chosen: dict[str, tuple[str, str, float, float]] = {}
         for city in known[: max(1, count // 3)]:
             zs = sorted(zip_codes()[(city.name, city.state)])
-            picked = self.rng.sample(zs, min(len(zs), 3))
-            self._zip_cities[(city.name, city.state, city.lat, city.lon)] = picked
-            chosen.extend(picked)
-        return chosen[:count]
+            for zip5 in self.rng.sample(zs, min(len(zs), 3)):
+                chosen[zip5] = (city.name, city.state, city.lat, city.lon)
+        return dict(list(chosen.items())[:count])
 
     # --- records -------------------------------------------------------------------------------
 
@@ -113,7 +110,6 @@ class World:
         genre = GENRES[min(int(self.rng.expovariate(0.35)), len(GENRES) - 1)]
         artistid = f"a-{index:05d}"
         self.artists.append(artistid)
-        self.artist_genre.append(genre)
         self.by_genre[genre].append(index)
         return Artist(artistid, f"The {ADJECTIVES[adjective]} {NOUNS[noun]}{FORMS[form]}", genre)
 

@@ -15,7 +15,16 @@ from collections.abc import Callable
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from utopia.codec import KafkaBatch, encode
@@ -52,7 +61,7 @@ class _PartitionReader(StatefulSourcePartition[KafkaBatch, int]):
         if self.at_end:
             raise StopIteration()
         messages = self.consumer.consume(self.batch_size, 0.05)
-        errors = [m.error() for m in messages if m.error() is not None]
+        errors = [error for error in map(Message.error, messages) if error is not None]
         if errors:
             for error in errors:
                 if error.code() != KafkaError._PARTITION_EOF:

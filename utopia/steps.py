@@ -125,27 +125,21 @@ class _ShardLogic(StatefulBatchLogic):
         self.flush_at: datetime | None = None
 
     def on_batch(self, batches: list[list[tuple[str, Any]]]) -> tuple[list[list[Out]], bool]:
-        states, new = self.states, self.new
-        if self.changelog is None:
-            outputs: list[Out] = []
-            for batch in batches:
-                for key, record in batch:
-                    state = states.get(key)
-                    if state is None:
-                        state = states[key] = new(key)
-                    outputs.extend(state.apply(record))
-            return ([outputs] if outputs else []), False
-        changed = self.changed
+        states, new, changed, alerts = self.states, self.new, self.changed, self.changelog is None
+        outputs: list[Out] = []
         for batch in batches:
             for key, record in batch:
                 state = states.get(key)
                 if state is None:
                     state = states[key] = new(key)
-                if state.apply(record):
+                applied = state.apply(record)
+                if alerts:
+                    outputs.extend(applied)
+                elif applied:
                     changed[key] = None
         if changed and self.flush_at is None:
             self.flush_at = datetime.now(UTC) + self.changelog
-        return [], False
+        return ([outputs] if outputs else []), False
 
     def on_notify(self) -> tuple[list[list[Out]], bool]:
         return self.flush(), False
