@@ -36,6 +36,7 @@ format() {
   [[ -f "$data/meta.properties" ]] && return
   mkdir -p "$data" "$logs"
   local cluster_id
+  # `--cluster-id=ID`, not `-t ID`: a base64url id may start with "-", which argparse takes for a flag.
   cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
   # StorageTool reads the same settings the broker gets, so write them out once for it.
   local props="$home/storage.properties"
@@ -44,7 +45,7 @@ format() {
     echo "listeners=PLAINTEXT://localhost:$port,CONTROLLER://localhost:$controller_port"
     echo "controller.quorum.bootstrap.servers=localhost:$controller_port"
   } > "$props"
-  java "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$props" >/dev/null
+  java "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format --standalone --cluster-id="$cluster_id" -c "$props" >/dev/null
 }
 
 up() {
