@@ -35,6 +35,7 @@ def load_build(name: str) -> Callable:
 def run_on_files(name: str, input_dir: Path, output_dir: Path, workers: int = 1) -> None:
     """Run one dataflow in file mode (SPEC section 3) to completion."""
     from utopia.file_io import FileIO
+    from utopia.runtime import relax_garbage_collector
     from utopia.testing import run
 
     if not input_dir.is_dir():
@@ -43,6 +44,7 @@ def run_on_files(name: str, input_dir: Path, output_dir: Path, workers: int = 1)
         raise UsageError("--workers must be at least 1")
     build = load_build(name)
     output_dir.mkdir(parents=True, exist_ok=True)
+    relax_garbage_collector()
     run(build(FileIO(input_dir, output_dir, Settings.from_env())), workers)
 
 

@@ -15,7 +15,7 @@ import msgspec
 from utopia.dates import parse_eventdate
 
 
-class Record(msgspec.Struct, frozen=True):
+class Record(msgspec.Struct, frozen=True, gc=False):
     """Base of the input records: every one is keyed by its string `id`."""
 
     id: str
@@ -118,7 +118,7 @@ TOPIC_OF: dict[type[Record], str] = {model: name for name, model in INPUT_RECORD
 # --- outputs -----------------------------------------------------------------------------------
 
 
-class Output(msgspec.Struct, frozen=True):
+class Output(msgspec.Struct, frozen=True, gc=False):
     """Base of the output values."""
 
 
@@ -127,7 +127,7 @@ class CustomerStreamCount(Output, frozen=True):
     streams: int
 
 
-class ArtistStreams(msgspec.Struct, frozen=True):
+class ArtistStreams(msgspec.Struct, frozen=True, gc=False):
     artistid: str
     streams: int
 
@@ -148,7 +148,7 @@ class TicketResponse(Output, frozen=True):
     remaining: int
 
 
-class NamedArtistStreams(msgspec.Struct, frozen=True):
+class NamedArtistStreams(msgspec.Struct, frozen=True, gc=False):
     artistid: str
     name: str | None
     streams: int
