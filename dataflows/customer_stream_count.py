@@ -6,7 +6,8 @@ streams -> count per customer -> customer-stream-count (changelog, key customeri
 from bytewax.dataflow import Dataflow
 
 from utopia.kafka_io import kafka_entry_point
-from utopia.listening import StreamCount
+from utopia.keys import BY_LISTENER
+from utopia.listening import StreamCount, just_counted
 from utopia.models import Stream
 from utopia.steps import FlowIO, per_key, read, write
 
@@ -14,7 +15,9 @@ from utopia.steps import FlowIO, per_key, read, write
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("customer_stream_count")
     streams = read("streams", flow, io, {Stream: ["customerid"]})
-    counts = per_key("count_per_customer", streams, lambda s: s.customerid, StreamCount, changelog=io.changelog)
+    counts = per_key(
+        "count_per_customer", streams, BY_LISTENER, StreamCount, value=just_counted, changelog=io.changelog
+    )
     write("customer_stream_count", counts, io, "customer-stream-count")
     return flow
 

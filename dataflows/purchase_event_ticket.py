@@ -6,7 +6,7 @@ events + tickets -> ticket desk per event (tickets wait for their event) -> tick
 from bytewax.dataflow import Dataflow
 
 from utopia.kafka_io import kafka_entry_point
-from utopia.keys import event_of
+from utopia.keys import BY_EVENT
 from utopia.models import Event, Ticket
 from utopia.steps import FlowIO, per_key, read, write
 from utopia.tickets import TicketDesk
@@ -15,7 +15,7 @@ from utopia.tickets import TicketDesk
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("purchase_event_ticket")
     events_and_tickets = read("events_and_tickets", flow, io, {Event: [], Ticket: ["eventid"]})
-    responses = per_key("ticket_desk_per_event", events_and_tickets, event_of, TicketDesk)
+    responses = per_key("ticket_desk_per_event", events_and_tickets, BY_EVENT, TicketDesk)
     write("ticket_response", responses, io, "ticket-response")
     return flow
 

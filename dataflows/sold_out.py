@@ -8,9 +8,9 @@ events + streams -> top streamers per artist, on a new event -> + latest email p
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
-from utopia.fans import ArtistFans, CustomerEmail
+from utopia.fans import ArtistFans, CustomerEmail, fan_or_event
 from utopia.kafka_io import kafka_entry_point
-from utopia.keys import artist_of, customer_of, event_of
+from utopia.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT
 from utopia.models import Email, Event, Stream, Ticket
 from utopia.sales import EventStatus
 from utopia.steps import FlowIO, per_key, read, write
@@ -21,11 +21,11 @@ READS = {Event: ["artistid"], Ticket: ["eventid"], Stream: ["customerid", "artis
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("sold_out")
     records = read("events_tickets_streams_emails", flow, io, READS)
-    event_alerts = per_key("sales_per_event", records, event_of, EventStatus)
+    event_alerts = per_key("sales_per_event", records, BY_EVENT, EventStatus)
     write("event_alerts", event_alerts, io, "event-alerts")
-    fans = per_key("top_streamers_per_artist", records, artist_of, ArtistFans)
+    fans = per_key("top_streamers_per_artist", records, BY_ARTIST, ArtistFans, value=fan_or_event)
     emails_and_fans = op.merge("emails_and_fans", records, fans)
-    streamer_alerts = per_key("email_top_streamers", emails_and_fans, customer_of, CustomerEmail)
+    streamer_alerts = per_key("email_top_streamers", emails_and_fans, BY_CUSTOMER, CustomerEmail)
     write("event_streamer_alerts", streamer_alerts, io, "event-streamer-alerts")
     return flow
 

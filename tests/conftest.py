@@ -1,5 +1,15 @@
 import msgspec
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests run whole dataflows: no per-example deadline, and no failing a run because a loaded
+# CI machine made example generation slow (a health check, not a finding about the code).
+settings.register_profile(
+    "utopia",
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile("utopia")
 
 
 def plain(value):

@@ -1,6 +1,6 @@
 """How many streams each customer has played."""
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 from dataflows import customer_stream_count
 from tests import reference
@@ -32,7 +32,7 @@ def test_tombstones_are_skipped_and_bad_records_dead_lettered():
     }]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40)  # each example runs whole dataflows
 @given(log=stream_log())
 def test_matches_reference(log, workers):
     io = TestingIO(kafka_records(log), batch_size=5)

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 from dataflows import purchase_event_ticket
 from tests import reference
@@ -66,7 +66,7 @@ def test_ticket_without_event_id_is_a_dead_letter():
     assert [d.error for d in io.values("dead-letters")] == ["missing field: Object missing required field `eventid`"]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40)  # each example runs whole dataflows
 @given(log=ticket_log())
 def test_every_response_exactly_once_as_the_reference_says(log, workers):
     io = TestingIO(kafka_records(log), batch_size=3)

@@ -3,7 +3,7 @@
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 from dataflows import sold_out
 from tests import reference
@@ -119,7 +119,7 @@ def canonical(outputs):
     return Counter((key, repr(sorted(plain(value).items()))) for key, value in outputs)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40)  # each example runs whole dataflows
 @given(log=sold_out_log())
 def test_every_alert_exactly_once_as_the_reference_says(log, workers):
     io = TestingIO(kafka_records(log), batch_size=4)

@@ -1,6 +1,6 @@
 """Each customer's top three artists, ported from the seed workshop's TopCustomerArtists test."""
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 from dataflows import top_customer_artists
 from tests import reference
@@ -55,7 +55,7 @@ def test_stream_without_artist_is_a_dead_letter_here():
     assert [plain(v)["top"] for v in io.values("top-customer-artists")] == [[{"artistid": "a", "streams": 1}]]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40)  # each example runs whole dataflows
 @given(log=stream_log())
 def test_matches_reference(log, workers):
     io = TestingIO(kafka_records(log), batch_size=3)

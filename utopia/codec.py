@@ -8,7 +8,7 @@ records in input order plus a `DeadLetter` for every bad one (SPEC section 1, "B
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 
 import msgspec
@@ -156,9 +156,5 @@ class Decoder:
         return DeadLetter(self.dataflow, raw.topic, raw.partition, raw.offset, raw.key, text, error, encoding)
 
 
-_encoder = msgspec.json.Encoder()
-
-
-def encode(value: Output) -> bytes:
-    """An output value as the JSON bytes written to Kafka and to files."""
-    return _encoder.encode(value)
+encode: Callable[[Output], bytes] = msgspec.json.Encoder().encode
+"""An output value as the JSON bytes written to Kafka and to files."""

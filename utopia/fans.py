@@ -22,6 +22,11 @@ class FanOfNewEvent(msgspec.Struct, frozen=True):
     event: Event
 
 
+def fan_or_event(record: Stream | Event) -> str | Event:
+    """What reaches an artist: of a stream only the customer who played it, an event whole."""
+    return record.customerid if isinstance(record, Stream) else record
+
+
 class ArtistFans:
     """Per artist: customers ranked by their streams of the artist, and the events already announced."""
 
@@ -32,9 +37,10 @@ class ArtistFans:
         self.fans: TopN[str] = TopN(TOP_STREAMERS)
         self.announced: set[str] = set()
 
-    def apply(self, record: Stream | Event) -> Iterator[FanOfNewEvent]:
-        if isinstance(record, Stream):
-            self.fans.add(record.customerid)
+    def apply(self, record: str | Event) -> Iterator[FanOfNewEvent]:
+        """A customer id is one stream of the artist by that customer (see `fan_or_event`)."""
+        if isinstance(record, str):
+            self.fans.add(record)
         elif record.id not in self.announced:  # an event re-sent with the same id is not new (SPEC 4.9)
             self.announced.add(record.id)
             for customer, streams in self.fans.ranked():

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     OFFSET_END,
     Consumer,
     KafkaError,
@@ -33,6 +33,8 @@ from utopia.runtime import relax_garbage_collector
 from utopia.steps import FlowIO, Out
 
 CONNECT_TIMEOUT_S = 10.0
+IDLE_POLL = timedelta(milliseconds=10)
+"""How soon a partition that had nothing new is polled again."""
 FETCH_CONFIG = {
     # librdkafka's defaults fetch 1 MB a partition at a time, which caps a Python consumer near
     # 170k records/s here; bigger fetches nearly triple that (measured by `make bench`).
@@ -41,6 +43,11 @@ FETCH_CONFIG = {
     "queued.max.messages.kbytes": 64 * 1024,
     # The broker holds an empty fetch this long: 500 ms by default, paid at start and at the end of a partition.
     "fetch.wait.max.ms": 100,
+}
+CLIENT_CONFIG = {
+    # librdkafka waits half of this before its first connection to a broker learned from metadata:
+    # 50 ms by default on every client's first request. Failed connections still back off to 10 s.
+    "reconnect.backoff.ms": 10,
 }
 
 
@@ -53,18 +60,22 @@ _quiet.propagate = False
 class _PartitionReader(StatefulSourcePartition[KafkaBatch, int]):
     def __init__(self, config: dict, topic: str, partition: int, offset: int, batch_size: int, tail: bool):
         self.consumer = Consumer(config)
-        # Knowing the partition's leader before `assign` saves a 500 ms retry of the first offset
-        # lookup (librdkafka's backoff when the leader is still unknown): every start pays it otherwise.
-        self.consumer.list_topics(topic, timeout=CONNECT_TIMEOUT_S)
+        if offset < 0:
+            # A logical offset (the end) is looked up at the partition's leader; if the leader is
+            # not known yet, librdkafka retries only after 500 ms. Learn it first.
+            self.consumer.list_topics(topic, timeout=CONNECT_TIMEOUT_S)
         self.consumer.assign([TopicPartition(topic, partition, offset)])
         self.topic, self.partition, self.batch_size, self.tail = topic, partition, batch_size, tail
         self.offset = offset
         self.at_end = False
+        self.awake: datetime | None = None
 
     def next_batch(self) -> list[KafkaBatch]:
         if self.at_end:
             raise StopIteration()
-        messages = self.consumer.consume(self.batch_size, 0.05)
+        # Never wait here: the worker polls its other partitions and runs the rest of the
+        # dataflow in between. librdkafka fetches in the background.
+        messages = self.consumer.consume(self.batch_size, 0)
         errors = [error for error in map(Message.error, messages) if error is not None]
         if errors:
             for error in errors:
@@ -73,9 +84,14 @@ class _PartitionReader(StatefulSourcePartition[KafkaBatch, int]):
             self.at_end = not self.tail
             messages = [m for m in messages if m.error() is None]
         if not messages:
+            self.awake = datetime.now(UTC) + IDLE_POLL
             return []
+        self.awake = None
         self.offset = messages[-1].offset() + 1
         return [KafkaBatch(self.topic, self.partition, messages)]
+
+    def next_awake(self) -> datetime | None:
+        return self.awake
 
     def snapshot(self) -> int:
         return self.offset
@@ -91,17 +107,24 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
         self.settings, self.dataflow, self.topics = settings, dataflow, topics
 
     def list_parts(self) -> list[str]:
+        # Bytewax deals the parts out to the workers in turn, in the order of their names: named
+        # topic first, a topic's partitions alternate between workers. Named partition first,
+        # all of one topic could land on one worker (the 3 streams partitions of 4 topics did).
         metadata = admin(self.settings).list_topics(timeout=CONNECT_TIMEOUT_S)
-        return [f"{p}-{topic}" for topic in self.topics for p in sorted(metadata.topics[topic].partitions)]
+        return [f"{topic}-{p:05d}" for topic in self.topics for p in sorted(metadata.topics[topic].partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PartitionReader:
-        partition, topic = for_part.split("-", 1)
-        start = OFFSET_BEGINNING if self.settings.start_offset == "earliest" else OFFSET_END
-        config = self.settings.kafka_config() | FETCH_CONFIG | {
+        topic, partition = for_part.rsplit("-", 1)
+        # "earliest" is offset 0, which the broker answers as out of range once retention deleted
+        # it: then auto.offset.reset moves to the earliest record. Unlike the logical beginning,
+        # it needs no offset lookup before the first fetch.
+        start = 0 if self.settings.start_offset == "earliest" else OFFSET_END
+        config = self.settings.kafka_config() | CLIENT_CONFIG | FETCH_CONFIG | {
             "group.id": self.settings.topics.client_id(self.dataflow),
             "client.id": self.settings.topics.client_id(self.dataflow),
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
+            "auto.offset.reset": "earliest",
         }
         offset = start if resume_state is None else resume_state
         return _PartitionReader(config, topic, int(partition), offset, self.settings.batch_size, self.settings.tail)
@@ -110,12 +133,17 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
 class _ProducerPartition(StatelessSinkPartition[Out]):
     def __init__(self, settings: Settings, dataflow: str, topic: str):
         client_id = settings.topics.client_id(dataflow)
-        self.producer = Producer(settings.kafka_config() | {"client.id": client_id, "linger.ms": 5})
+        self.producer = Producer(settings.kafka_config() | CLIENT_CONFIG | {"client.id": client_id, "linger.ms": 5})
         self.topic = topic
 
     def write_batch(self, items: list[Out]) -> None:
+        produce, topic = self.producer.produce, self.topic
         for key, value in items:
-            send(self.producer, self.topic, key, encode(value))
+            encoded = encode(value)
+            try:
+                produce(topic, encoded, None if key is None else key.encode())
+            except BufferError:
+                send(self.producer, topic, key, encoded)
         self.producer.flush()
 
     def close(self) -> None:
@@ -152,17 +180,19 @@ class KafkaIO:
         self.topics = settings.topics
         self.changelog = settings.changelog
         self.inputs: list[str] = []  # every topic a source was made for, to check they exist
+        self.outputs: list[str] = []
 
     def source(self, dataflow: str, topics: list[str]) -> KafkaTopicsSource:
         self.inputs.extend(topics)
         return KafkaTopicsSource(self.settings, dataflow, topics)
 
     def sink(self, dataflow: str, output: str) -> KafkaTopicSink:
+        self.outputs.append(self.topics.output(output))
         return KafkaTopicSink(self.settings, dataflow, self.topics.output(output))
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka_config() | {"logger": _quiet})
+    return AdminClient(settings.kafka_config() | CLIENT_CONFIG | {"logger": _quiet})
 
 
 def existing_topics(settings: Settings) -> set[str]:

@@ -1,28 +1,22 @@
-"""Which key a record belongs to in a keyed step; None means the step does not take that record."""
+"""Where records meet in the keyed steps: per record type, the field holding the key.
+
+A record of a type not named skips the step.
+"""
 
 from __future__ import annotations
 
+from utopia.fans import FanOfNewEvent
 from utopia.models import Email, Event, Stream, Ticket
+from utopia.steps import KeyFields
 
+BY_EVENT: KeyFields = {Event: "id", Ticket: "eventid"}
+"""Events and their tickets meet at the event."""
 
-def event_of(record: object) -> str | None:
-    """Events and their tickets meet at the event."""
-    if isinstance(record, Event):
-        return record.id
-    if isinstance(record, Ticket):
-        return record.eventid
-    return None
+BY_ARTIST: KeyFields = {Stream: "artistid", Event: "artistid"}
+"""Streams and events meet at their artist."""
 
+BY_LISTENER: KeyFields = {Stream: "customerid"}
+"""A stream belongs to the customer who played it."""
 
-def artist_of(record: object) -> str | None:
-    """Streams and events meet at their artist."""
-    if isinstance(record, (Stream, Event)):
-        return record.artistid
-    return None
-
-
-def customer_of(record: object) -> str | None:
-    """Anything about one customer that is not a stream or ticket: emails, addresses, alerts to send."""
-    if isinstance(record, (Stream, Ticket)):
-        return None
-    return getattr(record, "customerid", None)
+BY_CUSTOMER: KeyFields = {Email: "customerid", FanOfNewEvent: "customerid"}
+"""A customer's email addresses meet the alerts to send them."""

@@ -9,6 +9,16 @@ from utopia.steps import Out
 TOP_ARTISTS = 3
 
 
+def just_counted(stream: Stream) -> None:
+    """What a stream brings to its customer's count: nothing but the fact that it happened."""
+    return None
+
+
+def artist_played(stream: Stream) -> str | None:
+    """What a stream brings to its customer's ranking: the artist played."""
+    return stream.artistid
+
+
 class StreamCount:
     """How many streams one customer has played."""
 
@@ -18,7 +28,7 @@ class StreamCount:
         self.customerid = customerid
         self.streams = 0
 
-    def apply(self, stream: Stream) -> bool:
+    def apply(self, _: None) -> bool:
         self.streams += 1
         return True
 
@@ -26,18 +36,22 @@ class StreamCount:
         return self.customerid, CustomerStreamCount(self.customerid, self.streams)
 
 
-class FavouriteArtists:
-    """One customer's most streamed artists, at most three, ranked (SPEC ranking rule)."""
+class FavouriteArtists(TopN[str]):
+    """One customer's most streamed artists, at most three, ranked (SPEC ranking rule).
 
-    __slots__ = ("customerid", "artists")
+    A TopN itself rather than holding one: a third fewer objects per customer to create and reach.
+    """
+
+    __slots__ = ("customerid",)
 
     def __init__(self, customerid: str):
+        super().__init__(TOP_ARTISTS)
         self.customerid = customerid
-        self.artists: TopN[str] = TopN(TOP_ARTISTS)
 
-    def apply(self, stream: Stream) -> bool:
-        return self.artists.add(stream.artistid)
+    def apply(self, artistid: str) -> bool:
+        return self.add(artistid)
 
     def value(self) -> Out:
-        ranked = [ArtistStreams(artist, streams) for artist, streams in self.artists.ranked()]
+        counts = self.counts
+        ranked = [ArtistStreams(artist, counts[artist]) for artist in self.top]
         return self.customerid, TopCustomerArtists(self.customerid, ranked)

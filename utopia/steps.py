@@ -14,6 +14,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, Protocol, TypeVar
 
 import bytewax.operators as op
@@ -25,18 +26,11 @@ from bytewax.outputs import Sink
 from utopia.codec import Decoder, InRecord, KafkaBatch
 from utopia.config import Topics
 from utopia.models import Output, Record
+from utopia.sharding import SHARD_NAMES, SHARDS
 
 R = TypeVar("R")
 Out = tuple[str | None, Output]
 """An output record: its Kafka key and its value."""
-
-SHARDS = 64
-"""Keys are grouped into this many shards; a shard is the unit Bytewax routes to a worker.
-
-Enough shards to spread evenly over a few workers, few enough that a source batch becomes a few
-dozen Bytewax items rather than a thousand.
-"""
-
 
 
 def recovery_requested(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> bool:
@@ -77,9 +71,6 @@ class ChangelogState(Protocol[R]):
     def value(self) -> Out:
         """The key's current output record, built only when it is flushed."""
         ...
-
-
-_SHARD_NAMES = [str(n) for n in range(SHARDS)]
 
 
 @operator
@@ -166,30 +157,47 @@ class _ShardLogic(StatefulBatchLogic):
         return pickle.dumps((self.states, self.changed), pickle.HIGHEST_PROTOCOL)
 
 
+KeyFields = Mapping[type, str]
+"""Which field holds a record's key in a keyed step, per record type (the exact type)."""
+
+
 @operator
 def per_key(
     step_id: str,
     up: Stream[list[R]],
-    key: Callable[[R], str | None],
-    new: Callable[[str], KeyState[R] | ChangelogState[R]],
+    key: KeyFields,
+    new: Callable[[str], KeyState[Any] | ChangelogState[Any]],
     changelog: timedelta | None = None,
+    value: Callable[[R], Any] | None = None,
 ) -> Stream[list[Out]]:
     """Apply each record, in input order, to the state of its key (`new(key)` makes a fresh one).
 
-    Records whose key is None are skipped. With a `changelog` flush interval, the states are
-    `ChangelogState`s and each changed key's value is sent at most once per interval (and at the end
-    of a finite input); without, they are `KeyState`s whose alerts all leave at once.
+    Records of a type `key` does not name, or whose key is null, skip this step. `value` picks what
+    of a record the state needs (default: the whole record): only that travels to the worker that
+    owns the key, and with several processes it is pickled on the way, so small values keep the
+    exchange cheap. With a `changelog` flush interval, the states are `ChangelogState`s and each
+    changed key's value is sent at most once per interval (and at the end of a finite input);
+    without, they are `KeyState`s whose alerts all leave at once.
     """
+    getters = {kind: attrgetter(field) for kind, field in key.items()}
 
-    def by_shard(batch: list[R]) -> list[tuple[str, list[tuple[str, R]]]]:
-        shards: list[list[tuple[str, R]]] = [[] for _ in range(SHARDS)]
+    def by_shard(batch: list[R]) -> list[tuple[str, list[tuple[str, Any]]]]:
+        kinds = set(map(type, batch))
+        if kinds.isdisjoint(getters):
+            return []
+        if len(kinds) == 1:  # a Kafka batch is one partition of one topic: keys in one C loop
+            records, keys = batch, list(map(getters[type(batch[0])], batch))
+        else:
+            records = [r for r in batch if type(r) in getters]
+            keys = [getters[type(r)](r) for r in records]
+        if None in keys:
+            records, keys = [r for r, k in zip(records, keys) if k is not None], [k for k in keys if k is not None]
+        values = records if value is None else map(value, records)
         # A key's shard must be the same in every process: crc32, not `hash` (salted per process).
-        crc32 = zlib.crc32
-        for record in batch:
-            k = key(record)
-            if k is not None:
-                shards[crc32(k.encode()) % SHARDS].append((k, record))
-        return [(_SHARD_NAMES[n], records) for n, records in enumerate(shards) if records]
+        shards: list[list[tuple[str, Any]]] = [[] for _ in range(SHARDS)]
+        for k, v, crc in zip(keys, values, map(zlib.crc32, map(str.encode, keys))):
+            shards[crc % SHARDS].append((k, v))
+        return [(SHARD_NAMES[n], pairs) for n, pairs in enumerate(shards) if pairs]
 
     sharded = op.flat_map("shard", up, by_shard)
     applied = op.stateful_batch("apply", sharded, lambda snap: _ShardLogic(snap, new, changelog))

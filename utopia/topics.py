@@ -16,7 +16,9 @@ def all_topics(settings: Settings) -> list[str]:
     return [names.input(n) for n in INPUT_RECORDS] + [names.output(n) for n in OUTPUT_RECORDS]
 
 
-def create(settings: Settings, partitions: int = 3, replication: int = 1, names: list[str] | None = None) -> list[str]:
+def create(
+    settings: Settings, partitions: int = 3, replication: int = 1, names: list[str] | None = None, quiet: bool = False
+) -> list[str]:
     """Create the missing ones among `names` (default: all topics); returns those created."""
     wanted = all_topics(settings) if names is None else names
     existing = existing_topics(settings)
@@ -30,5 +32,13 @@ def create(settings: Settings, partitions: int = 3, replication: int = 1, names:
             except KafkaException as error:
                 if error.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise ConfigError(f"cannot create topic {name}: {error.args[0].str()}") from None
-    print(f"topics: {len(missing)} created, {len(wanted) - len(missing)} already there")
+    if not quiet:
+        print(f"topics: {len(missing)} created, {len(wanted) - len(missing)} already there")
     return missing
+
+
+def delete(settings: Settings, names: list[str]) -> None:
+    """Delete these topics (the benchmark's per-run outputs), waiting until the broker has."""
+    client = admin(settings)
+    for future in client.delete_topics(names, operation_timeout=30).values():
+        future.result(timeout=30)
