@@ -4,9 +4,11 @@ import subprocess
 import sys
 
 import pytest
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from tests import reference
 from tests.kafka_support import Cluster
+from utopia.kafka_io import admin
 from utopia.models import Email, Event, Stream, Ticket
 
 pytestmark = pytest.mark.kafka
@@ -58,6 +60,21 @@ def test_purchase_event_ticket_through_kafka(cluster):
     assert sorted((r["status"], r["remaining"]) for r in responses) == [
         ("CONFIRMED", 0), ("CONFIRMED", 1), ("CONFIRMED", 2), ("REJECTED", 0), ("REJECTED", 0)]
     assert sorted(r["ticketid"] for r in responses) == [f"t{i}" for i in range(5)]
+
+
+def test_output_the_broker_refuses_fails_the_run_loudly(cluster):
+    # Outputs are delivered in the background (no wait per batch without recovery), so a refused
+    # delivery must still stop the run, naming the topic and the broker's reason.
+    topic = cluster.settings.topics.output("customer-stream-count")
+    limit = ConfigEntry("max.message.bytes", "40", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[limit])
+    client = admin(cluster.settings)  # must outlive its futures
+    for future in client.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+    cluster.produce("streams", [Stream(f"s{i}", f"customer-{i}", "a1") for i in range(50)])
+    done = cluster.run("customer_stream_count")
+    assert done.returncode != 0
+    assert f"not delivered to {topic}: Broker: Message size too large" in done.stderr
 
 
 def test_unreachable_broker_is_one_line():

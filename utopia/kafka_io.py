@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient
 from utopia.codec import KafkaBatch, encode
 from utopia.config import ConfigError, Settings
 from utopia.runtime import relax_garbage_collector
-from utopia.steps import FlowIO, Out
+from utopia.steps import FlowIO, Out, recovery_requested
 
 CONNECT_TIMEOUT_S = 10.0
 IDLE_POLL = timedelta(milliseconds=10)
@@ -131,10 +131,30 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
 
 
 class _ProducerPartition(StatelessSinkPartition[Out]):
+    """One worker's producer for one output topic.
+
+    With recovery, every batch is flushed (delivered) before Bytewax can snapshot input offsets past
+    it: at least once. Without, a restart re-reads the input anyway, so waiting for each batch's
+    delivery (linger plus a round trip, per batch) buys nothing: the producer delivers in the
+    background, reports only failures, and a failure fails the dataflow at the next batch or at
+    the end, never silently.
+    """
+
     def __init__(self, settings: Settings, dataflow: str, topic: str):
         client_id = settings.topics.client_id(dataflow)
-        self.producer = Producer(settings.kafka_config() | CLIENT_CONFIG | {"client.id": client_id, "linger.ms": 5})
+        self.producer = Producer(settings.kafka_config() | CLIENT_CONFIG | {
+            "client.id": client_id,
+            "linger.ms": 5,
+            "delivery.report.only.error": True,
+            "on_delivery": self._failed,
+        })
         self.topic = topic
+        self.flush_every_batch = recovery_requested()
+        self.failures: list[KafkaError] = []
+        self.failed = False
+
+    def _failed(self, error: KafkaError, message: Message) -> None:
+        self.failures.append(error)
 
     def write_batch(self, items: list[Out]) -> None:
         produce, topic = self.producer.produce, self.topic
@@ -144,10 +164,25 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
                 produce(topic, encoded, None if key is None else key.encode())
             except BufferError:
                 send(self.producer, topic, key, encoded)
-        self.producer.flush()
+        if self.flush_every_batch:
+            self.producer.flush()
+        else:
+            self.producer.poll(0)
+        self._raise_failures()
 
     def close(self) -> None:
         self.producer.flush()
+        self._raise_failures()
+
+    def _raise_failures(self) -> None:
+        if not self.failures:
+            return
+        message = f"utopia: {len(self.failures)} record(s) not delivered to {self.topic}: {self.failures[0].str()}"
+        self.failures = []
+        print(message, file=sys.stderr, flush=True)  # Bytewax's own report of the error may not show it
+        if not self.failed:  # a second raise, from `close` while Bytewax unwinds, would abort the process
+            self.failed = True
+            raise KafkaException(message)
 
 
 def send(producer: Producer, topic: str, key: str | None, value: bytes, timestamp: int = 0) -> None:
