@@ -1,9 +1,9 @@
 """`make bench`: throughput and memory of every dataflow through the local broker, beside the raw client limit.
 
-Loads a data set once into `bench-data-demo-*` topics (kept for later runs), measures how fast plain
-confluent-kafka with msgspec drains the streams topic (the raw limit), then runs each dataflow with
-`python -m bytewax.run` (1 worker, then 2 processes) from the beginning until its input ends, and writes
-the figures to docs/benchmarks.md.
+Loads a data set once into `bench-<streams>-<tickets>-<seed>-data-demo-*` topics (kept for later runs),
+measures how fast plain confluent-kafka with msgspec drains the streams topic (the raw limit), then runs
+each dataflow with `python -m bytewax.run` (1 worker, then 2 processes) from the beginning until its input
+ends, and once more on empty topics (its start-up), and writes the figures to docs/benchmarks.md.
 """
 
 from __future__ import annotations
