@@ -252,7 +252,7 @@ def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes) ->
     return "\n".join(lines) + "\n"
 
 
-def empty_input(settings: Settings) -> Settings:
+def empty_input() -> Settings:
     """Settings reading empty input topics (created if missing), to time start-up alone."""
     empty = Settings.from_env(os.environ | {"UTOPIA_INPUT_PREFIX": "bench-empty-data-demo-", "UTOPIA_TAIL": "false"})
     topics.create(empty, names=[empty.topics.input(n) for n in INPUT_RECORDS], quiet=True)
@@ -268,7 +268,7 @@ def main() -> None:
     sizes = BENCH_SIZES
     settings = input_settings(sizes, args.seed)
     counts = load(settings, sizes, args.seed)
-    empty = empty_input(settings)
+    empty = empty_input()
     raw = raw_limit(settings)
     print(f"raw limit: {raw.rate:,.0f} records/s", file=sys.stderr)
     runs = []
