@@ -1,9 +1,10 @@
 """`make bench`: throughput and memory of every dataflow through the local broker, beside the raw client limit.
 
-Loads a data set once into `bench-<streams>-<tickets>-<seed>-data-demo-*` topics (kept for later runs),
+Loads a data set once into `bench-<streams>-<tickets>-<seed>-<partitions>p-data-demo-*` topics (kept for later runs),
 measures how fast plain confluent-kafka with msgspec drains the streams topic (the raw limit), then runs
 each dataflow with `python -m bytewax.run` (1 worker, then 2 processes) from the beginning until its input
-ends, and once more on empty topics (its start-up), and writes the figures to docs/benchmarks.md.
+ends, and on empty topics (its start-up), a few times each, and writes the median runs to docs/benchmarks.md
+with the CPU time they took, the local broker's included.
 """
 
 from __future__ import annotations
@@ -44,8 +45,26 @@ class Run:
     records: int
     seconds: float
     peak_rss_mb: float
+    cpu: float = 0.0
+    """CPU seconds of the dataflow's processes, every thread (librdkafka's too), plus the local broker's."""
     startup: float = 0.0
     """Seconds the same run takes on empty input topics: start-up and shutdown, no records."""
+    startup_cpu: float = 0.0
+    """CPU seconds of that run on empty input topics."""
+
+    @property
+    def cores(self) -> float:
+        """How many cores the run kept busy on average."""
+        return self.cpu / self.seconds
+
+    def ceiling(self, cores: int) -> float:
+        """How many times faster than this run any run on more processes can be, with `cores` cores.
+
+        It cannot start faster (each process starts as this one does), and at best the CPU time of
+        the records (this run's minus its start-up's; more processes only add to it) spreads evenly
+        over every core, the broker's share included.
+        """
+        return self.seconds / (self.startup + max(self.cpu - self.startup_cpu, 0.0) / cores)
 
     @property
     def rate(self) -> float:
@@ -56,8 +75,8 @@ class Run:
         return self.records / (self.seconds - self.startup)
 
 
-def input_settings(sizes: Sizes, seed: int) -> Settings:
-    tag = f"bench-{sizes.streams}-{sizes.tickets}-{seed}-"
+def input_settings(sizes: Sizes, seed: int, partitions: int) -> Settings:
+    tag = f"bench-{sizes.streams}-{sizes.tickets}-{seed}-{partitions}p-"
     return Settings.from_env(os.environ | {"UTOPIA_INPUT_PREFIX": f"{tag}data-demo-", "UTOPIA_TAIL": "false"})
 
 
@@ -76,12 +95,13 @@ def topic_sizes(settings: Settings) -> dict[str, int]:
     return sizes
 
 
-def load(settings: Settings, sizes: Sizes, seed: int) -> dict[str, int]:
+def load(settings: Settings, sizes: Sizes, seed: int, partitions: int) -> dict[str, int]:
     counts = topic_sizes(settings)
     if counts.get("streams") == sizes.streams and counts.get("tickets") == sizes.tickets:
         print(f"input already loaded: {counts}", file=sys.stderr)
         return counts
     started = time.monotonic()
+    topics.create(settings, partitions, names=settings.topics.all_inputs(), quiet=True)
     counts = produce(settings, sizes, seed)
     print(f"loaded in {time.monotonic() - started:.0f}s", file=sys.stderr)
     return counts
@@ -130,6 +150,8 @@ def run_dataflow(name: str, workers: int, records: int, settings: Settings) -> R
         commands = [command + ["-i", str(i), "-a", addresses] for i in range(workers)]
     else:
         commands = [command]
+    broker = local_broker(settings)
+    broker_cpu = _cpu_seconds(broker) if broker else 0.0
     started = time.monotonic()
     processes = [subprocess.Popen(commands[0], env=env, cwd=ROOT)]
     if len(commands) > 1:
@@ -138,16 +160,49 @@ def run_dataflow(name: str, workers: int, records: int, settings: Settings) -> R
         _wait_listening(FIRST_PORT, processes[0])
         processes += [subprocess.Popen(c, env=env, cwd=ROOT) for c in commands[1:]]
     peak_kb = dict.fromkeys(range(len(processes)), 0)
-    while any(p.poll() is None for p in processes):
-        for n, process in enumerate(processes):
+    running, cpu = dict(enumerate(processes)), 0.0
+    while running:
+        for n, process in list(running.items()):
             peak_kb[n] = max(peak_kb[n], _high_water_kb(process.pid))
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)  # unlike Popen.poll, says what it cost
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                cpu += usage.ru_utime + usage.ru_stime
+                del running[n]
         time.sleep(0.02)
     seconds = time.monotonic() - started
+    if broker:
+        cpu += _cpu_seconds(broker) - broker_cpu
     topics.delete(run_settings, outputs)
     for process in processes:
         if process.returncode != 0:
             raise SystemExit(f"{name} with {workers} workers failed (exit {process.returncode})")
-    return Run(name, workers, records, seconds, max(peak_kb.values()) / 1024)
+    return Run(name, workers, records, seconds, max(peak_kb.values()) / 1024, cpu)
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run of median duration (of an odd number): one real run, not a blend of several."""
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+
+
+def local_broker(settings: Settings) -> int | None:
+    """The process id of the broker `make kafka-up` started, if the bench runs on it (its CPU time counts)."""
+    if not all(s.strip().startswith(("localhost:", "127.0.0.1:")) for s in settings.bootstrap_servers.split(",")):
+        return None
+    home = Path(os.environ.get("KAFKA_HOME_DIR", ROOT / ".kafka"))
+    try:
+        pid = int((home / "broker.pid").read_text())
+        _cpu_seconds(pid)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of a running process, all its threads."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
 
 
 def _wait_listening(port: int, process: subprocess.Popen, timeout_s: float = 30.0) -> None:
@@ -219,67 +274,89 @@ def input_records(name: str, settings: Settings, counts: dict[str, int]) -> int:
     return sum(counts[short] for short in INPUT_RECORDS if settings.topics.input(short) in inputs)
 
 
-def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes) -> str:
+def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes, partitions: int, repeat: int) -> str:
     lines = [
         "# Benchmarks", "",
-        "Generated by `make bench` (`python -m utopia.bench`) on this machine (2 cores, the broker on the same "
-        "machine); every figure is from one run, and runs vary by about ±10%.",
+        f"Generated by `make bench` (`python -m utopia.bench`) on this machine ({os.cpu_count()} cores, the broker "
+        f"on the same machine). Each dataflow row is the run of median duration out of {repeat} (its start-up too); "
+        "single runs vary by about ±10%.",
         f"Input: {sizes.streams:,} streams, {sizes.tickets:,} tickets, {sizes.customers:,} customers, "
-        f"{sizes.artists:,} artists, {sizes.events:,} events on the local broker (3 partitions a topic).",
+        f"{sizes.artists:,} artists, {sizes.events:,} events on the local broker ({partitions} partitions a topic).",
         "",
         "- **seconds**: wall time from launching the dataflow (`python -m bytewax.run`) to its exit at the end of "
         "the input; 2 workers are 2 processes (`-i`/`-a`).",
         "- **records/s**: the records of the topics the dataflow reads, divided by those seconds.",
         "- **start-up**: the same run on empty input topics (process start, connecting, finding the end of "
         "every partition, shutdown). **records/s after start-up** divides by the seconds minus that.",
+        "- **CPU s**: CPU time of the dataflow's processes (every thread, librdkafka's too) plus the local broker's "
+        "during the run; **cores busy** is that divided by the seconds.",
+        f"- **ceiling on {os.cpu_count()} cores**: how many times faster than the 1-worker run any run on more "
+        "processes can be here. Each process starts as one worker does, and the CPU time of the records (the "
+        "1-worker run's CPU s minus its start-up's; more processes only add the cost of exchanging them) at best "
+        f"spreads evenly over the {os.cpu_count()} cores, which the broker shares: "
+        f"1-worker seconds / (start-up s + records' CPU s / {os.cpu_count()}).",
         "",
         "| what | workers | input records | seconds | start-up s | records/s | vs raw limit | vs 1 worker "
-        "| records/s after start-up | vs 1 worker after start-up | peak RSS MB (per process) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {raw.dataflow} | 1 | {raw.records:,} | {raw.seconds:.2f} | | {raw.rate:,.0f} | 1.00 | | | | |",
+        "| records/s after start-up | vs 1 worker after start-up | CPU s | cores busy | ceiling on "
+        f"{os.cpu_count()} cores | peak RSS MB (per process) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {raw.dataflow} | 1 | {raw.records:,} | {raw.seconds:.2f} | | {raw.rate:,.0f} | 1.00 | | | | | | | |",
     ]
     single = {r.dataflow: r for r in runs if r.workers == 1}
     for r in runs:
         one = single[r.dataflow]
         speedup = f"{r.rate / one.rate:.2f}x" if r.workers > 1 else ""
         steady = f"{r.rate_after_startup / one.rate_after_startup:.2f}x" if r.workers > 1 else ""
+        ceiling = f"{one.ceiling(os.cpu_count() or 1):.2f}x" if r.workers > 1 else ""
         lines.append(f"| {r.dataflow} | {r.workers} | {r.records:,} | {r.seconds:.2f} | {r.startup:.2f} | "
                      f"{r.rate:,.0f} | {r.rate / raw.rate:.2f} | {speedup} | {r.rate_after_startup:,.0f} | {steady} | "
-                     f"{r.peak_rss_mb:,.0f} |")
+                     f"{r.cpu:.2f} | {r.cores:.2f} | {ceiling} | {r.peak_rss_mb:,.0f} |")
     lines += ["", "State size per key (pickled, on a default-size data set: `utopia generate` without options):", "",
               "| state | bytes per key |", "|---|---|"]
     lines += [f"| {label} | {size:,.0f} |" for label, size in states.items()]
     return "\n".join(lines) + "\n"
 
 
-def empty_input() -> Settings:
+def empty_input(partitions: int) -> Settings:
     """Settings reading empty input topics (created if missing), to time start-up alone."""
-    empty = Settings.from_env(os.environ | {"UTOPIA_INPUT_PREFIX": "bench-empty-data-demo-", "UTOPIA_TAIL": "false"})
-    topics.create(empty, names=[empty.topics.input(n) for n in INPUT_RECORDS], quiet=True)
+    prefix = f"bench-empty-{partitions}p-data-demo-"
+    empty = Settings.from_env(os.environ | {"UTOPIA_INPUT_PREFIX": prefix, "UTOPIA_TAIL": "false"})
+    topics.create(empty, partitions, names=[empty.topics.input(n) for n in INPUT_RECORDS], quiet=True)
     return empty
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m utopia.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--dataflows", nargs="*", default=dataflow_names())
-    parser.add_argument("--workers", nargs="*", type=int, default=[1, 2])
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dataflows", nargs="*", default=dataflow_names(), help="default: all")
+    parser.add_argument("--workers", nargs="*", type=int, default=[1, 2], help="processes per run (must include 1)")
+    parser.add_argument("--seed", type=int, default=1, help="of the generated data set")
+    parser.add_argument("--partitions", type=int, default=3, help="of every input topic (as `utopia topics create`)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, the median reported (odd)")
     args = parser.parse_args()
+    if args.repeat < 1 or args.repeat % 2 == 0:
+        parser.error("--repeat takes an odd number of runs, so that one of them is the median")
+    if 1 not in args.workers:
+        parser.error("--workers must include 1: the other runs are compared with it")
+    if args.partitions < 1:
+        parser.error("--partitions takes a positive number")
     sizes = BENCH_SIZES
-    settings = input_settings(sizes, args.seed)
-    counts = load(settings, sizes, args.seed)
-    empty = empty_input()
+    settings = input_settings(sizes, args.seed, args.partitions)
+    counts = load(settings, sizes, args.seed, args.partitions)
+    empty = empty_input(args.partitions)
     raw = raw_limit(settings)
     print(f"raw limit: {raw.rate:,.0f} records/s", file=sys.stderr)
     runs = []
     for name in args.dataflows:
         for workers in args.workers:
-            run = run_dataflow(name, workers, input_records(name, settings, counts), settings)
-            run.startup = run_dataflow(name, workers, 0, empty).seconds
+            records = input_records(name, settings, counts)
+            run = median_run([run_dataflow(name, workers, records, settings) for _ in range(args.repeat)])
+            startup = median_run([run_dataflow(name, workers, 0, empty) for _ in range(args.repeat)])
+            run.startup, run.startup_cpu = startup.seconds, startup.cpu
             print(f"{name} x{workers}: {run.rate:,.0f} records/s ({run.rate_after_startup:,.0f} after "
-                  f"{run.startup:.2f}s start-up), {run.peak_rss_mb:,.0f} MB", file=sys.stderr)
+                  f"{run.startup:.2f}s start-up), {run.cores:.2f} cores busy, {run.peak_rss_mb:,.0f} MB",
+                  file=sys.stderr)
             runs.append(run)
-    REPORT.write_text(report(raw, runs, state_sizes(sizes, args.seed), sizes))
+    REPORT.write_text(report(raw, runs, state_sizes(sizes, args.seed), sizes, args.partitions, args.repeat))
     print(f"wrote {REPORT}", file=sys.stderr)
 
 

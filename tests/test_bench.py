@@ -1,0 +1,61 @@
+"""The bench's arithmetic: which run it reports, and the most that more processes can gain here."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from utopia.bench import Run, _cpu_seconds, local_broker, median_run
+from utopia.config import Settings
+
+
+def run(seconds: float, cpu: float = 0.0, startup: float = 0.0, startup_cpu: float = 0.0) -> Run:
+    return Run("customer_stream_count", 1, 1_000_000, seconds, 100.0, cpu, startup, startup_cpu)
+
+
+def test_the_median_run_is_one_of_the_runs_not_a_blend():
+    runs = [run(3.0, cpu=3.3), run(2.0, cpu=2.9), run(9.0, cpu=9.9)]
+    assert median_run(runs) is runs[0]
+
+
+def test_rates_and_cores_busy():
+    one = run(4.0, cpu=5.0, startup=0.5)
+    assert one.rate == 250_000
+    assert one.rate_after_startup == pytest.approx(1_000_000 / 3.5)
+    assert one.cores == 1.25
+
+
+def test_ceiling_keeps_the_start_up_and_spreads_the_records_cpu_over_every_core():
+    # 4 s, 0.5 s of them start-up; the records took 5.5 - 0.5 = 5 CPU seconds: on 2 cores at best
+    # 0.5 + 2.5 = 3 s, so no run on more processes can be more than 4/3 times faster.
+    one = run(4.0, cpu=5.5, startup=0.5, startup_cpu=0.5)
+    assert one.ceiling(2) == pytest.approx(4 / 3)
+    assert one.ceiling(4) == pytest.approx(4 / 1.75)
+
+
+def test_a_run_that_kept_one_core_busy_can_at_best_double_on_two():
+    assert run(3.0, cpu=3.0).ceiling(2) == pytest.approx(2.0)
+
+
+def test_cpu_seconds_are_what_a_process_burned_not_how_long_it_lived():
+    spin_then_wait = "import time\nwhile time.process_time() < 0.6: pass\ninput()"
+    busy = subprocess.Popen([sys.executable, "-c", spin_then_wait], stdin=subprocess.PIPE)
+    try:
+        give_up = time.monotonic() + 30
+        while _cpu_seconds(busy.pid) < 0.55 and time.monotonic() < give_up:  # /proc counts in 10 ms ticks
+            time.sleep(0.05)
+        time.sleep(0.3)  # waiting for input burns nothing
+        assert 0.55 <= _cpu_seconds(busy.pid) < 0.7
+    finally:
+        busy.communicate(b"\n")
+
+
+def test_a_remote_broker_is_not_counted_as_the_local_one(tmp_path, monkeypatch):
+    (tmp_path / "broker.pid").write_text(str(os.getpid()))
+    monkeypatch.setenv("KAFKA_HOME_DIR", str(tmp_path))
+    assert local_broker(Settings(bootstrap_servers="localhost:9092")) == os.getpid()
+    assert local_broker(Settings(bootstrap_servers="pkc-123.europe-west1.gcp.confluent.cloud:9092")) is None
+    (tmp_path / "broker.pid").write_text("999999999")  # no such process: the broker is not running
+    assert local_broker(Settings(bootstrap_servers="localhost:9092")) is None
