@@ -26,13 +26,13 @@ def workers_of_shards(workers: int) -> Counter:
 def test_every_worker_gets_an_equal_share_of_the_shards(workers):
     counts = workers_of_shards(workers)
     assert len(counts) == workers
-    assert max(counts.values()) - min(counts.values()) <= 1, counts
+    assert set(counts.values()) == {SHARDS // workers}, counts  # exactly: 24 shards, 2, 3 or 4 workers
 
 
 def test_names_are_distinct_and_our_route_matches_bytewax():
     assert len(set(SHARD_NAMES)) == SHARDS
     by_route = Counter(bytewax_route(name) % 2 for name in SHARD_NAMES)
-    assert sorted(by_route.values()) == sorted(workers_of_shards(2).values()) == [32, 32]
+    assert sorted(by_route.values()) == sorted(workers_of_shards(2).values()) == [12, 12]
 
 
 def test_route_matches_rusts_default_hasher():

@@ -37,14 +37,18 @@ class ArtistFans:
         self.fans: TopN[str] = TopN(TOP_STREAMERS)
         self.announced: set[str] = set()
 
-    def apply(self, record: str | Event) -> Iterator[FanOfNewEvent]:
-        """A customer id is one stream of the artist by that customer (see `fan_or_event`)."""
+    def apply(self, record: str | Event) -> tuple[FanOfNewEvent, ...]:
+        """A customer id is one stream of the artist by that customer (see `fan_or_event`).
+
+        Returns a tuple, not a generator: this runs for every stream, and a stream tells nobody.
+        """
         if isinstance(record, str):
             self.fans.add(record)
-        elif record.id not in self.announced:  # an event re-sent with the same id is not new (SPEC 4.9)
-            self.announced.add(record.id)
-            for customer, streams in self.fans.ranked():
-                yield FanOfNewEvent(customer, streams, record)
+            return ()
+        if record.id in self.announced:  # an event re-sent with the same id is not new (SPEC 4.9)
+            return ()
+        self.announced.add(record.id)
+        return tuple(FanOfNewEvent(customer, streams, record) for customer, streams in self.fans.ranked())
 
 
 class CustomerEmail:

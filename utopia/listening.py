@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
+
 from utopia.models import ArtistStreams, CustomerStreamCount, Stream, TopCustomerArtists
 from utopia.ranking import TopN
 from utopia.steps import Out
@@ -14,9 +17,8 @@ def just_counted(stream: Stream) -> None:
     return None
 
 
-def artist_played(stream: Stream) -> str | None:
-    """What a stream brings to its customer's ranking: the artist played."""
-    return stream.artistid
+artist_played: Callable[[Stream], str] = attrgetter("artistid")
+"""What a stream brings to its customer's ranking: the artist played (a C getter: called per stream)."""
 
 
 class StreamCount:
@@ -48,8 +50,9 @@ class FavouriteArtists(TopN[str]):
         super().__init__(TOP_ARTISTS)
         self.customerid = customerid
 
-    def apply(self, artistid: str) -> bool:
-        return self.add(artistid)
+    apply = TopN.add
+    """Count one stream of an artist (`artist_played`); True if the top changed. TopN's own method:
+    one Python call less per stream."""
 
     def value(self) -> Out:
         counts = self.counts

@@ -1,7 +1,7 @@
 """Shard names that Bytewax spreads evenly over 2, 3, 4, 6 or 12 workers.
 
 Bytewax 0.21 sends a key to worker `siphash13(key) % workers` (Rust's DefaultHasher with zero keys,
-src/timely.rs). 64 shards with arbitrary names split 35:29 over two workers, so one worker does 10%
+src/timely.rs). 24 shards with arbitrary names split 14:10 over two workers, so one worker does 17%
 more of the keyed work than the other. Names chosen so that their hash modulo 12 cycles through
 0..11 split exactly for every worker count that divides 12. tests/test_sharding.py checks the
 split on real Bytewax workers, so a Bytewax change to its routing shows up as a failing test.
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import itertools
 
-SHARDS = 64
+SHARDS = 24
 """Keys are grouped into this many shards; a shard is the unit Bytewax routes to a worker.
 
-Enough shards to spread evenly over a few workers, few enough that a source batch becomes a few
-dozen Bytewax items rather than a thousand.
+Twice 12, so they split exactly over 2, 3, 4, 6 or 12 workers; few enough that a source batch
+becomes two dozen Bytewax items rather than a thousand. Each item costs Bytewax's keyed step a
+Python call and its bookkeeping: with 64 shards top_customer_artists ran 5% more instructions.
 """
 
 _CYCLE = 12
