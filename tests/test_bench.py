@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from utopia import bench
 from utopia.bench import Run, _cpu_seconds, local_broker, median_run
 from utopia.config import Settings
 
@@ -59,3 +60,23 @@ def test_a_remote_broker_is_not_counted_as_the_local_one(tmp_path, monkeypatch):
     assert local_broker(Settings(bootstrap_servers="pkc-123.europe-west1.gcp.confluent.cloud:9092")) is None
     (tmp_path / "broker.pid").write_text("999999999")  # no such process: the broker is not running
     assert local_broker(Settings(bootstrap_servers="localhost:9092")) is None
+
+
+def test_worker_counts_take_turns_and_each_gets_its_median_run_and_start_up(monkeypatch):
+    calls = []
+    # per round: 1 worker on the data, on empty topics, then 2 workers the same
+    seconds = iter([5.0, 0.4, 3.0, 0.6, 4.0, 0.5, 2.0, 0.7, 6.0, 0.3, 2.5, 0.9])
+
+    def fake_run(name, workers, records, settings):
+        calls.append((workers, records))
+        return Run(name, workers, records, next(seconds), 100.0, cpu=float(len(calls)))
+
+    monkeypatch.setattr(bench, "run_dataflow", fake_run)
+    monkeypatch.setattr(bench, "host_speed", lambda: 0.1)
+    speeds: list[float] = []
+    one, two = bench.measure("top_customer_artists", [1, 2], 1_000_000, None, None, 3, speeds)
+    assert calls == [(1, 1_000_000), (1, 0), (2, 1_000_000), (2, 0)] * 3
+    assert speeds == [0.1, 0.1, 0.1]
+    assert (one.workers, one.seconds, one.startup) == (1, 5.0, 0.4)
+    assert (two.workers, two.seconds, two.startup) == (2, 2.5, 0.7)
+    assert (one.cpu, one.startup_cpu, two.cpu, two.startup_cpu) == (1.0, 2.0, 11.0, 8.0)  # the medians' own
