@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from utopia import topics
 from utopia.cli import dataflow_names
@@ -88,11 +88,23 @@ def topic_sizes(settings: Settings) -> dict[str, int]:
     for name in INPUT_RECORDS:
         topic = settings.topics.input(name)
         if topic in metadata.topics:
-            marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                     for p in metadata.topics[topic].partitions]
+            marks = [_watermarks(consumer, TopicPartition(topic, p)) for p in metadata.topics[topic].partitions]
             sizes[name] = sum(high - low for low, high in marks)  # retention may have deleted some
     consumer.close()
     return sizes
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, timeout_s: float = 30.0) -> tuple[int, int]:
+    """Low and high watermark, waiting while the broker is still electing leaders (just after it started)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=10)
+        except KafkaException as error:
+            electing = error.args[0].code() in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+            if not electing or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def load(settings: Settings, sizes: Sizes, seed: int, partitions: int) -> dict[str, int]:
