@@ -6,7 +6,7 @@ BROKER := bash kafka/broker.sh
 RUN    := $(BIN)/python -m bytewax.run
 
 .PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live schemas diagrams bench \
-        customer-stream-count top-customer-artists purchase-event-ticket sold-out clean
+        customer-stream-count top-customer-artists purchase-event-ticket sold-out clean instructions
 
 help:
 	@echo "make demo    generate data, run every dataflow on files, print a summary (no broker needed)"
@@ -14,7 +14,7 @@ help:
 	@echo "make kafka-up | kafka-down | kafka-clean    the local Apache Kafka broker on localhost:9092"
 	@echo "make topics | generate | live               create topics / load a data set / produce live"
 	@echo "make customer-stream-count | top-customer-artists | purchase-event-ticket | sold-out   run on Kafka"
-	@echo "make schemas | diagrams | bench"
+	@echo "make schemas | diagrams | bench | instructions"
 
 $(BIN)/utopia: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,7 @@ clean:
 
 bench: install kafka-up
 	$(BIN)/python -m utopia.bench
+
+# Instructions per record under valgrind: the same on every run, unlike times on a shared host.
+instructions: install
+	$(BIN)/python -m utopia.instructions

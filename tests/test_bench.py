@@ -1,6 +1,7 @@
 """The bench's arithmetic: which run it reports, and the most that more processes can gain here."""
 
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -80,3 +81,16 @@ def test_worker_counts_take_turns_and_each_gets_its_median_run_and_start_up(monk
     assert (one.workers, one.seconds, one.startup) == (1, 5.0, 0.4)
     assert (two.workers, two.seconds, two.startup) == (2, 2.5, 0.7)
     assert (one.cpu, one.startup_cpu, two.cpu, two.startup_cpu) == (1.0, 2.0, 11.0, 8.0)  # the medians' own
+
+
+def test_the_instruction_count_child_runs_a_dataflow_on_its_input_and_says_how_many_records_it_read(tmp_path):
+    from utopia.models import Customer, Stream
+    from utopia.testing import kafka_records
+
+    records = kafka_records([Customer(id="c1"), Stream(id="s1", customerid="c1", artistid="a1"),
+                             Stream(id="s2", customerid="c1", artistid="a2")])
+    (tmp_path / "records.pickle").write_bytes(pickle.dumps(records))
+    done = subprocess.run([sys.executable, "-m", "utopia.instructions", "--child", "customer_stream_count",
+                           str(tmp_path / "records.pickle")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "input records: 2"  # the streams; customers are not its input

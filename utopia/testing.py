@@ -44,8 +44,10 @@ class TestingIO:
         self.records, self.batch_size, self.topics = records, batch_size, topics
         self.changelog = timedelta(0)  # flush at every activation: tests see each update soon
         self.outputs: dict[str, list[Out]] = defaultdict(list)
+        self.inputs: list[str] = []  # every topic a source was made for
 
     def source(self, dataflow: str, topics: list[str]) -> TestingSource:
+        self.inputs.extend(topics)
         mine = [r for r in self.records if r.topic in topics]
         return TestingSource([mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)])
 
