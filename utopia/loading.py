@@ -67,15 +67,18 @@ def _producer(settings: Settings) -> Producer:
     return Producer(settings.kafka_config() | {"client.id": client_id, "linger.ms": 20, "compression.type": "lz4"})
 
 
-def _ensure_input_topics(settings: Settings) -> None:
+def _ensure_input_topics(settings: Settings, partitions: int = 3) -> None:
     from utopia import topics
 
-    topics.create(settings, names=settings.topics.all_inputs())
+    topics.create(settings, partitions, names=settings.topics.all_inputs())
 
 
-def produce(settings: Settings, sizes: Sizes, seed: int) -> dict[str, int]:
-    """Produce a generated data set to the input topics, keyed by id, with the generated timestamps."""
-    _ensure_input_topics(settings)
+def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3) -> dict[str, int]:
+    """Produce a generated data set to the input topics, keyed by id, with the generated timestamps.
+
+    Missing input topics are created with `partitions` partitions.
+    """
+    _ensure_input_topics(settings, partitions)
     producer, encoder = _producer(settings), msgspec.json.Encoder()
     counts = dict.fromkeys(INPUT_RECORDS, 0)
     # Recent timestamps: the broker would soon delete records older than its retention (7 days by
