@@ -15,7 +15,7 @@ from utopia.tickets import TicketDesk
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("purchase_event_ticket")
     events_and_tickets = read("events_and_tickets", flow, io, {Event: [], Ticket: ["eventid"]})
-    responses = per_key("ticket_desk_per_event", events_and_tickets, BY_EVENT, TicketDesk)
+    responses = per_key("ticket_desk_per_event", events_and_tickets, BY_EVENT, TicketDesk, dead_letters=io)
     write("ticket_response", responses, io, "ticket-response")
     return flow
 

@@ -1,11 +1,10 @@
 """Sold-out events: alert when an event nearly sells out and when it sells out; tell the artist's top fans.
 
 events + tickets -> sales per event (tickets wait for their event) -> event-alerts (alert, key eventid)
-events + streams -> top streamers per artist, on a new event -> + latest email per customer
+events + streams -> top streamers per artist, on a new event -> + their email as of the event
                  -> event-streamer-alerts (alert, key customerid)
 """
 
-import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from utopia.fans import ArtistFans, CustomerEmail, fan_or_event
@@ -21,11 +20,10 @@ READS = {Event: ["artistid"], Ticket: ["eventid"], Stream: ["customerid", "artis
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("sold_out")
     records = read("events_tickets_streams_emails", flow, io, READS)
-    event_alerts = per_key("sales_per_event", records, BY_EVENT, EventStatus)
+    event_alerts = per_key("sales_per_event", records, BY_EVENT, EventStatus, dead_letters=io)
     write("event_alerts", event_alerts, io, "event-alerts")
     fans = per_key("top_streamers_per_artist", records, BY_ARTIST, ArtistFans, value=fan_or_event)
-    emails_and_fans = op.merge("emails_and_fans", records, fans)
-    streamer_alerts = per_key("email_top_streamers", emails_and_fans, BY_CUSTOMER, CustomerEmail)
+    streamer_alerts = per_key("email_top_streamers", records, BY_CUSTOMER, CustomerEmail, lookups=fans, lookups_from=(Event,))
     write("event_streamer_alerts", streamer_alerts, io, "event-streamer-alerts")
     return flow
 

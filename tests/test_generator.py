@@ -5,8 +5,10 @@ from collections import Counter
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from utopia.generator import Sizes, generate, java_date, live
+from utopia.generator import Sizes, generate, live, timestamp_string
 from utopia.models import INPUT_RECORDS, Event
 
 SMALL = Sizes(customers=300, artists=40, events=40, tickets=3000, streams=8000, zipcodes=12)
@@ -48,10 +50,33 @@ def test_timestamps_are_causal_and_references_resolve(world):
     assert references_resolve(world)
 
 
+def honours(sizes, records):
+    """Exactly as many tickets, streams, customers, artists and events as asked for."""
+    counts = Counter(r.topic for r in records)
+    assert (counts["tickets"], counts["streams"], counts["customers"], counts["artists"]) == (
+        sizes.tickets, sizes.streams, sizes.customers, sizes.artists)
+    assert len({r.key for r in records if r.topic == "events"}) == sizes.events
+    return True
+
+
 def test_sizes_are_honoured(world):
-    counts = Counter(r.topic for r in world)
-    assert (counts["tickets"], counts["streams"], counts["customers"], counts["artists"]) == (3000, 8000, 300, 40)
-    assert len({r.key for r in world if r.topic == "events"}) == 40
+    assert honours(SMALL, world)
+
+
+@settings(max_examples=100)
+@given(st.builds(Sizes, customers=st.integers(1, 30), artists=st.integers(1, 6), events=st.integers(1, 6),
+                 tickets=st.integers(1, 60), streams=st.integers(1, 60), zipcodes=st.integers(1, 6)),
+       st.integers(0, 2**32))
+def test_any_size_of_at_least_one_makes_a_consistent_world(sizes, seed):
+    records = list(generate(sizes, seed))
+    assert references_resolve(records) and honours(sizes, records)
+
+
+def test_more_artists_than_names_share_names():
+    sizes = Sizes(customers=1, artists=2500, events=1, tickets=1, streams=1, zipcodes=1)
+    records = list(generate(sizes))
+    assert references_resolve(records) and honours(sizes, records)
+    assert len({r.value.name for r in records if r.topic == "artists"}) == 2400  # every name, some twice
 
 
 def test_every_value_round_trips_through_its_json_model(world):
@@ -59,8 +84,19 @@ def test_every_value_round_trips_through_its_json_model(world):
         assert msgspec.json.decode(msgspec.json.encode(r.value), type=INPUT_RECORDS[r.topic]) == r.value
 
 
-def test_eventdate_is_javas_date_to_string():
-    assert java_date(1803931200000) == "Mon Mar 01 20:00:00 UTC 2027"
+@pytest.mark.parametrize(("epoch_ms", "text"), [
+    (1803931200000, "2027-03-01 20:00:00.0"),
+    (1803931200500, "2027-03-01 20:00:00.5"),
+    (1803931200580, "2027-03-01 20:00:00.58"),
+    (1814044785676, "2027-06-26 21:19:45.676"),
+])
+def test_eventdate_is_a_java_sql_timestamp_string(epoch_ms, text):
+    assert timestamp_string(epoch_ms) == text
+
+
+def test_eventdates_have_every_fraction_length(world):
+    fractions = {r.value.eventdate.rpartition(".")[2] for r in world if r.topic == "events"}
+    assert "0" in fractions and {len(f) for f in fractions} == {1, 2, 3}
 
 
 def test_customers_cluster_in_few_zip_codes(world):

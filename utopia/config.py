@@ -1,4 +1,4 @@
-"""Settings from environment variables (SPEC section 3), validated up front.
+"""Settings from environment variables (the README's configuration table), validated up front.
 
 Every problem becomes a `ConfigError` whose text is one line naming the variable; the password's
 value never appears in it, nor in `Settings`' repr.
@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 
+from utopia.dates import zone_named
 from utopia.models import INPUT_RECORDS
 
 
@@ -36,6 +37,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("UTOPIA_TAIL", "true", "true: keep waiting for new input; false: stop at the end of each partition"),
     ("UTOPIA_BATCH_SIZE", "1000", "records taken from a partition at a time"),
     ("UTOPIA_CHANGELOG_FLUSH_MS", "1000", "how long a changelog update may wait to be replaced by a newer one"),
+    ("UTOPIA_EVENTDATE_ZONE", "UTC", "IANA zone of event dates written without one (the producer's local time)"),
 )
 _DEFAULTS = {name: default for name, default, _ in VARIABLES}
 
@@ -74,10 +76,16 @@ class Settings:
     tail: bool = True
     batch_size: int = 1000
     changelog_flush_ms: int = 1000
+    eventdate_zone: str = "UTC"
 
     @property
     def changelog(self) -> timedelta:
         return timedelta(milliseconds=self.changelog_flush_ms)
+
+    @property
+    def zone(self) -> tzinfo:
+        """Where zone-less event dates were written (data-demo writes the producer JVM's local time)."""
+        return zone_named(self.eventdate_zone)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +119,11 @@ class Settings:
         flush = get("UTOPIA_CHANGELOG_FLUSH_MS")
         if not flush.isdigit():
             raise ConfigError(f"UTOPIA_CHANGELOG_FLUSH_MS={flush!r} is not a whole number of milliseconds")
+        zone = get("UTOPIA_EVENTDATE_ZONE")
+        try:
+            zone_named(zone)
+        except ValueError as error:
+            raise ConfigError(f"UTOPIA_EVENTDATE_ZONE={error}") from None
         return cls(
             bootstrap_servers=servers,
             security_protocol=protocol,
@@ -122,6 +135,7 @@ class Settings:
             tail=tail == "true",
             batch_size=int(batch),
             changelog_flush_ms=int(flush),
+            eventdate_zone=zone,
         )
 
     def kafka_config(self) -> dict[str, str]:

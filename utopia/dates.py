@@ -1,42 +1,84 @@
-"""Dates on the wire: the two `eventdate` formats (SPEC 1 and 4.13) and ISO-8601 output."""
+"""Dates on the wire: the `eventdate` forms data-demo writes, and ISO-8601 UTC out (docs/outputs.md#dates).
+
+The data-demo daemon writes `java.sql.Timestamp.toString()`: `2027-06-26 21:19:45.676`, 1 to 9
+fraction digits, no zone, in the producer JVM's local time. That zone is a setting
+(`UTOPIA_EVENTDATE_ZONE`, default UTC): read as UTC, a producer running in Chicago would put every
+event six hours off. ISO-8601 with an offset, a date alone and Java's `Date.toString()` are accepted too.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
-# Java's Date.toString(): "Mon Mar 01 20:00:00 UTC 2027"; data-demo runs in UTC (GMT is the same zone).
+# What Java's Date.toString() prints for the zones a data-demo producer plausibly runs in. Such an
+# abbreviation names a fixed offset (CDT is always UTC-5), unlike a zone name.
+_ABBREVIATIONS = {
+    "UTC": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6,
+    "PST": -8, "PDT": -7, "AKST": -9, "AKDT": -8, "HST": -10,
+}
 _JAVA_DATE = re.compile(
     r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?P<mon>[A-Z][a-z]{2}) (?P<day>\d{2}) "
-    r"(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2}) (?:UTC|GMT) (?P<year>\d{4})"
+    r"(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2}) (?P<zone>[A-Z]{1,4}) (?P<year>\d{4})"
+)
+# java.sql.Timestamp.toString() (a space) and ISO-8601 (a `T`); the time and the zone are optional.
+_LOCAL_OR_ISO = re.compile(
+    r"(?P<year>\d{4})-(?P<mon>\d{2})-(?P<day>\d{2})"
+    r"(?:[T ](?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?)?"
+    r"(?P<zone>Z|[+-]\d{2}:?\d{2})?)?"
 )
 
 
-def parse_eventdate(text: str) -> datetime:
-    """Read an ISO-8601 instant or date, or Java's `Date.toString()`, as an aware UTC datetime.
+class UnknownDate(ValueError):
+    """An eventdate in none of the accepted forms: the event is kept, its date is unknown."""
 
-    A date alone is midnight UTC and an ISO time without offset is UTC. Raises ValueError
-    for anything else, which the decoder reports as a wrong type.
-    """
-    java = _JAVA_DATE.fullmatch(text)
-    if java:
-        month = _MONTHS.get(java["mon"])
-        if month is None:
-            raise ValueError(f"eventdate {text!r}: unknown month")
-        return datetime(
-            int(java["year"]), month, int(java["day"]),
-            int(java["h"]), int(java["m"]), int(java["s"]), tzinfo=UTC,
-        )
-    if not text[:4].isdigit():
-        raise ValueError(f"eventdate {text!r} is neither ISO-8601 nor Java's Date.toString()")
+
+def zone_named(name: str) -> tzinfo:
+    """The IANA zone `name` (`America/Chicago`); ValueError with one line if there is no such zone."""
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"eventdate {text!r} is neither ISO-8601 nor Java's Date.toString()") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return UTC if name.upper() == "UTC" else ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone name such as UTC or America/Chicago") from None
+
+
+def parse_eventdate(text: str, zone: tzinfo = UTC) -> datetime:
+    """An eventdate as an aware UTC datetime; a time without offset, or a date alone, is in `zone`.
+
+    Fractions beyond milliseconds are cut, not rounded. Raises UnknownDate for any other text.
+    """
+    match = _LOCAL_OR_ISO.fullmatch(text)
+    if match:
+        return _from_parts(text, match, zone)
+    match = _JAVA_DATE.fullmatch(text)
+    if match and match["zone"] in _ABBREVIATIONS and match["mon"] in _MONTHS:
+        offset = timezone(timedelta(hours=_ABBREVIATIONS[match["zone"]]))
+        return _instant(text, int(match["year"]), _MONTHS[match["mon"]], int(match["day"]),
+                        int(match["h"]), int(match["m"]), int(match["s"]), 0, offset)
+    raise UnknownDate(f"eventdate {text!r} is in no accepted form")
+
+
+def _from_parts(text: str, match: re.Match, zone: tzinfo) -> datetime:
+    micros = int((match["frac"] or "0")[:3].ljust(3, "0")) * 1000  # milliseconds, cut
+    offset = match["zone"]
+    if offset is None:
+        where = zone
+    elif offset == "Z":
+        where = UTC
+    else:
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        where = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    return _instant(text, int(match["year"]), int(match["mon"]), int(match["day"]),
+                    int(match["h"] or 0), int(match["m"] or 0), int(match["s"] or 0), micros, where)
+
+
+def _instant(text: str, *parts: int | tzinfo) -> datetime:
+    try:
+        return datetime(*parts[:7], tzinfo=parts[7]).astimezone(UTC)
+    except ValueError:  # 2027-02-30, 25:00
+        raise UnknownDate(f"eventdate {text!r} is not a real date and time") from None
 
 
 def format_instant(moment: datetime) -> str:
@@ -44,8 +86,3 @@ def format_instant(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
     spec = "milliseconds" if moment.microsecond else "seconds"
     return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
-
-
-def normalize_eventdate(text: str | None) -> str | None:
-    """The eventdate of an output record: one ISO-8601 form whatever the input format was."""
-    return None if text is None else format_instant(parse_eventdate(text))

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
 
-import msgspec
-
-from utopia.dates import normalize_eventdate
-from utopia.models import Email, Event, EventStreamerAlert, Stream
+from utopia.models import Email, Event, EventStreamerAlert
 from utopia.ranking import TopN
-from utopia.steps import Out
+from utopia.steps import Lookup, Out, Placed
 
 TOP_STREAMERS = 3
 
 
-class FanOfNewEvent(msgspec.Struct, frozen=True):
-    """One of the artist's top streamers when the event was first seen; the email is added later."""
+class FanOfNewEvent(Lookup, frozen=True):
+    """One of the artist's top streamers when the event was first seen, at the event's place in the input.
+
+    The email is added by the customer's own step, as it was at that place (docs/outputs.md#ordering).
+    """
 
     customerid: str
     streams: int
     event: Event
 
 
-def fan_or_event(record: Stream | Event) -> str | Event:
+def fan_or_event(record) -> str | Event:
     """What reaches an artist: of a stream only the customer who played it, an event whole."""
-    return record.customerid if isinstance(record, Stream) else record
+    return record if isinstance(record, Event) else record.customerid
 
 
 class ArtistFans:
@@ -32,12 +32,15 @@ class ArtistFans:
 
     __slots__ = ("artistid", "fans", "announced")
 
+    placed = (Event,)
+    """An event comes with its place in the input, which its fans' alerts keep."""
+
     def __init__(self, artistid: str):
         self.artistid = artistid
         self.fans: TopN[str] = TopN(TOP_STREAMERS)
         self.announced: set[str] = set()
 
-    def apply(self, record: str | Event) -> tuple[FanOfNewEvent, ...]:
+    def apply(self, record: str | Placed) -> tuple[tuple[str, FanOfNewEvent], ...]:
         """A customer id is one stream of the artist by that customer (see `fan_or_event`).
 
         Returns a tuple, not a generator: this runs for every stream, and a stream tells nobody.
@@ -45,27 +48,41 @@ class ArtistFans:
         if isinstance(record, str):
             self.fans.add(record)
             return ()
-        if record.id in self.announced:  # an event re-sent with the same id is not new (SPEC 4.9)
+        event = record.value
+        if event.id in self.announced:  # an event re-sent is not new (docs/outputs.md#thresholds)
             return ()
-        self.announced.add(record.id)
-        return tuple(FanOfNewEvent(customer, streams, record) for customer, streams in self.fans.ranked())
+        self.announced.add(event.id)
+        return tuple((customer, FanOfNewEvent(record.lane, record.position, customer, streams, event))
+                     for customer, streams in self.fans.ranked())
 
 
 class CustomerEmail:
-    """Per customer: the latest email address seen, put on the customer's alerts (null while none)."""
+    """Per customer: the email addresses seen, with their places in the input, put on the customer's alerts.
 
-    __slots__ = ("customerid", "email")
+    An alert carries the latest address as of the event that caused it (null while none), even
+    when a later address reached this step first: the addresses are few, so all are kept.
+    """
+
+    __slots__ = ("customerid", "positions", "emails")
+
+    placed = (Email,)
 
     def __init__(self, customerid: str):
         self.customerid = customerid
-        self.email: str | None = None
+        self.positions: list[int] = []
+        self.emails: list[str] = []
 
-    def apply(self, record: Email | FanOfNewEvent) -> Iterator[Out]:
-        if isinstance(record, Email):
-            self.email = record.email if record.email is not None else self.email
-        else:
-            event = record.event
-            yield self.customerid, EventStreamerAlert(
-                self.customerid, self.email, event.id, event.artistid, event.venueid,
-                normalize_eventdate(event.eventdate), record.streams,
-            )
+    def apply(self, placed: Placed) -> tuple:
+        email = placed.value.email
+        if email is not None:
+            at = bisect.bisect(self.positions, placed.position)
+            self.positions.insert(at, placed.position)
+            self.emails.insert(at, email)
+        return ()
+
+    def read(self, fan: FanOfNewEvent) -> tuple[Out]:
+        known = bisect.bisect(self.positions, fan.position)
+        email = self.emails[known - 1] if known else None
+        event = fan.event
+        return ((self.customerid, EventStreamerAlert(
+            self.customerid, email, event.id, event.artistid, event.venueid, event.eventdate, fan.streams)),)

@@ -1,4 +1,4 @@
-"""File mode (SPEC section 3): topics as JSONL files, so the dataflows run with no broker.
+"""File mode (docs/outputs.md#file-mode): topics as JSONL files, so the dataflows run with no broker.
 
 Input: `<topic>.jsonl` per topic, one Kafka record a line:
 `{"key": str|null, "value": object|string|null, "timestamp": epoch ms}`. All files are replayed as
@@ -15,7 +15,7 @@ import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from utopia.codec import InRecord, encode
+from utopia.codec import InRecord, RecordBatch, encode
 from utopia.config import Settings
 from utopia.steps import Out
 
@@ -71,14 +71,16 @@ def merged_records(input_dir: Path, topics: list[str]) -> list[InRecord]:
     return [row[3] for row in rows]
 
 
-class _ReplayPartition(StatefulSourcePartition[list[InRecord], int]):
+class _ReplayPartition(StatefulSourcePartition[RecordBatch, int]):
+    """The merged records in batches; one lane, a record's position is its place in the replay."""
+
     def __init__(self, records: list[InRecord], position: int, batch_size: int):
         self.records, self.position, self.batch_size = records, position, batch_size
 
-    def next_batch(self) -> list[list[InRecord]]:
+    def next_batch(self) -> list[RecordBatch]:
         if self.position >= len(self.records):
             raise StopIteration()
-        batch = self.records[self.position : self.position + self.batch_size]
+        batch = RecordBatch(self.records[self.position : self.position + self.batch_size], 0, self.position)
         self.position += len(batch)
         return [batch]
 
@@ -86,7 +88,7 @@ class _ReplayPartition(StatefulSourcePartition[list[InRecord], int]):
         return self.position
 
 
-class MergedFileSource(FixedPartitionedSource[list[InRecord], int]):
+class MergedFileSource(FixedPartitionedSource[RecordBatch, int]):
     """The topic files of a directory replayed as one partition, in batches."""
 
     def __init__(self, input_dir: Path, topics: list[str], batch_size: int = 1000):
@@ -112,7 +114,7 @@ class _SharedFile:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = path.open("wb")  # replaces an earlier run's output (SPEC 4.14)
+        self.file = path.open("wb")  # replaces an earlier run's output (docs/outputs.md#file-mode)
         self.lock = threading.Lock()
         self.users = 0
 
@@ -169,6 +171,7 @@ class FileIO:
     def __init__(self, input_dir: Path, output_dir: Path, settings: Settings = Settings()):
         self.input_dir, self.output_dir = input_dir, output_dir
         self.topics, self.batch_size, self.changelog = settings.topics, settings.batch_size, settings.changelog
+        self.zone = settings.zone
 
     def source(self, dataflow: str, topics: list[str]) -> MergedFileSource:
         return MergedFileSource(self.input_dir, topics, self.batch_size)

@@ -14,7 +14,7 @@ import itertools
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import msgspec
@@ -36,12 +36,12 @@ NOUNS = ("Wolves Rivers Engines Ghosts Hearts Comets Pilots Tigers Lanterns Echo
          "Canyons Sparrows Kings Satellites Owls Harbors Drums").split()
 FORMS = ("", " Band", " Collective", " Trio", " Orchestra", " Club")
 STREETS = "Main Oak Pine Maple Cedar Elm Washington Lake Hill Park".split()
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @dataclass(frozen=True)
 class Sizes:
+    """How many records of each kind a data set has; every one at least 1 (a ticket needs an event and a buyer)."""
+
     customers: int = 2000
     artists: int = 200
     events: int = 300
@@ -67,10 +67,16 @@ class Generated(NamedTuple):
     timestamp: int  # epoch milliseconds
 
 
-def java_date(epoch_ms: int) -> str:
-    """Java's `Date.toString()` in UTC, as the data-demo producer writes it: `Mon Mar 01 20:00:00 UTC 2027`."""
-    t = datetime.fromtimestamp(epoch_ms / 1000, UTC)
-    return f"{_DAYS[t.weekday()]} {_MONTHS[t.month - 1]} {t.day:02d} {t:%H:%M:%S} UTC {t.year}"
+def timestamp_string(epoch_ms: int) -> str:
+    """`java.sql.Timestamp.toString()`, as the data-demo producer writes an eventdate: `2027-06-26 21:19:45.676`.
+
+    The producer writes its JVM's local wall time with no zone; this writes UTC, the zone the
+    project reads zone-less dates in by default. The fraction loses its trailing zeros but keeps
+    at least one digit (`.0`, `.58`).
+    """
+    wall = datetime(1970, 1, 1) + timedelta(milliseconds=epoch_ms)
+    fraction = f"{epoch_ms % 1000:03d}".rstrip("0") or "0"
+    return f"{wall.isoformat(' ', 'seconds')}.{fraction}"
 
 
 def _zipf_weights(n: int, s: float = 1.1) -> list[float]:
@@ -164,11 +170,14 @@ class World:
     def event(self, index: int, artist: int, now_ms: int, small: bool) -> Event:
         venueid, max_capacity = self.rng.choice(self.venues)
         capacity = self.rng.randint(5, 60) if small else self.rng.randint(max(61, max_capacity // 10), max_capacity)
-        when = now_ms + self.rng.randint(-60, 180) * DAY_MS
-        when -= when % 3_600_000  # on the hour
+        # Any moment from 60 days before to 180 after, at any time of day, like the data-demo's random
+        # dates; in whole seconds, tenths, hundredths or milliseconds alike, as uniform milliseconds
+        # would almost always give three digits and readers must take `.0` and `.6` too.
+        step = self.rng.choice((1000, 100, 10, 1))
+        when = now_ms - now_ms % 1000 + self.rng.randrange(-60 * DAY_MS, 180 * DAY_MS, step)
         eventid = f"e-{index:06d}"
         self.events.append((eventid, artist))
-        return Event(eventid, self.artists[artist], venueid, capacity, java_date(when))
+        return Event(eventid, self.artists[artist], venueid, capacity, timestamp_string(when))
 
 
 def generate(sizes: Sizes, seed: int = 42, start_ms: int | None = None) -> Iterator[Generated]:
@@ -177,8 +186,12 @@ def generate(sizes: Sizes, seed: int = 42, start_ms: int | None = None) -> Itera
     clock = START_MS if start_ms is None else start_ms
     world = World(rng, sizes.zipcodes)
 
-    names = rng.sample(range(len(ADJECTIVES) * len(NOUNS) * len(FORMS)), sizes.artists)
-    for index, code in enumerate(names):
+    # Every name once before any name twice (only with more artists than names).
+    names = range(len(ADJECTIVES) * len(NOUNS) * len(FORMS))
+    codes: list[int] = []
+    while len(codes) < sizes.artists:
+        codes += rng.sample(names, min(sizes.artists - len(codes), len(names)))
+    for index, code in enumerate(codes):
         artist = world.artist(index, code)
         clock += 5
         yield Generated("artists", artist.id, artist, clock)
@@ -224,14 +237,15 @@ def _activity(world: World, sizes: Sizes, rng: random.Random, begin: int) -> Ite
     by_zip: dict[str, list[int]] = {}
     for c, z in enumerate(world.customer_zip):
         by_zip.setdefault(z, []).append(c)
+    # Only zips where someone lives: with few customers, some chosen zips have nobody.
+    inhabited = [by_zip[z] for z in world.zips if z in by_zip]
     tickets = []
     for i, count in enumerate(per_event):
         at, event = events[i]
-        local = by_zip[rng.choice(world.zips)] if world.zips else []
+        local = rng.choice(inhabited)
         for _ in range(count):
             # Half the buyers come from one zip near the event, so "popular in my zip" happens.
-            pool = local if local and rng.random() < 0.5 else None
-            buyer = rng.choice(pool) if pool else rng.randrange(len(world.customers))
+            buyer = rng.choice(local) if rng.random() < 0.5 else rng.randrange(len(world.customers))
             tickets.append((at + 1 + int(rng.random() * (end - at - 1)), buyer, event.id))
     tickets.sort()
 

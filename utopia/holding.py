@@ -1,10 +1,27 @@
-"""Holding records that arrive before the record they need (SPEC 1 and 4.1)."""
+"""Holding records that arrive before the record they need (docs/outputs.md#waiting)."""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+import logging
+import threading
+import time
+from typing import Generic, NamedTuple, TypeVar
+
+from utopia.codec import InRecord
 
 R = TypeVar("R")
+log = logging.getLogger("utopia")
+
+
+class Sourced(NamedTuple, Generic[R]):
+    """A record that may have to wait, with the raw record it was decoded from.
+
+    If what it waits for never comes, it goes to the dead letters as it was read: its own topic,
+    offset, key and value text.
+    """
+
+    raw: InRecord
+    record: R
 
 
 class HeldUntilKnown(Generic[R]):
@@ -12,19 +29,59 @@ class HeldUntilKnown(Generic[R]):
 
     Topics are not ordered relative to each other, so a ticket may come before its event. It is
     never dropped for that: it waits here and is applied right after the record that completes it.
+    Nothing waits silently: `waiting_in_process` counts every held record of this process (the
+    dataflow logs it while it tails), and at the end of a finite input what is still held becomes
+    dead letters saying what never came.
     """
 
     __slots__ = ("waiting",)
 
+    waiting_in_process = 0
+    _count_lock = threading.Lock()  # worker threads share the count
+
     def __init__(self) -> None:
-        self.waiting: list[R] = []
+        self.waiting: list[Sourced[R]] = []
 
-    def hold(self, record: R) -> None:
+    def hold(self, record: Sourced[R]) -> None:
         self.waiting.append(record)
+        self._count(1)
 
-    def release(self) -> list[R]:
+    def release(self) -> list[Sourced[R]]:
         released, self.waiting = self.waiting, []
+        if released:
+            self._count(-len(released))
         return released
+
+    @classmethod
+    def _count(cls, change: int) -> None:
+        with cls._count_lock:
+            cls.waiting_in_process += change
 
     def __len__(self) -> int:
         return len(self.waiting)
+
+    def __getstate__(self) -> list[Sourced[R]]:
+        return self.waiting
+
+    def __setstate__(self, waiting: list[Sourced[R]]) -> None:
+        # Resumed from a recovery snapshot: these records wait in this process now.
+        self.waiting = waiting
+        self._count(len(waiting))
+
+
+class WaitingLog:
+    """Logs how many records wait in this process, at most once per `every_s` and only on change."""
+
+    def __init__(self, dataflow: str, every_s: float = 30.0):
+        self.dataflow, self.every_s = dataflow, every_s
+        self.logged = 0
+        self.next_at = time.monotonic() + every_s
+
+    def tick(self) -> None:
+        if time.monotonic() < self.next_at:
+            return
+        self.next_at = time.monotonic() + self.every_s
+        waiting = HeldUntilKnown.waiting_in_process
+        if waiting != self.logged:
+            self.logged = waiting
+            log.warning("%s: %d record(s) wait for a record they refer to", self.dataflow, waiting)

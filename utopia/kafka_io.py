@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -62,6 +63,12 @@ _quiet.propagate = False
 
 
 class _PartitionReader(StatefulSourcePartition[KafkaBatch, int]):
+    """One topic partition, one lane: positions follow the record timestamps, and always grow.
+
+    A position is the timestamp in milliseconds times 2**20 (or the previous batch's end, if
+    larger), so positions of different partitions compare roughly as their timestamps do.
+    """
+
     def __init__(self, config: dict, topic: str, partition: int, offset: int, batch_size: int, tail: bool):
         self.consumer = Consumer(config)
         if offset < 0:
@@ -71,6 +78,8 @@ class _PartitionReader(StatefulSourcePartition[KafkaBatch, int]):
         self.consumer.assign([TopicPartition(topic, partition, offset)])
         self.topic, self.partition, self.batch_size, self.tail = topic, partition, batch_size, tail
         self.offset = offset
+        self.lane = zlib.crc32(f"{topic}-{partition}".encode())
+        self.position = 0
         self.at_end = False
         self.awake: datetime | None = None
 
@@ -92,7 +101,9 @@ class _PartitionReader(StatefulSourcePartition[KafkaBatch, int]):
             return []
         self.awake = None
         self.offset = messages[-1].offset() + 1
-        return [KafkaBatch(self.topic, self.partition, messages)]
+        position = max(self.position, messages[0].timestamp()[1] << 20)
+        self.position = position + len(messages)
+        return [KafkaBatch(self.topic, self.partition, messages, self.lane, position)]
 
     def next_awake(self) -> datetime | None:
         return self.awake
@@ -218,6 +229,7 @@ class KafkaIO:
         self.settings = settings
         self.topics = settings.topics
         self.changelog = settings.changelog
+        self.zone = settings.zone
         self.inputs: list[str] = []  # every topic a source was made for, to check they exist
         self.outputs: list[str] = []
 

@@ -5,7 +5,6 @@ A record of a type not named skips the step.
 
 from __future__ import annotations
 
-from utopia.fans import FanOfNewEvent
 from utopia.models import Email, Event, Stream, Ticket
 from utopia.steps import KeyFields
 
@@ -18,5 +17,5 @@ BY_ARTIST: KeyFields = {Stream: "artistid", Event: "artistid"}
 BY_LISTENER: KeyFields = {Stream: "customerid"}
 """A stream belongs to the customer who played it."""
 
-BY_CUSTOMER: KeyFields = {Email: "customerid", FanOfNewEvent: "customerid"}
-"""A customer's email addresses meet the alerts to send them."""
+BY_CUSTOMER: KeyFields = {Email: "customerid"}
+"""A customer's email addresses, which the alerts to send them look up."""

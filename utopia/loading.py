@@ -25,7 +25,18 @@ RECENT_MS = 86_400_000
 
 def add_size_options(parser: argparse.ArgumentParser) -> None:
     for size in dataclasses.fields(Sizes):
-        parser.add_argument(f"--{size.name}", type=int, default=size.default, help=f"default {size.default}")
+        parser.add_argument(f"--{size.name}", type=_size, default=size.default, help=f"default {size.default}")
+
+
+def _size(text: str) -> int:
+    """A size option: a usage error below 1, where the generator would fail with no customer or event to pick."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return n
 
 
 def sizes_from(args: argparse.Namespace) -> Sizes:

@@ -1,9 +1,9 @@
 """The records on Utopia's topics, as msgspec Structs.
 
 Input records decode the exact JSON the Java data-demo producer writes: lower-case field names,
-every field nullable except `id`, unknown fields ignored. Strict types (SPEC 4.4): an `int` field
-rejects `5.0`, a `str` field rejects `5`, so a wrong type is caught at decode time and dead-lettered.
-Output records are what the dataflows write; their field order is the order in SPEC section 2.
+every field nullable except `id`, unknown fields ignored. Strict types (docs/outputs.md#dead-letters):
+an `int` field rejects `5.0`, a `str` field rejects `5`, so a wrong type is caught at decode time and
+dead-lettered. Output records are what the dataflows write, fields in the order docs/outputs.md lists.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-
-from utopia.dates import parse_eventdate
 
 
 class Record(msgspec.Struct, frozen=True, gc=False):
@@ -83,11 +81,7 @@ class Event(Record, frozen=True):
     venueid: str | None = None
     capacity: int | None = None
     eventdate: str | None = None
-
-    def __post_init__(self) -> None:
-        # An eventdate in neither accepted format is a wrong type (SPEC 4.4): fail the decode.
-        if self.eventdate is not None:
-            parse_eventdate(self.eventdate)
+    """As decoded: ISO-8601 UTC, or null when unknown (the decoder reads every accepted form)."""
 
 
 class Ticket(Record, frozen=True):
@@ -227,7 +221,7 @@ class ZipcodePopularEventAlert(Output, frozen=True):
 
 
 class DeadLetter(Output, frozen=True, omit_defaults=True):
-    """A bad input record, as SPEC section 1 lays it out; `encoding` only appears for base64."""
+    """A bad input record (docs/outputs.md#dead-letters); `encoding` only appears for base64."""
 
     dataflow: str
     topic: str

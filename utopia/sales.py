@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
-from utopia.holding import HeldUntilKnown
+import msgspec
+
+from utopia.codec import InRecord
+from utopia.holding import HeldUntilKnown, Sourced
 from utopia.models import Event, EventAlert, EventAlertKind, Ticket
 from utopia.steps import Out
+from utopia.tickets import capacity_never_came
+
+log = logging.getLogger("utopia")
 
 
 def nearly_sold_out(sold: int, capacity: int) -> bool:
-    """At least 90% sold, in exact integer arithmetic (SPEC 4.9)."""
+    """At least 90% sold, in exact integer arithmetic (docs/outputs.md#thresholds)."""
     return 10 * sold >= 9 * capacity
+
+
+def first_seen_place(known: Event | None, update: Event) -> Event:
+    """The event as updated by a later record: new capacity and date, but the artist and venue it was first seen with.
+
+    data-demo never moves an event, so counts by venue or artist only ever grow
+    (docs/outputs.md#sold_out); a record that would move one is logged and not followed.
+    """
+    if known is None or (update.artistid, update.venueid) == (known.artistid, known.venueid):
+        return update
+    log.warning("event %s was re-sent with artist %s, venue %s; it keeps artist %s, venue %s",
+                update.id, update.artistid, update.venueid, known.artistid, known.venueid)
+    return msgspec.structs.replace(update, artistid=known.artistid, venueid=known.venueid)
 
 
 class EventStatus:
@@ -24,6 +44,9 @@ class EventStatus:
 
     __slots__ = ("eventid", "event", "sold", "alerted", "held")
 
+    holds = (Ticket,)
+    """Tickets arrive as `Sourced` tickets: one may wait for its event forever."""
+
     def __init__(self, eventid: str):
         self.eventid = eventid
         self.event: Event | None = None
@@ -31,18 +54,18 @@ class EventStatus:
         self.alerted: set[EventAlertKind] = set()
         self.held: HeldUntilKnown[Ticket] = HeldUntilKnown()
 
-    def apply(self, record: Event | Ticket) -> Iterator[Out]:
+    def apply(self, record: Event | Sourced[Ticket]) -> Iterator[Out]:
         if isinstance(record, Event):
-            self.event = record
+            self.event = first_seen_place(self.event, record)
             if record.capacity is not None:
-                for ticket in self.held.release():
-                    yield from self.sell(ticket)
+                for _ in self.held.release():
+                    yield from self.sell()
         elif self.event is None or self.event.capacity is None:
             self.held.hold(record)
         else:
-            yield from self.sell(record)
+            yield from self.sell()
 
-    def sell(self, ticket: Ticket) -> Iterator[Out]:
+    def sell(self) -> Iterator[Out]:
         self.sold += 1
         capacity = self.event.capacity
         if "NEARLY_SOLD_OUT" not in self.alerted and nearly_sold_out(self.sold, capacity):
@@ -55,3 +78,7 @@ class EventStatus:
         event, capacity = self.event, self.event.capacity
         remaining = max(capacity - self.sold, 0)
         return self.eventid, EventAlert(self.eventid, event.artistid, event.venueid, capacity, self.sold, remaining, kind)
+
+    def unfinished(self) -> list[tuple[InRecord, str]]:
+        reason = capacity_never_came(self.eventid, self.event)
+        return [(waited.raw, reason) for waited in self.held.release()]

@@ -13,18 +13,20 @@ import pickle
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from operator import attrgetter
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import bytewax.operators as op
+import msgspec
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
-from utopia.codec import Decoder, InRecord, KafkaBatch
+from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, dead_letter
 from utopia.config import Topics
+from utopia.holding import Sourced, WaitingLog
 from utopia.models import Output, Record
 from utopia.sharding import SHARD_NAMES, SHARDS
 
@@ -47,8 +49,10 @@ class FlowIO(Protocol):
     topics: Topics
     changelog: timedelta
     """How long a changelog update may wait to be superseded by a newer one for the same key."""
+    zone: tzinfo
+    """Where event dates without a zone were written."""
 
-    def source(self, dataflow: str, topics: list[str]) -> Source[list[InRecord] | KafkaBatch]:
+    def source(self, dataflow: str, topics: list[str]) -> Source[RecordBatch | KafkaBatch]:
         """A source of batches of raw records from these (full) input topic names."""
         ...
 
@@ -74,17 +78,25 @@ class ChangelogState(Protocol[R]):
 
 
 @operator
-def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], Sequence[str]]) -> Stream[list[Record]]:
+def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], Sequence[str]]) -> Stream[Batch]:
     """Read and decode the input topics of `reads` (record type -> required foreign keys).
 
     Bad records go to the dead-letter topic; the stream carries batches of good ones in input order.
     """
-    decoder = Decoder(flow.flow_id, io.topics, reads)
+    decoder = Decoder(flow.flow_id, io.topics, reads, io.zone)
     raw = op.input("consume", flow, io.source(flow.flow_id, decoder.topics))
     decoded = op.map("decode", raw, decoder.decode)
-    dead = op.flat_map("bad_records", decoded, lambda batch: batch.dead)
+    dead = op.flat_map("bad_records", decoded, _dead_letters)
     op.output("dead_letters", dead, io.sink(flow.flow_id, "dead-letters"))
-    return op.filter("non_empty", op.map("good_records", decoded, lambda batch: batch.records), bool)
+    return op.filter("good_records", decoded, _has_records)
+
+
+def _dead_letters(batch: Batch) -> list[Out]:
+    return batch.dead
+
+
+def _has_records(batch: Batch) -> bool:
+    return bool(batch.records)
 
 
 @operator
@@ -97,26 +109,56 @@ def _each(batch: list[Out]) -> list[Out]:
     return batch
 
 
+class Placed(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """A value with its place in the input: the lane that read it and its position there."""
+
+    lane: int
+    position: int
+    value: Any
+
+
+class Lookup(msgspec.Struct, frozen=True, gc=False):
+    """An item that reads another keyed step's state as of its place in the input (docs/outputs.md#ordering).
+
+    It reaches that step by another path than the records that change the state, so it may arrive
+    before records that came earlier in the input, or after later ones. The step holds it until its
+    lane has been read past `position` and reads the state as it was at `position`.
+    """
+
+    lane: int
+    position: int
+
+
+class _Mark(NamedTuple):
+    """To every shard of a step with lookups: everything of `lane` before `end` has been sent to you."""
+
+    lane: int
+    end: int
+
+
+class _Unfinished(list):
+    """Dead letters of records that still waited for a reference at the end of the input."""
+
+
 class _ShardLogic(StatefulBatchLogic):
     """All the keys of one shard: a dict of per-key state objects, fed records in order.
 
     Alert outputs leave with the batch that caused them. For a changelog, a changed key is only
     marked; its latest value is built and sent once per flush interval, as Kafka Streams' record
-    cache does (SPEC section 2 allows it): most updates of a busy key never cost an output record.
+    cache does (docs/outputs.md#outputs): most updates of a busy key never cost an output record.
     """
 
     snapshots = recovery_requested()
 
-    def __init__(self, snapshot: bytes | None, new: Callable[[str], Any], changelog: timedelta | None):
+    def __init__(self, snapshot: bytes | None, step: _Step):
         self.states: dict[str, Any]
         self.changed: dict[str, None]  # an ordered set of the keys to flush
         self.states, self.changed = ({}, {}) if snapshot is None else pickle.loads(snapshot)
-        self.new = new
-        self.changelog = changelog
+        self.step = step
         self.flush_at: datetime | None = None
 
     def on_batch(self, batches: list[list[tuple[str, Any]]]) -> tuple[list[list[Out]], bool]:
-        states, new, changed, alerts = self.states, self.new, self.changed, self.changelog is None
+        states, new, changed, alerts = self.states, self.step.new, self.changed, self.step.changelog is None
         outputs: list[Out] = []
         for batch in batches:
             for key, record in batch:
@@ -128,15 +170,20 @@ class _ShardLogic(StatefulBatchLogic):
                     outputs.extend(applied)
                 elif applied:
                     changed[key] = None
-        if changed and self.flush_at is None:
-            self.flush_at = datetime.now(UTC) + self.changelog
+        return self._done(outputs)
+
+    def _done(self, outputs: list[Out]) -> tuple[list[list[Out]], bool]:
+        if self.changed and self.flush_at is None:
+            self.flush_at = datetime.now(UTC) + self.step.changelog
+        if self.step.waiting_log is not None:
+            self.step.waiting_log.tick()
         return ([outputs] if outputs else []), False
 
     def on_notify(self) -> tuple[list[list[Out]], bool]:
         return self.flush(), False
 
     def on_eof(self) -> tuple[list[list[Out]], bool]:
-        return self.flush(), False
+        return self.flush() + self.unfinished(), False
 
     def notify_at(self) -> datetime | None:
         return self.flush_at
@@ -147,6 +194,15 @@ class _ShardLogic(StatefulBatchLogic):
         self.changed, self.flush_at = {}, None
         return [outputs] if outputs else []
 
+    def unfinished(self) -> list[list[Out]]:
+        """What still waits at the end of the input, as dead letters (docs/outputs.md#waiting)."""
+        if not self.step.holds:
+            return []
+        dataflow = self.step.dataflow
+        letters = _Unfinished(dead_letter(dataflow, raw, reason)
+                              for state in self.states.values() for raw, reason in state.unfinished())
+        return [letters] if letters else []
+
     def snapshot(self) -> bytes | None:
         # Bytewax asks for a snapshot of every touched key at each epoch end even without recovery
         # (src/operators.rs, v0.21.1), and a shard holds thousands of keys: copy only when a
@@ -154,7 +210,75 @@ class _ShardLogic(StatefulBatchLogic):
         # unflushed keys go along, so no changelog update is lost on resume.
         if not self.snapshots:
             return None
-        return pickle.dumps((self.states, self.changed), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(self._snapshot_state(), pickle.HIGHEST_PROTOCOL)
+
+    def _snapshot_state(self) -> tuple:
+        return self.states, self.changed
+
+
+class _JoinLogic(_ShardLogic):
+    """A shard that also answers lookups: each one once its lane's records before it have all arrived.
+
+    The state answers `read(lookup)` as of the lookup's position, so a record that came later in
+    the input but reached this step first does not show (docs/outputs.md#ordering).
+    """
+
+    def __init__(self, snapshot: bytes | None, step: _Step):
+        self.read_up_to: dict[int, int]  # lane -> end of the last mark
+        self.pending: list[tuple[str, Lookup]]
+        if snapshot is None:
+            super().__init__(None, step)
+            self.read_up_to, self.pending = {}, []
+        else:
+            states, changed, self.read_up_to, self.pending = pickle.loads(snapshot)
+            super().__init__(pickle.dumps((states, changed)), step)
+
+    def on_batch(self, batches: list[list[tuple[str | None, Any]]]) -> tuple[list[list[Out]], bool]:
+        states, new, pending, read_up_to = self.states, self.step.new, self.pending, self.read_up_to
+        outputs: list[Out] = []
+        for batch in batches:
+            for key, item in batch:
+                if key is None:
+                    read_up_to[item.lane] = max(read_up_to.get(item.lane, 0), item.end)
+                elif isinstance(item, Lookup):
+                    pending.append((key, item))
+                else:
+                    state = states.get(key)
+                    if state is None:
+                        state = states[key] = new(key)
+                    outputs.extend(state.apply(item))
+        if pending:
+            self.pending = []
+            for key, lookup in pending:
+                if lookup.position < read_up_to.get(lookup.lane, 0):
+                    outputs.extend(self._read(key, lookup))
+                else:
+                    self.pending.append((key, lookup))
+        return self._done(outputs)
+
+    def on_eof(self) -> tuple[list[list[Out]], bool]:
+        outputs = [out for key, lookup in self.pending for out in self._read(key, lookup)]
+        self.pending = []
+        return ([outputs] if outputs else []) + super().on_eof()[0], False
+
+    def _read(self, key: str, lookup: Lookup) -> Iterable[Out]:
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = self.step.new(key)
+        return state.read(lookup)
+
+    def _snapshot_state(self) -> tuple:
+        return self.states, self.changed, self.read_up_to, self.pending
+
+
+class _Step(NamedTuple):
+    """What every shard of one keyed step shares."""
+
+    dataflow: str
+    new: Callable[[str], Any]
+    changelog: timedelta | None
+    holds: tuple[type, ...]
+    waiting_log: WaitingLog | None
 
 
 KeyFields = Mapping[type, str]
@@ -164,11 +288,14 @@ KeyFields = Mapping[type, str]
 @operator
 def per_key(
     step_id: str,
-    up: Stream[list[R]],
+    up: Stream[Batch],
     key: KeyFields,
     new: Callable[[str], KeyState[Any] | ChangelogState[Any]],
     changelog: timedelta | None = None,
-    value: Callable[[R], Any] | None = None,
+    value: Callable[[Any], Any] | None = None,
+    dead_letters: FlowIO | None = None,
+    lookups: Stream[list[tuple[str, Lookup]]] | None = None,
+    lookups_from: tuple[type, ...] = (),
 ) -> Stream[list[Out]]:
     """Apply each record, in input order, to the state of its key (`new(key)` makes a fresh one).
 
@@ -178,30 +305,80 @@ def per_key(
     exchange cheap. With a `changelog` flush interval, the states are `ChangelogState`s and each
     changed key's value is sent at most once per interval (and at the end of a finite input);
     without, they are `KeyState`s whose alerts all leave at once.
-    """
-    getters = {kind: attrgetter(field) for kind, field in key.items()}
 
-    def by_shard(batch: list[R]) -> list[tuple[str, list[tuple[str, Any]]]]:
-        kinds = set(map(type, batch))
-        if kinds.isdisjoint(getters):
-            return []
-        if len(kinds) == 1:  # a Kafka batch is one partition of one topic: keys in one C loop
-            records, keys = batch, list(map(getters[type(batch[0])], batch))
-        else:
-            records = [r for r in batch if type(r) in getters]
-            keys = [getters[type(r)](r) for r in records]
-        if None in keys:
-            records, keys = [r for r, k in zip(records, keys) if k is not None], [k for k in keys if k is not None]
-        values = records if value is None else map(value, records)
-        # A key's shard must be the same in every process: crc32, not `hash` (salted per process).
-        shards: list[list[tuple[str, Any]]] = [[] for _ in range(SHARDS)]
-        for k, v, crc in zip(keys, values, map(zlib.crc32, map(str.encode, keys))):
-            shards[crc % SHARDS].append((k, v))
+    What the state class declares shapes what it gets:
+    - `placed`: record types whose values come as `Placed(lane, position, value)`;
+    - `holds`: record types that may wait for another record; they come as `Sourced(raw, record)`
+      and what still waits at the end of a finite input goes to the dead letters of `dead_letters`
+      (the state says what with `unfinished()`).
+
+    `lookups` are items from another keyed step that read this step's state as of their place in
+    the input (`state.read(lookup)`); `lookups_from` are the record types that cause them upstream.
+    """
+    flow_id = up.flow().flow_id
+    placed: tuple[type, ...] = tuple(getattr(new, "placed", ()))
+    holds: tuple[type, ...] = tuple(getattr(new, "holds", ()))
+    if holds and dead_letters is None:
+        raise TypeError(f"{step_id}: {getattr(new, '__name__', new)} holds records: pass dead_letters=io")
+    getters = {kind: attrgetter(field) for kind, field in key.items()}
+    wrapped = set(placed) | set(holds)
+    marks = set(lookups_from)
+
+    def by_shard(batch: Batch | list[tuple[str, Lookup]]) -> list[tuple[str, list[tuple[str | None, Any]]]]:
+        shards: list[list[tuple[str | None, Any]]] = [[] for _ in range(SHARDS)]
+        if type(batch) is not Batch:  # lookups: (key, Lookup) pairs
+            for k, lookup in batch:
+                shards[zlib.crc32(k.encode()) % SHARDS].append((k, lookup))
+            return [(SHARD_NAMES[n], pairs) for n, pairs in enumerate(shards) if pairs]
+        records = batch.records
+        kinds = set(map(type, records))
+        if not kinds.isdisjoint(getters):
+            keys, values = _keyed(batch, kinds)
+            # A key's shard must be the same in every process: crc32, not `hash` (salted per process).
+            for k, v, crc in zip(keys, values, map(zlib.crc32, map(str.encode, keys))):
+                shards[crc % SHARDS].append((k, v))
+        if not kinds.isdisjoint(marks):
+            mark = _Mark(batch.lane, batch.end)
+            for pairs in shards:
+                pairs.append((None, mark))
         return [(SHARD_NAMES[n], pairs) for n, pairs in enumerate(shards) if pairs]
 
-    sharded = op.flat_map("shard", up, by_shard)
-    applied = op.stateful_batch("apply", sharded, lambda snap: _ShardLogic(snap, new, changelog))
-    return op.map("outputs", applied, _value)
+    def _keyed(batch: Batch, kinds: set[type]) -> tuple[list[str], Iterable[Any]]:
+        records = batch.records
+        if len(kinds) == 1 and kinds.isdisjoint(wrapped):  # a Kafka batch is one partition of one topic: C loops
+            keys = list(map(getters[type(records[0])], records))
+            if None in keys:
+                records, keys = [r for r, k in zip(records, keys) if k is not None], [k for k in keys if k is not None]
+            return keys, (records if value is None else map(value, records))
+        keys, values = [], []
+        for i, record in enumerate(records):
+            kind = type(record)
+            getter = getters.get(kind)
+            k = None if getter is None else getter(record)
+            if k is None:
+                continue
+            v = record if value is None else value(record)
+            if kind in wrapped:
+                v = Placed(batch.lane, batch.position + i, v) if kind in placed else Sourced(batch.raw(i), v)
+            keys.append(k)
+            values.append(v)
+        return keys, values
+
+    step = _Step(flow_id, new, changelog, holds, WaitingLog(flow_id) if holds else None)
+    logic = _ShardLogic if lookups is None else _JoinLogic
+    inputs = up if lookups is None else op.merge("with_lookups", up, lookups)
+    sharded = op.flat_map("shard", inputs, by_shard)
+    applied = op.stateful_batch("apply", sharded, lambda snap: logic(snap, step))
+    outputs = op.map("outputs", applied, _value)
+    if not holds:
+        return outputs
+    waited = op.branch("waited_until_the_end", outputs, _is_unfinished)
+    op.output("dead_letters", op.flat_map("each_dead_letter", waited.trues, _each), dead_letters.sink(flow_id, "dead-letters"))
+    return waited.falses
+
+
+def _is_unfinished(batch: list[Out]) -> bool:
+    return type(batch) is _Unfinished
 
 
 def _value(keyed: tuple[str, list[Out]]) -> list[Out]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 
 import msgspec
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-from utopia.codec import InRecord
+from utopia.codec import InRecord, RecordBatch
 from utopia.config import Topics
 from utopia.models import TOPIC_OF, Output, Record
 from utopia.steps import Out
@@ -40,8 +40,8 @@ class TestingIO:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, records: list[InRecord], batch_size: int = 4, topics: Topics = Topics()):
-        self.records, self.batch_size, self.topics = records, batch_size, topics
+    def __init__(self, records: list[InRecord], batch_size: int = 4, topics: Topics = Topics(), zone: tzinfo = UTC):
+        self.records, self.batch_size, self.topics, self.zone = records, batch_size, topics, zone
         self.changelog = timedelta(0)  # flush at every activation: tests see each update soon
         self.outputs: dict[str, list[Out]] = defaultdict(list)
         self.inputs: list[str] = []  # every topic a source was made for
@@ -49,7 +49,8 @@ class TestingIO:
     def source(self, dataflow: str, topics: list[str]) -> TestingSource:
         self.inputs.extend(topics)
         mine = [r for r in self.records if r.topic in topics]
-        return TestingSource([mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)])
+        size = self.batch_size
+        return TestingSource([RecordBatch(mine[i : i + size], 0, i) for i in range(0, len(mine), size)])
 
     def sink(self, dataflow: str, output: str) -> TestingSink:
         return TestingSink(self.outputs[output])
