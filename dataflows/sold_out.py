@@ -1,15 +1,15 @@
 """Sold-out events: alert when an event nearly sells out and when it sells out; tell the artist's top fans.
 
 events + tickets -> sales per event (tickets wait for their event) -> event-alerts (alert, key eventid)
-events + streams -> top streamers per artist, on a new event -> + their email as of the event
-                 -> event-streamer-alerts (alert, key customerid)
+events + streams -> top streamers per artist, at each event record -> only at the event's first record
+                 -> + their email as of the event -> event-streamer-alerts (alert, key customerid)
 """
 
 from bytewax.dataflow import Dataflow
 
-from utopia.fans import ArtistFans, CustomerEmail, fan_or_event
+from utopia.fans import ArtistFans, CustomerEmail, FirstSighting, fan_or_event
 from utopia.kafka_io import kafka_entry_point
-from utopia.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT
+from utopia.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT, EVENTS_ONLY
 from utopia.models import Email, Event, Stream, Ticket
 from utopia.sales import EventStatus
 from utopia.steps import FlowIO, per_key, read, write
@@ -23,7 +23,10 @@ def build(io: FlowIO) -> Dataflow:
     event_alerts = per_key("sales_per_event", records, BY_EVENT, EventStatus, dead_letters=io)
     write("event_alerts", event_alerts, io, "event-alerts")
     fans = per_key("top_streamers_per_artist", records, BY_ARTIST, ArtistFans, value=fan_or_event)
-    streamer_alerts = per_key("email_top_streamers", records, BY_CUSTOMER, CustomerEmail, lookups=fans, lookups_from=(Event,))
+    new_event_fans = per_key("fans_of_first_sighting", records, EVENTS_ONLY, FirstSighting, lookups=fans, lookups_from=(Event,))
+    streamer_alerts = per_key(
+        "email_top_streamers", records, BY_CUSTOMER, CustomerEmail, lookups=new_event_fans, lookups_from=(Event,)
+    )
     write("event_streamer_alerts", streamer_alerts, io, "event-streamer-alerts")
     return flow
 

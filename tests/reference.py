@@ -1,4 +1,4 @@
-"""Plain reference computations of SPEC section 2, written for clarity, not speed.
+"""Plain reference computations of docs/outputs.md#outputs, written for clarity, not speed.
 
 Property tests compare the dataflows with these on random input. They work on the decoded,
 good records in input order, and share no code with the dataflows' state classes.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from utopia.dates import format_instant, parse_eventdate
+from utopia.dates import UnknownDate, format_instant, parse_eventdate
 from utopia.models import Email, Event, Stream, Ticket
 
 
 def ranked(counts: Counter, reached: dict, n: int = 3) -> list[tuple[str, int]]:
-    """Higher count first; on equal counts, the one that reached that count first (SPEC ranking rule)."""
+    """Higher count first; on equal counts, the one that reached that count first (docs/outputs.md#ranking)."""
     return sorted(counts.items(), key=lambda item: (-item[1], reached[item[0]]))[:n]
 
 
@@ -117,5 +117,13 @@ def streamer_alerts(records: list) -> list[tuple[str, dict]]:
             for customer, n in ranked(streams.get(r.artistid, Counter()), reached.get(r.artistid, {})):
                 out.append((customer, {"customerid": customer, "email": email.get(customer), "eventid": r.id,
                                        "artistid": r.artistid, "venueid": r.venueid,
-                                       "eventdate": format_instant(parse_eventdate(r.eventdate)), "streams": n}))
+                                       "eventdate": eventdate(r.eventdate), "streams": n}))
     return out
+
+
+def eventdate(text: str | None) -> str | None:
+    """An input eventdate as outputs write it: ISO-8601 UTC, null when unknown (zone-less dates in UTC)."""
+    try:
+        return None if text is None else format_instant(parse_eventdate(text))
+    except UnknownDate:
+        return None

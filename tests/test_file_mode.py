@@ -1,4 +1,4 @@
-"""File mode (SPEC section 3): topic files in, merged by timestamp; JSONL out; one-line CLI errors."""
+"""File mode (docs/outputs.md#file-mode): topic files in, merged by timestamp; JSONL out; one-line CLI errors."""
 
 import json
 import subprocess

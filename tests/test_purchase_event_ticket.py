@@ -78,9 +78,37 @@ def test_every_response_exactly_once_as_the_reference_says(log, workers):
 
 
 def test_ticket_without_customer_is_still_decided():
-    # Only foreign keys that relate records are required (SPEC 4.5); the customer is just echoed.
+    # Only foreign keys that relate records are required (docs/outputs.md#dead-letters); the customer is just echoed.
     io = TestingIO(kafka_records([event(1), Ticket("t1", customerid=None, eventid="e1")]))
     run(purchase_event_ticket.build(io))
     assert [plain(v) for v in io.values("ticket-response")] == [
         {"ticketid": "t1", "eventid": "e1", "customerid": None, "status": "CONFIRMED", "remaining": 0},
+    ]
+
+
+def test_the_seed_workshops_scenario_with_an_event_dated_today():
+    # The seed workshop's PurchaseEventTicketTest sends its event with `"eventdate": "today"`: a date
+    # in no known form leaves the event usable, so its capacity of 5 decides the 8 tickets.
+    event_today = ("events", b'{"id":"e1","artistid":"a1","venueid":"v1","capacity":5,"eventdate":"today"}')
+    tickets = [("tickets", f'{{"id":"t{n}","customerid":"c{n}","eventid":"e1","price":35.5}}'.encode())
+               for n in range(1, 9)]
+    for records in ([event_today] + tickets, tickets + [event_today]):
+        io = TestingIO(kafka_records(records))
+        run(purchase_event_ticket.build(io))
+        assert [(key, value.status, value.remaining) for key, value in io.outputs["ticket-response"]] == [
+            ("t1", "CONFIRMED", 4), ("t2", "CONFIRMED", 3), ("t3", "CONFIRMED", 2), ("t4", "CONFIRMED", 1),
+            ("t5", "CONFIRMED", 0), ("t6", "REJECTED", 0), ("t7", "REJECTED", 0), ("t8", "REJECTED", 0),
+        ]
+        assert io.outputs["dead-letters"] == []
+
+
+def test_tickets_still_waiting_at_the_end_are_dead_letters_with_the_reason():
+    io = TestingIO(kafka_records([ticket(1, "e7"), event(1), ticket(2), ticket(3, "e7")]))
+    run(purchase_event_ticket.build(io), workers=3)
+    assert [(key, value.status) for key, value in io.outputs["ticket-response"]] == [("t2", "CONFIRMED")]
+    assert sorted((key, plain(value)) for key, value in io.outputs["dead-letters"]) == [
+        (f"t{n}", {"dataflow": "purchase_event_ticket", "topic": "data-demo-tickets", "partition": 0, "offset": offset,
+                "key": f"t{n}", "value": f'{{"id":"t{n}","customerid":"c1","eventid":"e7","price":50.0}}',
+                "error": "waited for event e7, which never arrived"})
+        for n, offset in ((1, 0), (3, 2))
     ]

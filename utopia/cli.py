@@ -33,7 +33,7 @@ def load_build(name: str) -> Callable:
 
 
 def run_on_files(name: str, input_dir: Path, output_dir: Path, workers: int = 1) -> None:
-    """Run one dataflow in file mode (SPEC section 3) to completion."""
+    """Run one dataflow in file mode (docs/outputs.md#file-mode) to completion."""
     from utopia.file_io import FileIO
     from utopia.runtime import relax_garbage_collector
     from utopia.testing import run

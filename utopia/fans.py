@@ -11,6 +11,16 @@ from utopia.steps import Lookup, Out, Placed
 TOP_STREAMERS = 3
 
 
+class EventFans(Lookup, frozen=True):
+    """The artist's top streamers at the place in the input where a record of the event came.
+
+    Only the event's first record tells anyone: the event's own step checks that (`FirstSighting`).
+    """
+
+    event: Event
+    fans: tuple[tuple[str, int], ...]
+
+
 class FanOfNewEvent(Lookup, frozen=True):
     """One of the artist's top streamers when the event was first seen, at the event's place in the input.
 
@@ -28,9 +38,9 @@ def fan_or_event(record) -> str | Event:
 
 
 class ArtistFans:
-    """Per artist: customers ranked by their streams of the artist, and the events already announced."""
+    """Per artist: customers ranked by their streams of the artist."""
 
-    __slots__ = ("artistid", "fans", "announced")
+    __slots__ = ("artistid", "fans")
 
     placed = (Event,)
     """An event comes with its place in the input, which its fans' alerts keep."""
@@ -38,9 +48,8 @@ class ArtistFans:
     def __init__(self, artistid: str):
         self.artistid = artistid
         self.fans: TopN[str] = TopN(TOP_STREAMERS)
-        self.announced: set[str] = set()
 
-    def apply(self, record: str | Placed) -> tuple[tuple[str, FanOfNewEvent], ...]:
+    def apply(self, record: str | Placed) -> tuple[tuple[str, EventFans], ...]:
         """A customer id is one stream of the artist by that customer (see `fan_or_event`).
 
         Returns a tuple, not a generator: this runs for every stream, and a stream tells nobody.
@@ -49,11 +58,34 @@ class ArtistFans:
             self.fans.add(record)
             return ()
         event = record.value
-        if event.id in self.announced:  # an event re-sent is not new (docs/outputs.md#thresholds)
+        return ((event.id, EventFans(record.lane, record.position, event, tuple(self.fans.ranked()))),)
+
+
+class FirstSighting:
+    """Per event: where in the input its first record came, so only that record's fans are told.
+
+    An event re-sent is not new (docs/outputs.md#thresholds), and one re-sent with another artist
+    keeps its first artist (docs/outputs.md#sold_out): the other artist's fans hear nothing of it.
+    """
+
+    __slots__ = ("eventid", "first")
+
+    placed = (Event,)
+
+    def __init__(self, eventid: str):
+        self.eventid = eventid
+        self.first: int | None = None
+
+    def apply(self, placed: Placed) -> tuple:
+        if self.first is None:
+            self.first = placed.position
+        return ()
+
+    def read(self, fans: EventFans) -> tuple[tuple[str, FanOfNewEvent], ...]:
+        if fans.position != self.first:
             return ()
-        self.announced.add(event.id)
-        return tuple((customer, FanOfNewEvent(record.lane, record.position, customer, streams, event))
-                     for customer, streams in self.fans.ranked())
+        return tuple((customer, FanOfNewEvent(fans.lane, fans.position, customer, streams, fans.event))
+                     for customer, streams in fans.fans)
 
 
 class CustomerEmail:

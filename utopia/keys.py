@@ -11,6 +11,9 @@ from utopia.steps import KeyFields
 BY_EVENT: KeyFields = {Event: "id", Ticket: "eventid"}
 """Events and their tickets meet at the event."""
 
+EVENTS_ONLY: KeyFields = {Event: "id"}
+"""An event's own records, without its tickets."""
+
 BY_ARTIST: KeyFields = {Stream: "artistid", Event: "artistid"}
 """Streams and events meet at their artist."""
 

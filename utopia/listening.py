@@ -39,7 +39,7 @@ class StreamCount:
 
 
 class FavouriteArtists(TopN[str]):
-    """One customer's most streamed artists, at most three, ranked (SPEC ranking rule).
+    """One customer's most streamed artists, at most three, ranked (docs/outputs.md#ranking).
 
     A TopN itself rather than holding one: a third fewer objects per customer to create and reach.
     """

@@ -44,7 +44,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
 
 
 class FileLine(msgspec.Struct):
-    """A Kafka record as a line of a topic file (SPEC section 3)."""
+    """A Kafka record as a line of a topic file (docs/outputs.md#file-mode)."""
 
     key: str | None
     value: Record | None

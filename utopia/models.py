@@ -233,6 +233,12 @@ class DeadLetter(Output, frozen=True, omit_defaults=True):
     encoding: Literal["base64"] | None = None
 
 
+CHANGELOGS = frozenset({
+    "customer-stream-count", "top-customer-artists", "top-artists", "customers-by-top-artist", "must-see-venue",
+    "global-totals", "zipcode-tickets",
+})
+"""Outputs whose meaning is the latest value per key (docs/outputs.md#outputs); the others are alerts and windows."""
+
 OUTPUT_RECORDS: dict[str, type[Output]] = {
     "customer-stream-count": CustomerStreamCount,
     "top-customer-artists": TopCustomerArtists,

@@ -1,4 +1,4 @@
-"""Ranking by count (SPEC section 2): higher count first; on equal counts, whoever reached it first."""
+"""Ranking by count (docs/outputs.md#ranking): higher count first; on equal counts, whoever reached it first."""
 
 from __future__ import annotations
 

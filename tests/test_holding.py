@@ -1,0 +1,49 @@
+"""Records that wait for a reference are counted, survive a snapshot, and the count is logged while tailing."""
+
+import logging
+import pickle
+
+from utopia.codec import InRecord
+from utopia.holding import HeldUntilKnown, Sourced, WaitingLog
+from utopia.models import Ticket
+
+
+def sourced(n: int) -> Sourced[Ticket]:
+    return Sourced(InRecord("data-demo-tickets", 0, n, f"t{n}", b"{}"), Ticket(f"t{n}", eventid="e1"))
+
+
+def test_held_records_are_released_once_in_input_order_and_counted_while_held():
+    before = HeldUntilKnown.waiting_in_process
+    held = HeldUntilKnown()
+    for n in range(3):
+        held.hold(sourced(n))
+    assert (len(held), HeldUntilKnown.waiting_in_process - before) == (3, 3)
+    assert [s.record.id for s in held.release()] == ["t0", "t1", "t2"]
+    assert (held.release(), HeldUntilKnown.waiting_in_process - before) == ([], 0)
+
+
+def test_records_resumed_from_a_snapshot_count_again():
+    before = HeldUntilKnown.waiting_in_process
+    held = HeldUntilKnown()
+    held.hold(sourced(1))
+    resumed = pickle.loads(pickle.dumps(held))
+    assert [s.raw.offset for s in resumed.waiting] == [1]
+    assert HeldUntilKnown.waiting_in_process - before == 2  # the original and the resumed copy
+    resumed.release()
+    held.release()
+
+
+def test_the_waiting_count_is_logged_when_it_changed(caplog, monkeypatch):
+    monkeypatch.setattr(HeldUntilKnown, "waiting_in_process", 0)
+    log = WaitingLog("sold_out", every_s=0)
+    with caplog.at_level(logging.WARNING, "utopia"):
+        log.tick()  # nothing waits: nothing to say
+        HeldUntilKnown.waiting_in_process = 7
+        log.tick()
+        log.tick()  # unchanged: said once
+        HeldUntilKnown.waiting_in_process = 0
+        log.tick()
+    assert [r.getMessage() for r in caplog.records] == [
+        "sold_out: 7 record(s) wait for a record they refer to",
+        "sold_out: 0 record(s) wait for a record they refer to",
+    ]
