@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -51,6 +52,23 @@ class Cluster:
             [sys.executable, "-m", "bytewax.run", f"dataflows.{dataflow}", *args],
             env=os.environ | self.env, cwd=ROOT, capture_output=True, text=True, timeout=120,
         )
+
+    def start(self, dataflow: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """`python -m bytewax.run dataflows.<dataflow>` left running, e.g. tailing; the caller stops it."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", f"dataflows.{dataflow}"], env=os.environ | self.env | (env or {}),
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+
+    def wait_for(self, output: str, count: int, timeout_s: float) -> list[tuple[str | None, dict]]:
+        """The records of an output topic once there are at least `count` (fails after `timeout_s`)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            records = self.read(output)
+            if len(records) >= count or time.monotonic() > deadline:
+                assert len(records) >= count, f"{output}: {len(records)} of {count} records after {timeout_s}s"
+                return records
+            time.sleep(0.2)
 
     def read(self, output: str) -> list[tuple[str | None, dict]]:
         """Every record of an output topic, partition by partition."""

@@ -122,3 +122,9 @@ def test_live_world_is_consistent():
     assert references_resolve(records)
     assert {r.topic for r in records} >= {"streams", "tickets", "customers", "events"}
     assert all(isinstance(r.value, Event) for r in records if r.topic == "events")
+
+
+def test_no_two_records_share_a_timestamp(world):
+    # So a replay in timestamp order is the generated order, however the topics are partitioned.
+    stamps = [r.timestamp for r in world]
+    assert all(a < b for a, b in zip(stamps, stamps[1:]))

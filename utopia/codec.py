@@ -54,18 +54,18 @@ class RecordBatch:
 
 
 class KafkaBatch:
-    """One poll of one topic partition, as confluent-kafka's Message objects.
+    """Records released together by one worker's Kafka reader, as confluent-kafka's Message objects.
 
+    They may come from several partitions and topics, merged by timestamp (`topic` is None then).
     Decoding reads the values straight from the messages; the rest of a record (offset, key) is
     only looked at for a dead letter or a record that may wait, which saves building an `InRecord`
     per message. Messages cannot be pickled, so a batch is decoded on the worker that polled it.
     """
 
-    __slots__ = ("topic", "partition", "messages", "lane", "position")
+    __slots__ = ("topic", "messages", "lane", "position")
 
-    def __init__(self, topic: str, partition: int, messages: list, lane: int = 0, position: int = 0):
-        self.topic, self.partition, self.messages = topic, partition, messages
-        self.lane, self.position = lane, position
+    def __init__(self, topic: str | None, messages: list, lane: int = 0, position: int = 0):
+        self.topic, self.messages, self.lane, self.position = topic, messages, lane, position
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -73,10 +73,12 @@ class KafkaBatch:
     def raw(self, index: int) -> InRecord:
         return self.record(self.messages[index])
 
-    def record(self, message) -> InRecord:
+    @staticmethod
+    def record(message) -> InRecord:
         key = message.key()
         text_key = None if key is None else key.decode("utf-8", "replace")
-        return InRecord(self.topic, self.partition, message.offset(), text_key, message.value(), message.timestamp()[1])
+        return InRecord(message.topic(), message.partition(), message.offset(), text_key, message.value(),
+                        message.timestamp()[1])
 
 
 class Batch:
@@ -214,9 +216,12 @@ class Decoder:
         return Batch(records, dead, batch, index)
 
     def _decode_kafka(self, batch: KafkaBatch) -> Batch:
-        """The same as for RecordBatches, a clean batch decoded in one go: a Kafka batch has one topic."""
-        reader = self.readers[batch.topic]
-        records = reader.read_all(list(map(Message.value, batch.messages)))
+        """The same as for RecordBatches; a clean batch is decoded in C loops, one topic at a time."""
+        values = list(map(Message.value, batch.messages))
+        if batch.topic is not None:
+            records = self.readers[batch.topic].read_all(values)
+        else:
+            records = self._read_mixed(list(map(Message.topic, batch.messages)), values)
         if records is not None:
             return Batch(records, [], batch)
         records, index, dead = [], [], []
@@ -225,11 +230,24 @@ class Decoder:
             if value is None:
                 continue  # a tombstone deletes nothing and is no error (docs/outputs.md#inputs)
             try:
-                records.append(reader.read(value))
+                records.append(self.readers[message.topic()].read(value))
                 index.append(i)
             except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
                 dead.append(dead_letter(self.dataflow, batch.record(message), describe(error)))
         return Batch(records, dead, batch, index)
+
+    def _read_mixed(self, topics: list[str], values: list[bytes]) -> list[Record] | None:
+        """Records of several topics in their merged order, or None if any is a tombstone or bad."""
+        by_topic: dict[str, list[bytes]] = {}
+        for topic, value in zip(topics, values):
+            by_topic.setdefault(topic, []).append(value)
+        decoded = {}
+        for topic, of_topic in by_topic.items():
+            records = self.readers[topic].read_all(of_topic)
+            if records is None:
+                return None
+            decoded[topic] = iter(records)
+        return [next(decoded[topic]) for topic in topics]
 
 
 encode: Callable[[Output], bytes] = msgspec.json.Encoder().encode

@@ -36,6 +36,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("UTOPIA_START_OFFSET", "earliest", "where a dataflow starts reading: earliest or latest"),
     ("UTOPIA_TAIL", "true", "true: keep waiting for new input; false: stop at the end of each partition"),
     ("UTOPIA_BATCH_SIZE", "1000", "records taken from a partition at a time"),
+    ("UTOPIA_MAX_IDLE_MS", "1000", "how long a partition with nothing fetched holds back the others"),
     ("UTOPIA_CHANGELOG_FLUSH_MS", "1000", "how long a changelog update may wait to be replaced by a newer one"),
     ("UTOPIA_EVENTDATE_ZONE", "UTC", "IANA zone of event dates written without one (the producer's local time)"),
 )
@@ -75,6 +76,7 @@ class Settings:
     start_offset: str = "earliest"
     tail: bool = True
     batch_size: int = 1000
+    max_idle_ms: int = 1000
     changelog_flush_ms: int = 1000
     eventdate_zone: str = "UTC"
 
@@ -116,6 +118,9 @@ class Settings:
         batch = get("UTOPIA_BATCH_SIZE")
         if not batch.isdigit() or int(batch) < 1:
             raise ConfigError(f"UTOPIA_BATCH_SIZE={batch!r} is not a positive whole number")
+        idle = get("UTOPIA_MAX_IDLE_MS")
+        if not idle.isdigit():
+            raise ConfigError(f"UTOPIA_MAX_IDLE_MS={idle!r} is not a whole number of milliseconds")
         flush = get("UTOPIA_CHANGELOG_FLUSH_MS")
         if not flush.isdigit():
             raise ConfigError(f"UTOPIA_CHANGELOG_FLUSH_MS={flush!r} is not a whole number of milliseconds")
@@ -134,6 +139,7 @@ class Settings:
             start_offset=choice("UTOPIA_START_OFFSET", START_OFFSETS, normalize=str.lower),
             tail=tail == "true",
             batch_size=int(batch),
+            max_idle_ms=int(idle),
             changelog_flush_ms=int(flush),
             eventdate_zone=zone,
         )

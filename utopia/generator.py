@@ -203,7 +203,22 @@ def generate(sizes: Sizes, seed: int = 42, start_ms: int | None = None) -> Itera
             clock += 1
             yield Generated(topic, key, value, clock)
 
-    yield from _activity(world, sizes, rng, clock + 1000)
+    yield from _one_per_millisecond(_activity(world, sizes, rng, clock + 1000))
+
+
+def _one_per_millisecond(records: Iterator[Generated]) -> Iterator[Generated]:
+    """The same records with strictly increasing timestamps (a tie moves on by a millisecond).
+
+    Records of different topics and partitions are replayed in timestamp order; with no two at one
+    millisecond, that order is the generated one however the topics are partitioned, in file mode
+    and on Kafka alike.
+    """
+    last = -1
+    for record in records:
+        if record.timestamp <= last:
+            record = record._replace(timestamp=last + 1)
+        last = record.timestamp
+        yield record
 
 
 def _activity(world: World, sizes: Sizes, rng: random.Random, begin: int) -> Iterator[Generated]:

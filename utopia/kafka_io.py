@@ -1,8 +1,9 @@
 """Kafka mode: the dataflows' sources and sinks on a real broker (local, your own, or Confluent Cloud).
 
 Like Bytewax's KafkaSource, every topic partition is an input partition read with `assign()` and
-resumed from recovery snapshots, not from committed offsets. Unlike it, a poll yields one batch
-(a list) so the dataflow pays Bytewax's per-item cost per batch, and the group and client ids start
+resumed from recovery snapshots, not from committed offsets. Unlike it, a worker releases the
+records of all its partitions in timestamp order (utopia.kafka_source), a release is one batch (a
+list) so the dataflow pays Bytewax's per-item cost per batch, and the group and client ids start
 with the output prefix, as shared clusters require.
 """
 
@@ -10,32 +11,26 @@ from __future__ import annotations
 
 import logging
 import sys
-import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import (
     OFFSET_END,
-    Consumer,
     KafkaError,
     KafkaException,
     Message,
     Producer,
-    TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
 
 from utopia.codec import KafkaBatch, encode
 from utopia.config import ConfigError, Settings
+from utopia.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
 from utopia.runtime import relax_garbage_collector
 from utopia.steps import FlowIO, Out, recovery_requested
 
-CONNECT_TIMEOUT_S = 10.0
-IDLE_POLL = timedelta(milliseconds=10)
-"""How soon a partition that had nothing new is polled again."""
 FETCH_CONFIG = {
     # librdkafka stops fetching a partition once 100,000 of its records wait in the queue and looks
     # again only after fetch.queue.backoff.ms, 1 s by default: that, not the fetch size, capped a
@@ -62,61 +57,8 @@ _quiet.propagate = False
 """The admin client's librdkafka log: silenced, since failing to connect becomes our one-line error."""
 
 
-class _PartitionReader(StatefulSourcePartition[KafkaBatch, int]):
-    """One topic partition, one lane: positions follow the record timestamps, and always grow.
-
-    A position is the timestamp in milliseconds times 2**20 (or the previous batch's end, if
-    larger), so positions of different partitions compare roughly as their timestamps do.
-    """
-
-    def __init__(self, config: dict, topic: str, partition: int, offset: int, batch_size: int, tail: bool):
-        self.consumer = Consumer(config)
-        if offset < 0:
-            # A logical offset (the end) is looked up at the partition's leader; if the leader is
-            # not known yet, librdkafka retries only after 500 ms. Learn it first.
-            self.consumer.list_topics(topic, timeout=CONNECT_TIMEOUT_S)
-        self.consumer.assign([TopicPartition(topic, partition, offset)])
-        self.topic, self.partition, self.batch_size, self.tail = topic, partition, batch_size, tail
-        self.offset = offset
-        self.lane = zlib.crc32(f"{topic}-{partition}".encode())
-        self.position = 0
-        self.at_end = False
-        self.awake: datetime | None = None
-
-    def next_batch(self) -> list[KafkaBatch]:
-        if self.at_end:
-            raise StopIteration()
-        # Never wait here: the worker polls its other partitions and runs the rest of the
-        # dataflow in between. librdkafka fetches in the background.
-        messages = self.consumer.consume(self.batch_size, 0)
-        errors = [error for error in map(Message.error, messages) if error is not None]
-        if errors:
-            for error in errors:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    raise KafkaException(error)
-            self.at_end = not self.tail
-            messages = [m for m in messages if m.error() is None]
-        if not messages:
-            self.awake = datetime.now(UTC) + IDLE_POLL
-            return []
-        self.awake = None
-        self.offset = messages[-1].offset() + 1
-        position = max(self.position, messages[0].timestamp()[1] << 20)
-        self.position = position + len(messages)
-        return [KafkaBatch(self.topic, self.partition, messages, self.lane, position)]
-
-    def next_awake(self) -> datetime | None:
-        return self.awake
-
-    def snapshot(self) -> int:
-        return self.offset
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
 class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
-    """All partitions of the input topics; each poll of a partition is one batch of records."""
+    """All partitions of the input topics, each worker's merged in timestamp order (utopia.kafka_source)."""
 
     def __init__(self, settings: Settings, dataflow: str, topics: list[str]):
         self.settings, self.dataflow, self.topics = settings, dataflow, topics
@@ -142,7 +84,9 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
             "auto.offset.reset": "earliest",
         }
         offset = start if resume_state is None else resume_state
-        return _PartitionReader(config, topic, int(partition), offset, self.settings.batch_size, self.settings.tail)
+        settings = self.settings
+        merger = merger_for((id(self), step_id), settings.batch_size, settings.tail, settings.max_idle_ms / 1000)
+        return MergedPartition(merger, PartitionReader(for_part, config, topic, int(partition), offset))
 
 
 class _ProducerPartition(StatelessSinkPartition[Out]):

@@ -56,14 +56,17 @@ def _progress(records: Iterable[Generated], sizes: Sizes) -> Iterable[Generated]
     return tqdm(records, total=expected, unit=" records", unit_scale=True, file=sys.stderr, leave=False, disable=None)
 
 
-def write_dir(directory: Path, sizes: Sizes, seed: int, topics: Topics = Topics()) -> dict[str, int]:
-    """Write a generated data set as one `<topic>.jsonl` per input topic; returns the counts."""
+def write_dir(directory: Path, sizes: Sizes, seed: int, topics: Topics = Topics(), start_ms: int | None = None) -> dict[str, int]:
+    """Write a generated data set as one `<topic>.jsonl` per input topic; returns the counts.
+
+    `start_ms` (epoch milliseconds) moves the whole data set in time, as `produce` does.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     files = {name: (directory / f"{topics.input(name)}.jsonl").open("wb") for name in INPUT_RECORDS}
     counts = dict.fromkeys(INPUT_RECORDS, 0)
     encoder = msgspec.json.Encoder()
     try:
-        for record in _progress(generate(sizes, seed), sizes):
+        for record in _progress(generate(sizes, seed, start_ms), sizes):
             files[record.topic].write(encoder.encode(FileLine(record.key, record.value, record.timestamp)) + b"\n")
             counts[record.topic] += 1
     finally:
@@ -84,17 +87,19 @@ def _ensure_input_topics(settings: Settings, partitions: int = 3) -> None:
     topics.create(settings, partitions, names=settings.topics.all_inputs())
 
 
-def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3) -> dict[str, int]:
+def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3, start_ms: int | None = None) -> dict[str, int]:
     """Produce a generated data set to the input topics, keyed by id, with the generated timestamps.
 
-    Missing input topics are created with `partitions` partitions.
+    Missing input topics are created with `partitions` partitions. The data set starts `start_ms`
+    (default: a day ago).
     """
     _ensure_input_topics(settings, partitions)
     producer, encoder = _producer(settings), msgspec.json.Encoder()
     counts = dict.fromkeys(INPUT_RECORDS, 0)
     # Recent timestamps: the broker would soon delete records older than its retention (7 days by
     # default), and Kafka 4 rejects timestamps more than an hour ahead.
-    start_ms = int(time.time() * 1000) - RECENT_MS
+    if start_ms is None:
+        start_ms = int(time.time() * 1000) - RECENT_MS
     for record in _progress(generate(sizes, seed, start_ms), sizes):
         send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value), record.timestamp)
         counts[record.topic] += 1

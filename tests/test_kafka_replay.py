@@ -1,0 +1,97 @@
+"""A replay from the earliest offsets through the real broker gives, with 1 worker, what file mode gives.
+
+Each worker releases the records of all the partitions it reads in timestamp order
+(docs/outputs.md#ordering), so the events of a generated data set no longer overtake the streams
+and tickets that came before them.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from tests.kafka_support import Cluster
+from utopia.cli import run_on_files
+from utopia.generator import Sizes
+from utopia.loading import produce, write_dir
+from utopia.models import CHANGELOGS, Event, Ticket
+
+pytestmark = pytest.mark.kafka
+
+WORLD = Sizes(customers=300, artists=30, events=40, tickets=3000, streams=12000, zipcodes=6)
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory):
+    """One generated data set, on the broker (3 partitions a topic) and as topic files, with the same timestamps."""
+    cluster = Cluster()
+    start_ms = int(time.time() * 1000) - 3_600_000
+    produce(cluster.settings, WORLD, seed=11, start_ms=start_ms)
+    files = tmp_path_factory.mktemp("replay")
+    write_dir(files, WORLD, seed=11, topics=cluster.settings.topics, start_ms=start_ms)
+    return cluster, files
+
+
+def comparable(name: str, records: list[tuple[str | None, dict]]):
+    if name in CHANGELOGS:
+        return dict(records)
+    return Counter((key, json.dumps(value, sort_keys=True)) for key, value in records)
+
+
+@pytest.mark.parametrize(("dataflow", "outputs"), [
+    ("sold_out", ["event-alerts", "event-streamer-alerts"]),
+    ("purchase_event_ticket", ["ticket-response"]),
+])
+def test_a_replay_gives_the_outputs_of_file_mode(replay, tmp_path, monkeypatch, dataflow, outputs):
+    cluster, files = replay
+    done = cluster.run(dataflow)
+    assert done.returncode == 0, done.stderr
+    for name, value in cluster.env.items():  # the same topic names in file mode
+        monkeypatch.setenv(name, value)
+    run_on_files(dataflow, files, tmp_path)
+    for output in outputs:
+        topic = cluster.settings.topics.output(output)
+        from_files = [(line["key"], line["value"]) for line in map(json.loads, (tmp_path / f"{topic}.jsonl").open())]
+        from_kafka = cluster.read(output)
+        assert from_files, f"{output}: the data set gives nothing to compare"
+        assert comparable(output, from_kafka) == comparable(output, from_files), output
+
+
+def test_a_quiet_topic_does_not_stall_a_live_dataflow():
+    # Tailing, with no email and no stream at all: those partitions hold the others back for at
+    # most UTOPIA_MAX_IDLE_MS, then the tickets and the event go on.
+    cluster = Cluster()
+    cluster.produce("events", [Event("e1", "a1", "v1", 2, "2027-06-26 21:19:45.676")])
+    cluster.produce("tickets", [Ticket(f"t{i}", f"c{i}", "e1", 20.0) for i in range(2)])
+    live = cluster.start("sold_out", {"UTOPIA_TAIL": "true", "UTOPIA_MAX_IDLE_MS": "500"})
+    try:
+        alerts = cluster.wait_for("event-alerts", 2, timeout_s=30)
+    finally:
+        live.terminate()
+        live.wait(timeout=30)
+    assert [value["alert"] for _, value in alerts] == ["NEARLY_SOLD_OUT", "SOLD_OUT"]
+
+
+def test_a_resume_from_recovery_continues_where_it_stopped(tmp_path):
+    # Half the records, a run to their end with a recovery store, the other half, a resumed run:
+    # every alert once, as one run over all of them gives.
+    cluster = Cluster()
+    events = [Event(f"e{n}", "a1", "v1", 4, "2027-06-26 21:19:45.676") for n in range(3)]
+    tickets = [Ticket(f"t{i}", f"c{i}", f"e{i % 3}", 20.0) for i in range(12)]
+    recovery = tmp_path / "recovery"
+    recovery.mkdir()
+    subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
+    flags = ("-r", str(recovery), "-s", "1", "-b", "0")
+    cluster.produce("events", events)
+    cluster.produce("tickets", tickets[:6])
+    first = cluster.run("sold_out", *flags)
+    assert first.returncode == 0, first.stderr
+    assert cluster.read("event-alerts") == []
+    cluster.produce("tickets", tickets[6:])
+    second = cluster.run("sold_out", *flags)
+    assert second.returncode == 0, second.stderr
+    assert sorted((key, value["alert"], value["sold"]) for key, value in cluster.read("event-alerts")) == [
+        (f"e{n}", alert, 4) for n in range(3) for alert in ("NEARLY_SOLD_OUT", "SOLD_OUT")]
