@@ -23,7 +23,7 @@ def build(io: FlowIO) -> Dataflow:
     event_alerts = per_key("sales_per_event", records, BY_EVENT, EventStatus, dead_letters=io)
     write("event_alerts", event_alerts, io, "event-alerts")
     fans = per_key("top_streamers_per_artist", records, BY_ARTIST, ArtistFans, value=fan_or_event)
-    new_event_fans = per_key("fans_of_first_sighting", records, EVENTS_ONLY, FirstSighting, lookups=fans, lookups_from=(Event,))
+    new_event_fans = per_key("fans_of_first_sighting", records, EVENTS_ONLY, FirstSighting, also=fans)
     streamer_alerts = per_key(
         "email_top_streamers", records, BY_CUSTOMER, CustomerEmail, lookups=new_event_fans, lookups_from=(Event,)
     )

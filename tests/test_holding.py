@@ -9,7 +9,7 @@ from utopia.models import Ticket
 
 
 def sourced(n: int) -> Sourced[Ticket]:
-    return Sourced(InRecord("data-demo-tickets", 0, n, f"t{n}", b"{}"), Ticket(f"t{n}", eventid="e1"))
+    return InRecord("data-demo-tickets", 0, n, f"t{n}", b"{}"), Ticket(f"t{n}", eventid="e1")
 
 
 def test_held_records_are_released_once_in_input_order_and_counted_while_held():
@@ -18,7 +18,7 @@ def test_held_records_are_released_once_in_input_order_and_counted_while_held():
     for n in range(3):
         held.hold(sourced(n))
     assert (len(held), HeldUntilKnown.waiting_in_process - before) == (3, 3)
-    assert [s.record.id for s in held.release()] == ["t0", "t1", "t2"]
+    assert [ticket.id for _, ticket in held.release()] == ["t0", "t1", "t2"]
     assert (held.release(), HeldUntilKnown.waiting_in_process - before) == ([], 0)
 
 
@@ -27,7 +27,7 @@ def test_records_resumed_from_a_snapshot_count_again():
     held = HeldUntilKnown()
     held.hold(sourced(1))
     resumed = pickle.loads(pickle.dumps(held))
-    assert [s.raw.offset for s in resumed.waiting] == [1]
+    assert [raw.offset for raw, _ in resumed.waiting] == [1]
     assert HeldUntilKnown.waiting_in_process - before == 2  # the original and the resumed copy
     resumed.release()
     held.release()

@@ -6,9 +6,12 @@ import sys
 import pytest
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
+from dataflows import sold_out
 from tests import reference
 from tests.kafka_support import Cluster
-from utopia.kafka_io import admin
+from utopia.config import Settings
+from utopia.kafka_io import KafkaIO, admin
+from utopia.topics import create, delete
 from utopia.models import Email, Event, Stream, Ticket
 
 pytestmark = pytest.mark.kafka
@@ -115,3 +118,17 @@ def test_sold_out_through_kafka(cluster):
     fans = sorted((key, value["email"], value["streams"]) for key, value in cluster.read("event-streamer-alerts"))
     assert fans[:2] == [("c0", "c0@utopia.io", 3), ("c1", None, 3)]
     assert fans[2:] in ([("c2", None, 2)], [("c3", None, 2)])
+
+
+def test_a_topic_named_twice_is_created_once(cluster):
+    # Several steps write the dead letters; librdkafka crashes on a request naming a topic twice.
+    topic = cluster.settings.topics.output("twice")
+    assert create(cluster.settings, names=[topic, topic], quiet=True) == [topic]
+    delete(cluster.settings, [topic, topic])
+
+
+def test_a_dataflow_lists_each_output_topic_once():
+    io = KafkaIO(Settings())
+    sold_out.build(io)
+    assert sorted(io.outputs) == ["kafka-workshop-dead-letters", "kafka-workshop-event-alerts",
+                                  "kafka-workshop-event-streamer-alerts"]

@@ -273,21 +273,34 @@ def _high_water_kb(pid: int) -> int:
 
 def state_sizes(sizes: Sizes, seed: int) -> dict[str, float]:
     """Pickled bytes per key of the per-key state, on a default-size generated data set."""
-    from utopia.fans import ArtistFans, CustomerEmail, fan_or_event
-    from utopia.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT, BY_LISTENER
+    from utopia.fans import ArtistFans, CustomerEmail, FirstSighting, fan_or_event
+    from utopia.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT, BY_LISTENER, EVENTS_ONLY
     from utopia.listening import FavouriteArtists, StreamCount, artist_played, just_counted
+    from utopia.models import Event, Ticket
     from utopia.sales import EventStatus
+    from utopia.steps import Placed
     from utopia.tickets import TicketDesk
 
     records = [g.value for g in generate(Sizes(), seed)]
-    whole = lambda r: r  # noqa: E731
+
+    def placed(value):  # what a state that keeps places in the input gets
+        return Placed(0, 0, value)
+
+    def sourced(record):  # what a state that holds tickets gets
+        return (None, record) if type(record) is Ticket else record
+
+    def fan(record):
+        value = fan_or_event(record)
+        return placed(value) if type(record) is Event else value
+
     kinds = {  # the state, where records meet it, what of a record it gets: as in the dataflows
         "StreamCount (per customer)": (StreamCount, BY_LISTENER, just_counted),
         "FavouriteArtists (per customer)": (FavouriteArtists, BY_LISTENER, artist_played),
-        "TicketDesk (per event)": (TicketDesk, BY_EVENT, whole),
-        "EventStatus (per event)": (EventStatus, BY_EVENT, whole),
-        "ArtistFans (per artist)": (ArtistFans, BY_ARTIST, fan_or_event),
-        "CustomerEmail (per customer)": (CustomerEmail, BY_CUSTOMER, whole),
+        "TicketDesk (per event)": (TicketDesk, BY_EVENT, sourced),
+        "EventStatus (per event)": (EventStatus, BY_EVENT, sourced),
+        "ArtistFans (per artist)": (ArtistFans, BY_ARTIST, fan),
+        "FirstSighting (per event)": (FirstSighting, EVENTS_ONLY, placed),
+        "CustomerEmail (per customer)": (CustomerEmail, BY_CUSTOMER, placed),
     }
     out = {}
     for label, (state, fields, value_of) in kinds.items():

@@ -12,10 +12,12 @@ of two records came first even when they reached it by different paths (docs/out
 from __future__ import annotations
 
 import base64
+import copyreg
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, tzinfo
-from operator import attrgetter
+from itertools import chain, groupby
+from operator import attrgetter, itemgetter
 
 import msgspec
 from confluent_kafka import Message
@@ -49,29 +51,45 @@ class RecordBatch:
     def __len__(self) -> int:
         return len(self.records)
 
-    def raw(self, index: int) -> InRecord:
-        return self.records[index]
+    @property
+    def raw(self) -> list[InRecord]:
+        """The records as read, by index."""
+        return self.records
 
 
 class KafkaBatch:
     """Records released together by one worker's Kafka reader, as confluent-kafka's Message objects.
 
-    They may come from several partitions and topics, merged by timestamp (`topic` is None then).
-    Decoding reads the values straight from the messages; the rest of a record (offset, key) is
-    only looked at for a dead letter or a record that may wait, which saves building an `InRecord`
-    per message. Messages cannot be pickled, so a batch is decoded on the worker that polled it.
+    They come as runs, one per topic partition in offset order, and `order` merges them by
+    timestamp: the i-th record of the batch is the `order[i]`-th of the runs one after the other
+    (None: one run, as it is). Decoding reads each run's values in C loops and puts the records in
+    order; the rest of a record (offset, key) is only looked at for a dead letter or a record that
+    may wait, which saves building an `InRecord` per message. Messages cannot be pickled, so a batch
+    is decoded on the worker that polled it.
     """
 
-    __slots__ = ("topic", "messages", "lane", "position")
+    __slots__ = ("runs", "order", "lane", "position", "_messages")
 
-    def __init__(self, topic: str | None, messages: list, lane: int = 0, position: int = 0):
-        self.topic, self.messages, self.lane, self.position = topic, messages, lane, position
+    def __init__(self, runs: list[tuple[str, list[Message]]], order: list[int] | None = None,
+                 lane: int = 0, position: int = 0):
+        self.runs, self.order, self.lane, self.position = runs, order, lane, position
+        self._messages: list[Message] | None = None
 
     def __len__(self) -> int:
-        return len(self.messages)
+        return sum(len(messages) for _, messages in self.runs)
 
-    def raw(self, index: int) -> InRecord:
-        return self.record(self.messages[index])
+    @property
+    def messages(self) -> list[Message]:
+        """The records in order."""
+        if self._messages is None:
+            joined = list(chain.from_iterable(messages for _, messages in self.runs))
+            self._messages = joined if self.order is None else list(map(joined.__getitem__, self.order))
+        return self._messages
+
+    @property
+    def raw(self) -> list[Message]:
+        """The records as read, by index."""
+        return self.messages
 
     @staticmethod
     def record(message) -> InRecord:
@@ -89,22 +107,86 @@ class Batch:
     forever and must go to the dead letters as it came.
     """
 
-    __slots__ = ("records", "dead", "lane", "position", "end", "_source", "_index")
+    __slots__ = ("records", "dead", "lane", "position", "end", "_source", "_index", "_by_type")
 
     def __init__(self, records: list[Record], dead: list[tuple[str | None, DeadLetter]],
-                 source: RecordBatch | KafkaBatch, index: list[int] | None = None):
+                 source: RecordBatch | KafkaBatch, index: list[int] | None = None,
+                 by_type: dict[type, Sequence[int]] | Callable[[], dict[type, Sequence[int]]] | None = None):
         self.records, self.dead, self._source, self._index = records, dead, source, index
         self.lane, self.position = source.lane, source.position
         self.end = source.position + len(source)
+        self._by_type = by_type  # made when first needed, if a function
 
-    def raw(self, index: int) -> InRecord:
-        return self._source.raw(index if self._index is None else self._index[index])
+    def raw(self, indices: Sequence[int]) -> list[InRecord | Message]:
+        """These good records as read: `InRecord`s, or Kafka messages (`as_in_record` turns one into the other)."""
+        if self._index is not None:
+            indices = map(self._index.__getitem__, indices)
+        return list(map(self._source.raw.__getitem__, indices))
+
+    def runs(self, wanted: Collection[type]) -> Iterator[tuple[type, list[Record], Sequence[int]]]:
+        """The records of the wanted types in input order, as runs of one type each, with their indices.
+
+        A batch merged from several topics interleaves their records; a keyed step wants only some
+        types, and handles a run of one type in C loops. Runs come from an index per type, made once
+        per batch for all the steps that read it.
+        """
+        records, by_type = self.records, self._by_type
+        if by_type is None:
+            by_type = self._by_type = _indices_by_type(records)
+        elif callable(by_type):
+            by_type = self._by_type = by_type()
+        present = [kind for kind in by_type if kind in wanted]
+        if len(present) == 1:
+            kind = present[0]
+            if len(by_type) == 1:
+                yield kind, records, range(len(records))
+            else:
+                yield kind, list(map(records.__getitem__, by_type[kind])), by_type[kind]
+        elif present:
+            if len(present) == len(by_type):
+                merged = range(len(records))
+                kinds = map(type, records)
+            else:
+                merged = sorted(chain.from_iterable(by_type[kind] for kind in present))
+                kinds = map(type, map(records.__getitem__, merged))
+            for kind, run in groupby(zip(kinds, merged), key=_first):
+                indices = list(map(_second, run))
+                yield kind, list(map(records.__getitem__, indices)), indices
+
+
+def _indices_by_type(records: list[Record]) -> dict[type, Sequence[int]]:
+    kinds = set(map(type, records))
+    if len(kinds) == 1:
+        return {kinds.pop(): range(len(records))}
+    by_type: dict[type, list[int]] = {kind: [] for kind in kinds}
+    for index, kind in enumerate(map(type, records)):
+        by_type[kind].append(index)
+    return by_type
+
+
+_first, _second = itemgetter(0), itemgetter(1)
+
+
+def as_in_record(raw: InRecord | Message) -> InRecord:
+    """A raw record as an `InRecord`: what a Kafka message is turned into to be pickled or dead-lettered."""
+    return raw if isinstance(raw, InRecord) else KafkaBatch.record(raw)
+
+
+def _pickled_message(message: Message) -> tuple:
+    record = KafkaBatch.record(message)
+    return InRecord, (record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
+
+
+# A record that waits keeps the Kafka message it came in (a C object pickle cannot copy): pickled,
+# to another process or into a recovery snapshot, it becomes the `InRecord` it stands for.
+copyreg.pickle(Message, _pickled_message)
 
 
 class _Reader:
     """How one topic is read by one dataflow: its record type and the foreign keys it must carry."""
 
     def __init__(self, model: type[Record], required: Sequence[str], zone: tzinfo):
+        self.model = model
         self.decoder = msgspec.json.Decoder(model)
         self.required = tuple(required)
         self.required_values = [attrgetter(name) for name in required]
@@ -216,38 +298,47 @@ class Decoder:
         return Batch(records, dead, batch, index)
 
     def _decode_kafka(self, batch: KafkaBatch) -> Batch:
-        """The same as for RecordBatches; a clean batch is decoded in C loops, one topic at a time."""
-        values = list(map(Message.value, batch.messages))
-        if batch.topic is not None:
-            records = self.readers[batch.topic].read_all(values)
+        """The same as for RecordBatches; a clean batch is decoded in C loops.
+
+        One topic: its values are decoded in their merged order, so records lie in memory in the
+        order they are used. Several: run by run, each with its topic's decoder, then put in order.
+        """
+        readers, runs = self.readers, batch.runs
+        topics = {topic for topic, _ in runs}
+        if len(topics) == 1:
+            reader = readers[topics.pop()]
+            records = reader.read_all(list(map(Message.value, batch.messages)))
+            if records is not None:
+                return Batch(records, [], batch, by_type={reader.model: range(len(records))})
         else:
-            records = self._read_mixed(list(map(Message.topic, batch.messages)), values)
-        if records is not None:
-            return Batch(records, [], batch)
+            decoded = [readers[topic].read_all(list(map(Message.value, messages))) for topic, messages in runs]
+            if None not in decoded:
+                joined = list(chain.from_iterable(decoded))
+                return Batch(list(map(joined.__getitem__, batch.order)), [], batch,
+                             by_type=lambda: self._indices(batch, decoded))
         records, index, dead = [], [], []
         for i, message in enumerate(batch.messages):
             value = message.value()
             if value is None:
                 continue  # a tombstone deletes nothing and is no error (docs/outputs.md#inputs)
             try:
-                records.append(self.readers[message.topic()].read(value))
+                records.append(readers[message.topic()].read(value))
                 index.append(i)
             except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
                 dead.append(dead_letter(self.dataflow, batch.record(message), describe(error)))
         return Batch(records, dead, batch, index)
 
-    def _read_mixed(self, topics: list[str], values: list[bytes]) -> list[Record] | None:
-        """Records of several topics in their merged order, or None if any is a tombstone or bad."""
-        by_topic: dict[str, list[bytes]] = {}
-        for topic, value in zip(topics, values):
-            by_topic.setdefault(topic, []).append(value)
-        decoded = {}
-        for topic, of_topic in by_topic.items():
-            records = self.readers[topic].read_all(of_topic)
-            if records is None:
-                return None
-            decoded[topic] = iter(records)
-        return [next(decoded[topic]) for topic in topics]
+    def _indices(self, batch: KafkaBatch, decoded: list[list[Record]]) -> dict[type, Sequence[int]]:
+        """Where each type's records are in the merged batch, from the inverse of its order (C loops)."""
+        order = batch.order
+        where = sorted(range(len(order)), key=order.__getitem__)  # run record -> place in the batch
+        of_type: dict[type, list[list[int]]] = {}
+        start = 0
+        for (topic, _), records in zip(batch.runs, decoded):
+            of_type.setdefault(self.readers[topic].model, []).append(where[start : start + len(records)])
+            start += len(records)
+        return {kind: slices[0] if len(slices) == 1 else sorted(chain.from_iterable(slices))
+                for kind, slices in of_type.items()}
 
 
 encode: Callable[[Output], bytes] = msgspec.json.Encoder().encode

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bisect
 
+import msgspec
+
 from utopia.models import Email, Event, EventStreamerAlert
 from utopia.ranking import TopN
 from utopia.steps import Lookup, Out, Placed
@@ -11,12 +13,14 @@ from utopia.steps import Lookup, Out, Placed
 TOP_STREAMERS = 3
 
 
-class EventFans(Lookup, frozen=True):
+class EventFans(msgspec.Struct, frozen=True, gc=False):
     """The artist's top streamers at the place in the input where a record of the event came.
 
     Only the event's first record tells anyone: the event's own step checks that (`FirstSighting`).
     """
 
+    lane: int
+    position: int
     event: Event
     fans: tuple[tuple[str, int], ...]
 
@@ -66,22 +70,32 @@ class FirstSighting:
 
     An event re-sent is not new (docs/outputs.md#thresholds), and one re-sent with another artist
     keeps its first artist (docs/outputs.md#sold_out): the other artist's fans hear nothing of it.
+    The fans of a record may come before the record itself (they come by way of the artist); they
+    wait for it. The records of one event come in input order, so the first to come is the first.
     """
 
-    __slots__ = ("eventid", "first")
+    __slots__ = ("eventid", "first", "waiting")
 
     placed = (Event,)
 
     def __init__(self, eventid: str):
         self.eventid = eventid
         self.first: int | None = None
+        self.waiting: list[EventFans] = []
 
-    def apply(self, placed: Placed) -> tuple:
-        if self.first is None:
-            self.first = placed.position
-        return ()
+    def apply(self, item: Placed | EventFans) -> tuple[tuple[str, FanOfNewEvent], ...]:
+        if isinstance(item, EventFans):
+            if self.first is None:
+                self.waiting.append(item)
+                return ()
+            return self.tell(item)
+        if self.first is not None:
+            return ()
+        self.first = item.position
+        waiting, self.waiting = self.waiting, []
+        return tuple(told for fans in waiting for told in self.tell(fans))
 
-    def read(self, fans: EventFans) -> tuple[tuple[str, FanOfNewEvent], ...]:
+    def tell(self, fans: EventFans) -> tuple[tuple[str, FanOfNewEvent], ...]:
         if fans.position != self.first:
             return ()
         return tuple((customer, FanOfNewEvent(fans.lane, fans.position, customer, streams, fans.event))

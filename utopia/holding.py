@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, TypeVar
+
+from confluent_kafka import Message
 
 from utopia.codec import InRecord
 
@@ -13,15 +15,14 @@ R = TypeVar("R")
 log = logging.getLogger("utopia")
 
 
-class Sourced(NamedTuple, Generic[R]):
-    """A record that may have to wait, with the raw record it was decoded from.
+Sourced = tuple[InRecord | Message, R]
+"""A record that may have to wait, after the raw record it was decoded from: `(raw, record)`.
 
-    If what it waits for never comes, it goes to the dead letters as it was read: its own topic,
-    offset, key and value text.
-    """
-
-    raw: InRecord
-    record: R
+If what it waits for never comes, it goes to the dead letters as it was read: its own topic,
+offset, key and value text. From Kafka, `raw` is the message itself, which becomes an `InRecord`
+only if it is pickled (to another process, or into a snapshot) or dead-lettered: most records wait
+for nothing, and building one per record would cost more than the rest of its journey.
+"""
 
 
 class HeldUntilKnown(Generic[R]):

@@ -182,7 +182,8 @@ class KafkaIO:
         return KafkaTopicsSource(self.settings, dataflow, topics)
 
     def sink(self, dataflow: str, output: str) -> KafkaTopicSink:
-        self.outputs.append(self.topics.output(output))
+        if self.topics.output(output) not in self.outputs:  # several steps may write one topic (dead letters)
+            self.outputs.append(self.topics.output(output))
         return KafkaTopicSink(self.settings, dataflow, self.topics.output(output))
 
 

@@ -25,7 +25,7 @@ import time
 import weakref
 import zlib
 from datetime import UTC, datetime, timedelta
-from itertools import repeat
+from itertools import chain, count
 from operator import itemgetter
 
 from bytewax.inputs import StatefulSourcePartition
@@ -38,6 +38,7 @@ IDLE_POLL = timedelta(milliseconds=10)
 """How soon a worker with nothing to release looks again."""
 _FOREVER = float("inf")
 _last = itemgetter(-1)
+_stamp = itemgetter(1)  # of Message.timestamp(): (type, milliseconds)
 
 
 class PartitionReader:
@@ -70,7 +71,7 @@ class PartitionReader:
 
     def fetch(self, max_records: int, tail: bool, now: float) -> None:
         messages = self.consumer.consume(max_records, 0)
-        if any(m.error() is not None for m in messages):
+        if any(map(Message.error, messages)):  # a KafkaError is true, even for code 0
             for message in messages:
                 error = message.error()
                 if error is not None and error.code() != KafkaError._PARTITION_EOF:
@@ -82,11 +83,13 @@ class PartitionReader:
                 self.stalled_since = now
             return
         self.stalled_since = None
-        newest = self.seen if self.seen is not None else -1 << 62
-        stamps = self.stamps
-        for _, stamp in map(Message.timestamp, messages):
-            newest = stamp if stamp > newest else newest
-            stamps.append(newest)
+        stamps = list(map(_stamp, map(Message.timestamp, messages)))
+        seen = self.seen
+        if (seen is not None and stamps[0] < seen) or stamps != sorted(stamps):
+            newest = -1 << 62 if seen is None else seen
+            for n, stamp in enumerate(stamps):
+                newest = stamps[n] = stamp if stamp > newest else newest
+        self.stamps += stamps
         self.pending += messages
 
     def blocks(self, now: float, max_idle_s: float) -> bool:
@@ -128,42 +131,35 @@ class _Merger:
         if self.lead is None:
             self.lead, self.lane = part.name, zlib.crc32(part.name.encode())
 
-    def release(self) -> KafkaBatch | None:
-        """Every record no partition can still precede, merged; None when there is none yet."""
+    def release(self) -> list[KafkaBatch]:
+        """Every record no partition can still precede, merged, in batches of about `batch_size`."""
         now = time.monotonic()
         parts = [p for p in self.parts.values() if not p.closed]
-        for part in parts:
-            if not part.ended and len(part.pending) < self.batch_size:
-                part.fetch(self.batch_size, self.tail, now)
+        # About a batch in all from the partitions still read: bigger batches made the dataflows
+        # slower per record, smaller ones pay Bytewax's cost per batch more often.
+        reading = [part for part in parts if not part.ended]
+        share = -(-self.batch_size // max(len(reading), 1))
+        for part in reading:
+            if len(part.pending) < share:
+                part.fetch(share, self.tail, now)
         bound = _FOREVER
         for part in parts:
             if part.blocks(now, self.max_idle_s):
                 seen = part.seen
                 if seen is None:
-                    return None  # nothing fetched yet: anything may still come first
+                    return []  # nothing fetched yet: anything may still come first
                 bound = min(bound, seen)
-        cuts = [(part, len(part.stamps) if bound is _FOREVER else bisect.bisect_left(part.stamps, bound))
-                for part in parts]
-        cuts = [(part, cut) for part, cut in cuts if cut]
-        if not cuts:
-            return None
-        if len(cuts) == 1:
-            part, cut = cuts[0]
-            messages, _ = part.take(cut)
-            topic = part.topic
-        else:
-            keyed = []
-            for part, cut in cuts:
-                taken, stamps = part.take(cut)
-                keyed += zip(stamps, map(Message.offset, taken), repeat(part.rank), taken)
-            keyed.sort()  # (timestamp, offset, rank) is unique: the messages themselves are never compared
-            messages = list(map(_last, keyed))
-            topics = {part.topic for part, _ in cuts}
-            topic = topics.pop() if len(topics) == 1 else None
-        first = messages[0].timestamp()[1]
+        cuts = [(part, cut) for part in parts if (cut := _before(part.stamps, bound))]
+        return [self._batch(cuts)] if cuts else []
+
+    def _batch(self, cuts: list[tuple[PartitionReader, int]]) -> KafkaBatch:
+        runs = [(part.topic, part.take(cut)) for part, cut in sorted(cuts, key=lambda pc: pc[0].rank)]
+        order = _order([stamps for _, (_, stamps) in runs], [messages for _, (messages, _) in runs])
+        first = min(stamps[0] for _, (_, stamps) in runs)
         position = max(self.position, first << 20)
-        self.position = position + len(messages)
-        return KafkaBatch(topic, messages, self.lane, position)
+        batch = KafkaBatch([(topic, messages) for topic, (messages, _) in runs], order, self.lane, position)
+        self.position = position + len(batch)
+        return batch
 
     def commit(self) -> None:
         """The lead's epoch ends: what has been released so far is what every partition resumes after."""
@@ -173,6 +169,31 @@ class _Merger:
     @property
     def finished(self) -> bool:
         return all(part.drained for part in self.parts.values())
+
+
+def _before(stamps: list[int], bound: float) -> int:
+    """How many of these (sorted) timestamps are before `bound`."""
+    return len(stamps) if bound == _FOREVER else bisect.bisect_left(stamps, bound)
+
+
+def _order(stamps: list[list[int]], messages: list[list[Message]]) -> list[int] | None:
+    """How runs of several partitions (in rank order, each in timestamp order) merge by timestamp.
+
+    The i-th record of the merged batch is the `order[i]`-th of the runs one after the other; None
+    for a single run. Equal timestamps in different partitions go by offset, then rank (topic,
+    partition), as file mode breaks ties by line, then topic. Without such ties, a stable sort of
+    positions by timestamp is enough, and four times cheaper than sorting tuples.
+    """
+    if len(stamps) == 1:
+        return None
+    joined = list(chain.from_iterable(stamps))
+    distinct = len(set(joined))
+    if distinct != len(joined) and distinct != sum(len(set(of_run)) for of_run in stamps):
+        offsets = chain.from_iterable(map(Message.offset, of_run) for of_run in messages)
+        ranks = chain.from_iterable([n] * len(of_run) for n, of_run in enumerate(stamps))
+        keyed = sorted(zip(joined, offsets, ranks, count()))  # (timestamp, offset, rank) is unique
+        return list(map(_last, keyed))
+    return sorted(range(len(joined)), key=joined.__getitem__)
 
 
 class _Registry(threading.local):
@@ -209,9 +230,9 @@ class MergedPartition(StatefulSourcePartition[KafkaBatch, int]):
         if self.lead:
             if self.merger.finished:
                 raise StopIteration()
-            batch = self.merger.release()
-            self.awake = None if batch is not None else datetime.now(UTC) + IDLE_POLL
-            return [] if batch is None else [batch]
+            batches = self.merger.release()
+            self.awake = None if batches else datetime.now(UTC) + IDLE_POLL
+            return batches
         if self.part.drained:
             raise StopIteration()
         self.awake = datetime.now(UTC) + IDLE_POLL

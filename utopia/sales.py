@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from utopia.codec import InRecord
+from utopia.codec import InRecord, as_in_record
 from utopia.holding import HeldUntilKnown, Sourced
 from utopia.models import Event, EventAlert, EventAlertKind, Ticket
 from utopia.steps import Out
@@ -81,4 +81,4 @@ class EventStatus:
 
     def unfinished(self) -> list[tuple[InRecord, str]]:
         reason = capacity_never_came(self.eventid, self.event)
-        return [(waited.raw, reason) for waited in self.held.release()]
+        return [(as_in_record(raw), reason) for raw, _ in self.held.release()]

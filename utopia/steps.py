@@ -26,7 +26,7 @@ from bytewax.outputs import Sink
 
 from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, dead_letter
 from utopia.config import Topics
-from utopia.holding import Sourced, WaitingLog
+from utopia.holding import WaitingLog
 from utopia.models import Output, Record
 from utopia.sharding import SHARD_NAMES, SHARDS
 
@@ -294,6 +294,7 @@ def per_key(
     changelog: timedelta | None = None,
     value: Callable[[Any], Any] | None = None,
     dead_letters: FlowIO | None = None,
+    also: Stream[list[Out]] | None = None,
     lookups: Stream[list[tuple[str, Lookup]]] | None = None,
     lookups_from: tuple[type, ...] = (),
 ) -> Stream[list[Out]]:
@@ -308,7 +309,7 @@ def per_key(
 
     What the state class declares shapes what it gets:
     - `placed`: record types whose values come as `Placed(lane, position, value)`;
-    - `holds`: record types that may wait for another record; they come as `Sourced(raw, record)`
+    - `holds`: record types that may wait for another record; they come as `Sourced` pairs `(raw, record)`
       and what still waits at the end of a finite input goes to the dead letters of `dead_letters`
       (the state says what with `unfinished()`).
 
@@ -321,52 +322,47 @@ def per_key(
     if holds and dead_letters is None:
         raise TypeError(f"{step_id}: {getattr(new, '__name__', new)} holds records: pass dead_letters=io")
     getters = {kind: attrgetter(field) for kind, field in key.items()}
-    wrapped = set(placed) | set(holds)
-    marks = set(lookups_from)
+    marks = frozenset(lookups_from)
+    wanted = frozenset(getters) | marks
 
     def by_shard(batch: Batch | list[tuple[str, Lookup]]) -> list[tuple[str, list[tuple[str | None, Any]]]]:
         shards: list[list[tuple[str | None, Any]]] = [[] for _ in range(SHARDS)]
-        if type(batch) is not Batch:  # lookups: (key, Lookup) pairs
-            for k, lookup in batch:
-                shards[zlib.crc32(k.encode()) % SHARDS].append((k, lookup))
+        if type(batch) is not Batch:  # from another keyed step: (key, value) pairs
+            for pair in batch:
+                shards[zlib.crc32(pair[0].encode()) % SHARDS].append(pair)
             return [(SHARD_NAMES[n], pairs) for n, pairs in enumerate(shards) if pairs]
-        records = batch.records
-        kinds = set(map(type, records))
-        if not kinds.isdisjoint(getters):
-            keys, values = _keyed(batch, kinds)
-            # A key's shard must be the same in every process: crc32, not `hash` (salted per process).
-            for k, v, crc in zip(keys, values, map(zlib.crc32, map(str.encode, keys))):
-                shards[crc % SHARDS].append((k, v))
-        if not kinds.isdisjoint(marks):
+        marked = False
+        for kind, records, indices in batch.runs(wanted):
+            if kind in getters:
+                keys, values = _keyed(batch, kind, records, indices)
+                # A key's shard must be the same in every process: crc32, not `hash` (salted per process).
+                for k, v, crc in zip(keys, values, map(zlib.crc32, map(str.encode, keys))):
+                    shards[crc % SHARDS].append((k, v))
+            marked = marked or kind in marks
+        if marked:
             mark = _Mark(batch.lane, batch.end)
             for pairs in shards:
                 pairs.append((None, mark))
         return [(SHARD_NAMES[n], pairs) for n, pairs in enumerate(shards) if pairs]
 
-    def _keyed(batch: Batch, kinds: set[type]) -> tuple[list[str], Iterable[Any]]:
-        records = batch.records
-        if len(kinds) == 1 and kinds.isdisjoint(wrapped):  # a Kafka batch is one partition of one topic: C loops
-            keys = list(map(getters[type(records[0])], records))
-            if None in keys:
-                records, keys = [r for r, k in zip(records, keys) if k is not None], [k for k in keys if k is not None]
-            return keys, (records if value is None else map(value, records))
-        keys, values = [], []
-        for i, record in enumerate(records):
-            kind = type(record)
-            getter = getters.get(kind)
-            k = None if getter is None else getter(record)
-            if k is None:
-                continue
-            v = record if value is None else value(record)
-            if kind in wrapped:
-                v = Placed(batch.lane, batch.position + i, v) if kind in placed else Sourced(batch.raw(i), v)
-            keys.append(k)
-            values.append(v)
+    def _keyed(batch: Batch, kind: type, records: list, indices: Sequence[int]) -> tuple[list[str], Iterable[Any]]:
+        """The keys and values of a run of records of one type, in C loops where it can."""
+        keys = list(map(getters[kind], records))
+        values = records if value is None else list(map(value, records))
+        if kind in placed:
+            lane, position = batch.lane, batch.position
+            values = [Placed(lane, position + i, v) for i, v in zip(indices, values)]
+        elif kind in holds:
+            values = list(zip(batch.raw(indices), values))
+        if None in keys:
+            values = [v for k, v in zip(keys, values) if k is not None]
+            keys = [k for k in keys if k is not None]
         return keys, values
 
     step = _Step(flow_id, new, changelog, holds, WaitingLog(flow_id) if holds else None)
     logic = _ShardLogic if lookups is None else _JoinLogic
-    inputs = up if lookups is None else op.merge("with_lookups", up, lookups)
+    others = [stream for stream in (also, lookups) if stream is not None]
+    inputs = op.merge("with_items_of_other_steps", up, *others) if others else up
     sharded = op.flat_map("shard", inputs, by_shard)
     applied = op.stateful_batch("apply", sharded, lambda snap: logic(snap, step))
     outputs = op.map("outputs", applied, _value)

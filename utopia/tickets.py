@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from utopia.codec import InRecord
+from utopia.codec import InRecord, as_in_record
 from utopia.holding import HeldUntilKnown, Sourced
 from utopia.models import Event, Ticket, TicketResponse
 from utopia.steps import Out
@@ -40,12 +40,12 @@ class TicketDesk:
         if isinstance(record, Event):
             self.event = record
             if record.capacity is not None:
-                for waited in self.held.release():
-                    yield self.decide(waited.record)
+                for _, ticket in self.held.release():
+                    yield self.decide(ticket)
         elif self.event is None or self.event.capacity is None:
             self.held.hold(record)
         else:
-            yield self.decide(record.record)
+            yield self.decide(record[1])
 
     def decide(self, ticket: Ticket) -> Out:
         capacity = self.event.capacity
@@ -58,4 +58,4 @@ class TicketDesk:
 
     def unfinished(self) -> list[tuple[InRecord, str]]:
         reason = capacity_never_came(self.eventid, self.event)
-        return [(waited.raw, reason) for waited in self.held.release()]
+        return [(as_in_record(raw), reason) for raw, _ in self.held.release()]

@@ -20,7 +20,8 @@ def create(
     settings: Settings, partitions: int = 3, replication: int = 1, names: list[str] | None = None, quiet: bool = False
 ) -> list[str]:
     """Create the missing ones among `names` (default: all topics); returns those created."""
-    wanted = all_topics(settings) if names is None else names
+    # Each name once: librdkafka crashes on a request that names one topic twice.
+    wanted = list(dict.fromkeys(all_topics(settings) if names is None else names))
     existing = existing_topics(settings)
     missing = [n for n in wanted if n not in existing]
     if missing:
@@ -40,5 +41,5 @@ def create(
 def delete(settings: Settings, names: list[str]) -> None:
     """Delete these topics (the benchmark's per-run outputs), waiting until the broker has."""
     client = admin(settings)
-    for future in client.delete_topics(names, operation_timeout=30).values():
+    for future in client.delete_topics(list(dict.fromkeys(names)), operation_timeout=30).values():
         future.result(timeout=30)
