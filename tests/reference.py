@@ -7,9 +7,10 @@ good records in input order, and share no code with the dataflows' state classes
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 from utopia.dates import UnknownDate, format_instant, parse_eventdate
-from utopia.models import Email, Event, Stream, Ticket
+from utopia.models import Artist, Email, Event, Stream, Ticket
 
 
 def ranked(counts: Counter, reached: dict, n: int = 3) -> list[tuple[str, int]]:
@@ -127,3 +128,60 @@ def eventdate(text: str | None) -> str | None:
         return None if text is None else format_instant(parse_eventdate(text))
     except UnknownDate:
         return None
+
+
+def top_artists(records: list) -> dict:
+    """most_streamed_artists/top-artists: the last value of the one `global` key."""
+    counts: Counter = Counter()
+    reached: dict[str, int] = {}
+    names: dict[str, str | None] = {}
+    for position, r in enumerate(records):
+        if isinstance(r, Stream):
+            counts[r.artistid] += 1
+            reached[r.artistid] = position
+        elif isinstance(r, Artist):
+            names[r.id] = r.name
+    return {"top": [{"artistid": a, "name": names.get(a), "streams": n} for a, n in ranked(counts, reached)]}
+
+
+def customers_by_top_artist(streams: list[Stream]) -> dict[str, dict]:
+    """most_streamed_artists/customers-by-top-artist: the last value per artist ever someone's #1."""
+    counts: dict[str, Counter] = {}
+    reached: dict[str, dict] = {}
+    number_one: dict[str, str] = {}
+    ever: set[str] = set()
+    for position, s in enumerate(streams):
+        counts.setdefault(s.customerid, Counter())[s.artistid] += 1
+        reached.setdefault(s.customerid, {})[s.artistid] = position
+        number_one[s.customerid] = ranked(counts[s.customerid], reached[s.customerid], 1)[0][0]
+        ever.add(number_one[s.customerid])
+    return {a: {"artistid": a, "customers": sorted(c for c, top in number_one.items() if top == a)} for a in ever}
+
+
+def trending_artists(records: list, times: list[int]) -> list[tuple[str, dict]]:
+    """most_streamed_artists/trending-artists when every window closes at the end (names then final).
+
+    `times[i]` is the i-th record's stream time in epoch ms; a stream older than the newest before it
+    minus 5 minutes is late.
+    """
+    hour = 3_600_000
+    windows: dict[int, tuple[Counter, dict]] = {}
+    names: dict[str, str | None] = {}
+    newest = None
+    for position, (r, at) in enumerate(zip(records, times)):
+        if isinstance(r, Artist):
+            names[r.id] = r.name
+        elif isinstance(r, Stream):
+            if newest is not None and at < newest - 300_000:
+                continue
+            newest = at if newest is None else max(newest, at)
+            counts, reached = windows.setdefault(at - at % hour, (Counter(), {}))
+            counts[r.artistid] += 1
+            reached[r.artistid] = position
+    out = []
+    for start, (counts, reached) in windows.items():
+        begin = format_instant(datetime.fromtimestamp(start / 1000, UTC))
+        end = format_instant(datetime.fromtimestamp((start + hour) / 1000, UTC))
+        top = [{"artistid": a, "name": names.get(a), "streams": n} for a, n in ranked(counts, reached)]
+        out.append((begin, {"window_start": begin, "window_end": end, "top": top}))
+    return out

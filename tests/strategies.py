@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from utopia.models import Email, Event, Stream, Ticket
+from utopia.models import Artist, Email, Event, Stream, Ticket
 
 customers = st.sampled_from([f"c{i}" for i in range(6)])
 artists = st.sampled_from([f"a{i}" for i in range(6)])
@@ -22,6 +22,8 @@ KINDS = {
     "ticket": (st.tuples(events, customers), lambda i, e, c: Ticket(f"t{i}", customerid=c, eventid=e, price=10.0)),
     "email": (st.tuples(customers, st.sampled_from(["x@a.io", "y@b.io", None])),
               lambda i, c, address: Email(f"m{i}", customerid=c, email=address)),
+    "artist": (st.tuples(artists, st.sampled_from(["Alpha", "Beta", None])),
+               lambda i, a, name: Artist(a, name=name, genre="Pop")),
 }
 
 
@@ -52,6 +54,11 @@ def stream_log():
 def ticket_log():
     """Events (re-sent with new capacities, sometimes null) and tickets."""
     return record_log("tickets", event=1, ticket=2)
+
+
+def streams_and_artists_log():
+    """Streams and (re)named artists; a stream's time is its record's (its place in the log, in ms)."""
+    return record_log("streams", stream=4, artist=1)
 
 
 def sold_out_log():

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import pytest
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
@@ -9,7 +10,9 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from dataflows import sold_out
 from tests import reference
 from tests.kafka_support import Cluster
-from utopia.config import Settings
+from utopia.config import ConfigError, Settings
+from utopia.generator import Sizes
+from utopia.loading import produce
 from utopia.kafka_io import KafkaIO, admin
 from utopia.topics import create, delete
 from utopia.models import Email, Event, Stream, Ticket
@@ -132,3 +135,11 @@ def test_a_dataflow_lists_each_output_topic_once():
     sold_out.build(io)
     assert sorted(io.outputs) == ["kafka-workshop-dead-letters", "kafka-workshop-event-alerts",
                                   "kafka-workshop-event-streamer-alerts"]
+
+
+def test_records_the_broker_refuses_fail_the_generator_loudly(cluster):
+    # Kafka 4 refuses timestamps more than an hour ahead: a data set starting tomorrow is not loaded.
+    tomorrow = int(time.time() * 1000) + 86_400_000
+    with pytest.raises(ConfigError, match=r"record\(s\) not delivered, the first to .*data-demo-"):
+        produce(cluster.settings, Sizes(customers=2, artists=1, events=1, tickets=1, streams=1, zipcodes=1), 1,
+                start_ms=tomorrow)

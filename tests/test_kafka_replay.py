@@ -28,7 +28,7 @@ WORLD = Sizes(customers=300, artists=30, events=40, tickets=3000, streams=12000,
 def replay(tmp_path_factory):
     """One generated data set, on the broker (3 partitions a topic) and as topic files, with the same timestamps."""
     cluster = Cluster()
-    start_ms = int(time.time() * 1000) - 3_600_000
+    start_ms = int(time.time() * 1000) - 8 * 3_600_000  # the data set spans 6 hours; none may lie ahead
     produce(cluster.settings, WORLD, seed=11, start_ms=start_ms)
     files = tmp_path_factory.mktemp("replay")
     write_dir(files, WORLD, seed=11, topics=cluster.settings.topics, start_ms=start_ms)
@@ -43,6 +43,7 @@ def comparable(name: str, records: list[tuple[str | None, dict]]):
 
 @pytest.mark.parametrize(("dataflow", "outputs"), [
     ("sold_out", ["event-alerts", "event-streamer-alerts"]),
+    ("most_streamed_artists", ["top-artists", "customers-by-top-artist", "trending-artists"]),
     ("purchase_event_ticket", ["ticket-response"]),
 ])
 def test_a_replay_gives_the_outputs_of_file_mode(replay, tmp_path, monkeypatch, dataflow, outputs):

@@ -81,6 +81,41 @@ def _instant(text: str, *parts: int | tzinfo) -> datetime:
         raise UnknownDate(f"eventdate {text!r} is not a real date and time") from None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_seconds_of: dict[str, int] = {}
+
+
+def instant_ms(text: str | None) -> int | None:
+    """An ISO-8601 instant (`streamtime`) as epoch milliseconds, fractions cut; None if null or no instant.
+
+    Streams come by the million and a second holds many of them: `2026-11-25T15:32:36` is read
+    once and remembered, the milliseconds are digits after it.
+    """
+    if text is None:
+        return None
+    if len(text) >= 20 and text[-1] == "Z" and text[10] == "T" and text[19] in ".Z":
+        seconds = _seconds_of.get(text[:19])
+        if seconds is None:
+            try:
+                seconds = int((datetime.fromisoformat(text[:19] + "+00:00") - _EPOCH).total_seconds())
+            except ValueError:
+                return None
+            if len(_seconds_of) > 100_000:
+                _seconds_of.clear()
+            _seconds_of[text[:19]] = seconds
+        fraction = text[20:-1]
+        if text[19] == "." and not fraction.isdigit():
+            return None
+        return seconds * 1000 + int((fraction[:3] or "0").ljust(3, "0"))
+    match = _LOCAL_OR_ISO.fullmatch(text)
+    if match is None or match["zone"] is None:
+        return None
+    try:
+        return (_from_parts(text, match, UTC) - _EPOCH) // timedelta(milliseconds=1)
+    except UnknownDate:
+        return None
+
+
 def format_instant(moment: datetime) -> str:
     """ISO-8601 in UTC with a `Z`, milliseconds only when there are any: `2027-03-01T20:00:00Z`."""
     moment = moment.astimezone(UTC)

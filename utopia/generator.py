@@ -25,6 +25,8 @@ from utopia.reference_data import cities, venues, zip_codes
 
 START_MS = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
 DAY_MS = 86_400_000
+SPAN_MS = 6 * 3_600_000
+"""The least time a generated data set's activity spans."""
 GENRES = ("Pop", "Rock", "Hip-Hop", "Country", "Jazz", "Electronic", "R&B", "Classical", "Metal", "Folk")
 FIRST = ("James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard Susan "
          "Joseph Jessica Thomas Sarah Charles Karen Daniel Nancy Matthew Lisa Anthony Betty Mark Sandra").split()
@@ -223,7 +225,8 @@ def _one_per_millisecond(records: Iterator[Generated]) -> Iterator[Generated]:
 
 def _activity(world: World, sizes: Sizes, rng: random.Random, begin: int) -> Iterator[Generated]:
     """Events, tickets, streams and later table updates, merged by timestamp."""
-    span = max(60_000, (sizes.streams + sizes.tickets) * 5)
+    # Several hours at least, so that hourly windows (trending-artists) close within a data set.
+    span = max(SPAN_MS, (sizes.streams + sizes.tickets) * 5)
     end = begin + span
     artist_weights = _zipf_weights(len(world.artists), 1.3)
     ranked_artists = rng.sample(range(len(world.artists)), len(world.artists))  # popularity order

@@ -5,7 +5,8 @@ A record of a type not named skips the step.
 
 from __future__ import annotations
 
-from utopia.models import Email, Event, Stream, Ticket
+from utopia.models import Artist, Email, Event, Stream, Ticket
+from utopia.popularity import everyone
 from utopia.steps import KeyFields
 
 BY_EVENT: KeyFields = {Event: "id", Ticket: "eventid"}
@@ -16,6 +17,12 @@ EVENTS_ONLY: KeyFields = {Event: "id"}
 
 BY_ARTIST: KeyFields = {Stream: "artistid", Event: "artistid"}
 """Streams and events meet at their artist."""
+
+STREAMS_AND_NAME_BY_ARTIST: KeyFields = {Stream: "artistid", Artist: "id"}
+"""An artist's streams meet its own record, which names it."""
+
+ARTIST_NAMES_FOR_ALL: KeyFields = {Artist: everyone}
+"""Every artist's record, at the one key of a ranking over everything."""
 
 BY_LISTENER: KeyFields = {Stream: "customerid"}
 """A stream belongs to the customer who played it."""

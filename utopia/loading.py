@@ -13,7 +13,7 @@ import msgspec
 from confluent_kafka import Producer
 from tqdm import tqdm
 
-from utopia.config import Settings, Topics
+from utopia.config import ConfigError, Settings, Topics
 from utopia.generator import Generated, Sizes, generate, live
 from utopia.kafka_io import send
 from utopia.models import INPUT_RECORDS, Record
@@ -76,9 +76,26 @@ def write_dir(directory: Path, sizes: Sizes, seed: int, topics: Topics = Topics(
     return counts
 
 
-def _producer(settings: Settings) -> Producer:
+class _Refused:
+    """Deliveries the broker refused (a timestamp too far ahead, a record too large): never silently."""
+
+    def __init__(self) -> None:
+        self.count, self.first = 0, ""
+
+    def __call__(self, error, message) -> None:
+        if error is not None:
+            self.count += 1
+            self.first = self.first or f"{message.topic()}: {error.str()}"
+
+    def check(self) -> None:
+        if self.count:
+            raise ConfigError(f"{self.count:,} record(s) not delivered, the first to {self.first}")
+
+
+def _producer(settings: Settings, refused: _Refused) -> Producer:
     client_id = settings.topics.client_id("generator")
-    return Producer(settings.kafka_config() | {"client.id": client_id, "linger.ms": 20, "compression.type": "lz4"})
+    return Producer(settings.kafka_config() | {
+        "client.id": client_id, "linger.ms": 20, "compression.type": "lz4", "on_delivery": refused})
 
 
 def _ensure_input_topics(settings: Settings, partitions: int = 3) -> None:
@@ -94,7 +111,8 @@ def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3, st
     (default: a day ago).
     """
     _ensure_input_topics(settings, partitions)
-    producer, encoder = _producer(settings), msgspec.json.Encoder()
+    refused = _Refused()
+    producer, encoder = _producer(settings, refused), msgspec.json.Encoder()
     counts = dict.fromkeys(INPUT_RECORDS, 0)
     # Recent timestamps: the broker would soon delete records older than its retention (7 days by
     # default), and Kafka 4 rejects timestamps more than an hour ahead.
@@ -104,6 +122,7 @@ def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3, st
         send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value), record.timestamp)
         counts[record.topic] += 1
     producer.flush()
+    refused.check()
     print(f"produced {sum(counts.values()):,} records to {settings.bootstrap_servers}: {_summary(counts)}")
     return counts
 
@@ -111,7 +130,8 @@ def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3, st
 def produce_live(settings: Settings, seed: int, rate: float) -> None:
     """Keep producing a live world at about `rate` records a second until interrupted."""
     _ensure_input_topics(settings)
-    producer, encoder = _producer(settings), msgspec.json.Encoder()
+    refused = _Refused()
+    producer, encoder = _producer(settings, refused), msgspec.json.Encoder()
     started, sent = time.monotonic(), 0
     print(f"producing live to {settings.bootstrap_servers} at ~{rate:g} records/s; Ctrl-C stops", file=sys.stderr)
     try:
@@ -126,6 +146,7 @@ def produce_live(settings: Settings, seed: int, rate: float) -> None:
                     time.sleep(ahead)
     finally:
         producer.flush()
+        refused.check()
 
 
 def _summary(counts: dict[str, int]) -> str:

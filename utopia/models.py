@@ -161,6 +161,12 @@ class CustomersByTopArtist(Output, frozen=True):
     customers: list[str]
 
 
+class TrendingArtists(Output, frozen=True):
+    window_start: str
+    window_end: str
+    top: list[NamedArtistStreams]
+
+
 EventAlertKind = Literal["NEARLY_SOLD_OUT", "SOLD_OUT"]
 
 
@@ -245,6 +251,7 @@ OUTPUT_RECORDS: dict[str, type[Output]] = {
     "ticket-response": TicketResponse,
     "top-artists": TopArtists,
     "customers-by-top-artist": CustomersByTopArtist,
+    "trending-artists": TrendingArtists,
     "event-alerts": EventAlert,
     "event-streamer-alerts": EventStreamerAlert,
     "must-see-venue": MustSeeVenue,

@@ -156,6 +156,7 @@ class _ShardLogic(StatefulBatchLogic):
         self.states, self.changed = ({}, {}) if snapshot is None else pickle.loads(snapshot)
         self.step = step
         self.flush_at: datetime | None = None
+        self.recheck_at = None if step.recheck is None else datetime.now(UTC) + step.recheck
 
     def on_batch(self, batches: list[list[tuple[str, Any]]]) -> tuple[list[list[Out]], bool]:
         states, new, changed, alerts = self.states, self.step.new, self.changed, self.step.changelog is None
@@ -180,13 +181,26 @@ class _ShardLogic(StatefulBatchLogic):
         return ([outputs] if outputs else []), False
 
     def on_notify(self) -> tuple[list[list[Out]], bool]:
+        now = datetime.now(UTC)
+        if self.recheck_at is not None and self.recheck_at <= now:
+            self.recheck_at = now + self.step.recheck
+            self.changed.update((key, None) for key, state in self.states.items() if state.recheck())
+            if self.changed and self.flush_at is None:
+                self.flush_at = now + self.step.changelog
+        if self.flush_at is None or self.flush_at > now:  # only a recheck was due
+            return [], False
         return self.flush(), False
 
     def on_eof(self) -> tuple[list[list[Out]], bool]:
+        if self.recheck_at is not None:  # values that follow the clock: every key once more, as of the end
+            self.changed.update(dict.fromkeys(self.states))
+            self.recheck_at = None
         return self.flush() + self.unfinished(), False
 
     def notify_at(self) -> datetime | None:
-        return self.flush_at
+        if self.recheck_at is None or (self.flush_at is not None and self.flush_at < self.recheck_at):
+            return self.flush_at
+        return self.recheck_at
 
     def flush(self) -> list[list[Out]]:
         states = self.states
@@ -279,10 +293,11 @@ class _Step(NamedTuple):
     changelog: timedelta | None
     holds: tuple[type, ...]
     waiting_log: WaitingLog | None
+    recheck: timedelta | None = None
 
 
-KeyFields = Mapping[type, str]
-"""Which field holds a record's key in a keyed step, per record type (the exact type)."""
+KeyFields = Mapping[type, str | Callable[[Any], str]]
+"""Which field holds a record's key in a keyed step, per record type (the exact type), or what gives it."""
 
 
 @operator
@@ -297,6 +312,7 @@ def per_key(
     also: Stream[list[Out]] | None = None,
     lookups: Stream[list[tuple[str, Lookup]]] | None = None,
     lookups_from: tuple[type, ...] = (),
+    recheck: timedelta | None = None,
 ) -> Stream[list[Out]]:
     """Apply each record, in input order, to the state of its key (`new(key)` makes a fresh one).
 
@@ -315,13 +331,17 @@ def per_key(
 
     `lookups` are items from another keyed step that read this step's state as of their place in
     the input (`state.read(lookup)`); `lookups_from` are the record types that cause them upstream.
+
+    With `recheck`, changelog values also change as time passes, with no record (global_totals'
+    events that take place): every `recheck` each shard asks its states `recheck()`, whether the
+    clock alone changed their value, and at the end of a finite input every key is sent once more.
     """
     flow_id = up.flow().flow_id
     placed: tuple[type, ...] = tuple(getattr(new, "placed", ()))
     holds: tuple[type, ...] = tuple(getattr(new, "holds", ()))
     if holds and dead_letters is None:
         raise TypeError(f"{step_id}: {getattr(new, '__name__', new)} holds records: pass dead_letters=io")
-    getters = {kind: attrgetter(field) for kind, field in key.items()}
+    getters = {kind: field if callable(field) else attrgetter(field) for kind, field in key.items()}
     marks = frozenset(lookups_from)
     wanted = frozenset(getters) | marks
 
@@ -359,7 +379,7 @@ def per_key(
             keys = [k for k in keys if k is not None]
         return keys, values
 
-    step = _Step(flow_id, new, changelog, holds, WaitingLog(flow_id) if holds else None)
+    step = _Step(flow_id, new, changelog, holds, WaitingLog(flow_id) if holds else None, recheck)
     logic = _ShardLogic if lookups is None else _JoinLogic
     others = [stream for stream in (also, lookups) if stream is not None]
     inputs = op.merge("with_items_of_other_steps", up, *others) if others else up

@@ -1,0 +1,45 @@
+"""Most streamed artists: the top 3 overall, customers grouped by their #1 artist, and each hour's trending artists.
+
+streams + artists -> streams per artist (with its name) -> the one global top 3 -> top-artists (changelog, key global)
+streams -> each customer's ranking of artists, on a new #1 -> customers per #1 artist
+        -> customers-by-top-artist (changelog, key artistid)
+streams -> per hour of streamtime, per batch -> Bytewax's hour windows (event time, 5 minutes of wait)
+        -> + the artists' names -> trending-artists (window, key window start)
+"""
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.operators.windowing import fold_window
+
+from utopia.kafka_io import kafka_entry_point
+from utopia.keys import ARTIST_NAMES_FOR_ALL, BY_LISTENER, STREAMS_AND_NAME_BY_ARTIST
+from utopia.listening import artist_played
+from utopia.models import Artist, Stream
+from utopia.popularity import ArtistCount, CustomersOfArtist, MostStreamed, NumberOne, stream_or_name
+from utopia.steps import FlowIO, per_key, read, write
+from utopia.trending import CLOCK, HOURS, ArtistNames, add_hour, closed_window, empty_hour, hour_counts, late_streams
+
+READS = {Stream: ["customerid", "artistid"], Artist: []}
+
+
+def build(io: FlowIO) -> Dataflow:
+    flow = Dataflow("most_streamed_artists")
+    records = read("streams_and_artists", flow, io, READS)
+    per_artist = per_key(
+        "streams_per_artist", records, STREAMS_AND_NAME_BY_ARTIST, ArtistCount, value=stream_or_name, changelog=io.changelog
+    )
+    top = per_key("most_streamed_overall", records, {}, MostStreamed, also=per_artist, changelog=io.changelog)
+    write("top_artists", top, io, "top-artists")
+    new_number_ones = per_key("number_one_per_customer", records, BY_LISTENER, NumberOne, value=artist_played)
+    fans = per_key("customers_per_number_one", records, {}, CustomersOfArtist, also=new_number_ones, changelog=io.changelog)
+    write("customers_by_top_artist", fans, io, "customers-by-top-artist")
+    hourly = op.flat_map("streams_per_hour", records, hour_counts)
+    hours = fold_window("trending_per_hour", hourly, CLOCK, HOURS, empty_hour, add_hour, add_hour, ordered=False)
+    op.inspect("late_for_their_hour", hours.late, lambda _step, late: late_streams(late))
+    closed = op.map("closed_hours", hours.down, closed_window)
+    trending = per_key("name_trending_artists", records, ARTIST_NAMES_FOR_ALL, ArtistNames, also=closed)
+    write("trending_artists", trending, io, "trending-artists")
+    return flow
+
+
+flow = kafka_entry_point(build)

@@ -1,0 +1,127 @@
+"""Most streamed artists: the top 3 overall, customers by their #1 artist, and the trending artists of each hour."""
+
+import logging
+
+from hypothesis import given, settings
+
+from dataflows import most_streamed_artists
+from tests import reference
+from tests.conftest import plain
+from tests.strategies import streams_and_artists_log
+from utopia.models import Artist, Stream
+from utopia.ranking import TopN
+from utopia.testing import TestingIO, kafka_records, run
+
+
+def streams(customer, artist, count, at=None):
+    return [Stream(f"s-{customer}-{artist}-{at}-{i}", customer, artist, at) for i in range(count)]
+
+
+def run_it(records, workers=1, batch_size=4):
+    io = TestingIO(kafka_records(records), batch_size=batch_size)
+    run(most_streamed_artists.build(io), workers)
+    return io
+
+
+def top(io):
+    return [(t["artistid"], t["name"], t["streams"]) for t in plain(io.latest("top-artists")["global"])["top"]]
+
+
+def test_the_three_most_streamed_artists_over_all_customers_ties_to_who_got_there_first():
+    records = streams("c1", "a1", 2) + streams("c2", "a2", 3) + streams("c3", "a3", 1) + streams("c1", "a4", 2)
+    assert top(run_it(records)) == [("a2", None, 3), ("a1", None, 2), ("a4", None, 2)]
+    # a3 catches up with a1 and a4 but got to 2 last; then a4 reaches 3, after a2.
+    later = records + streams("c4", "a3", 1) + streams("c5", "a4", 1)
+    assert top(run_it(later, workers=3)) == [("a2", None, 3), ("a4", None, 3), ("a1", None, 2)]
+
+
+def test_names_come_when_the_artist_does_and_a_rename_in_the_top_is_written_again():
+    records = streams("c1", "a1", 2) + streams("c1", "a2", 1) + [Artist("a1", "Da Vinci", "Pop")]
+    io = run_it(records + [Artist("a9", "Nobody", "Pop"), Artist("a1", "Da Vinci Trio", "Pop")], batch_size=1)
+    values = [[(t.artistid, t.name) for t in v.top] for v in io.values("top-artists")]
+    assert values[-1] == [("a1", "Da Vinci Trio"), ("a2", None)]
+    assert [("a1", "Da Vinci"), ("a2", None)] in values  # the first name was written before the rename
+
+
+def test_customers_follow_their_number_one_artist_back_and_forth():
+    records = (streams("c1", "a1", 2) + streams("c2", "a1", 1)  # c1 and c2: a1
+               + streams("c1", "a2", 3)                          # c1 moves to a2
+               + streams("c1", "a1", 2))                         # and back to a1 (4 against 3)
+    io = run_it(records, workers=3)
+    assert {k: plain(v)["customers"] for k, v in io.latest("customers-by-top-artist").items()} == {
+        "a1": ["c1", "c2"], "a2": []}  # a2 lost its last customer: an empty list
+
+
+def test_number_one_ids_sort_as_strings():
+    records = streams("c10", "a1", 1) + streams("c9", "a1", 1) + streams("098", "a1", 1)
+    assert plain(run_it(records).latest("customers-by-top-artist")["a1"])["customers"] == ["098", "c10", "c9"]
+
+
+def trending(io):
+    return [(k, [(t.artistid, t.streams) for t in v.top]) for k, v in io.outputs["trending-artists"]]
+
+
+def test_an_hour_closes_when_a_stream_five_minutes_past_its_end_comes():
+    # The watermark is the newest stream time less 5 minutes: 11:05:00 closes 10:00-11:00, and a
+    # stream of that hour after it is late; at 11:04:59 the hour is still open and it counts.
+    for closing, counted in (("2026-11-25T11:05:00Z", [("a1", 2)]), ("2026-11-25T11:04:59Z", [("a1", 2), ("a2", 1)])):
+        records = (streams("c1", "a1", 2, "2026-11-25T10:10:00Z") + streams("c2", "a3", 1, closing)
+                   + streams("c3", "a2", 1, "2026-11-25T10:59:59.500Z"))
+        for batch_size in (1, len(records)):
+            io = run_it(records, batch_size=batch_size)
+            assert trending(io) == [("2026-11-25T10:00:00Z", counted), ("2026-11-25T11:00:00Z", [("a3", 1)])]
+    [(key, value)] = run_it(streams("c1", "a1", 2, "2026-11-25T10:10:00Z")).outputs["trending-artists"]
+    assert (key, plain(value)) == ("2026-11-25T10:00:00Z", {
+        "window_start": "2026-11-25T10:00:00Z", "window_end": "2026-11-25T11:00:00Z",
+        "top": [{"artistid": "a1", "name": None, "streams": 2}]})
+
+
+def test_every_open_hour_closes_at_the_end_of_the_input_with_the_artists_names():
+    records = ([Artist("a1", "Da Vinci", "Pop")] + streams("c1", "a1", 1, "2026-11-25T09:30:00Z")
+               + streams("c1", "a2", 1, "2026-11-25T09:40:00Z") + streams("c2", "a2", 1, "2026-11-25T09:50:00Z"))
+    io = run_it(records, workers=3)
+    [(key, value)] = io.outputs["trending-artists"]
+    assert (key, [(t.artistid, t.name, t.streams) for t in value.top]) == (
+        "2026-11-25T09:00:00Z", [("a2", None, 2), ("a1", "Da Vinci", 1)])
+
+
+def test_a_late_stream_is_not_counted_and_is_logged(caplog):
+    records = (streams("c1", "a1", 1, "2026-11-25T10:10:00Z") + streams("c1", "a1", 1, "2026-11-25T11:06:00Z")
+               + streams("c2", "a2", 3, "2026-11-25T10:20:00Z"))  # its hour closed at 11:05
+    for batch_size in (1, len(records)):
+        with caplog.at_level(logging.WARNING, "utopia"):
+            io = run_it(records, batch_size=batch_size)
+        assert trending(io) == [("2026-11-25T10:00:00Z", [("a1", 1)]), ("2026-11-25T11:00:00Z", [("a1", 1)])]
+        assert any("late stream" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+
+
+def test_a_stream_without_a_time_goes_by_its_records_timestamp():
+    io = run_it(streams("c1", "a1", 2))  # kafka_records stamps them 0 and 1 ms after 1970
+    assert trending(io) == [("1970-01-01T00:00:00Z", [("a1", 2)])]
+
+
+def test_raise_to_ranks_counts_sent_in_any_order_by_where_they_were_reached():
+    board = TopN(2)
+    assert board.raise_to("a", 2, reached=5)
+    assert board.raise_to("b", 2, reached=3)  # b got to 2 first
+    assert board.ranked() == [("b", 2), ("a", 2)]
+    assert not board.raise_to("c", 2, reached=9)
+    assert board.raise_to("c", 3, reached=10)
+    assert board.ranked() == [("c", 3), ("b", 2)]
+
+
+@settings(max_examples=40)  # each example runs whole dataflows
+@given(log=streams_and_artists_log())
+def test_matches_the_reference(log, workers):
+    io = TestingIO(kafka_records(log), batch_size=4)
+    run(most_streamed_artists.build(io), workers)
+    good = [r for r in log if isinstance(r, (Stream, Artist))]
+    stream_list = [r for r in good if isinstance(r, Stream)]
+    if stream_list:
+        assert plain(io.latest("top-artists")["global"]) == reference.top_artists(good)
+    assert {k: plain(v) for k, v in io.latest("customers-by-top-artist").items()} == (
+        reference.customers_by_top_artist(stream_list))
+    times = [n for n, r in enumerate(log) if not isinstance(r, tuple)]  # a record's time is its place in the log
+    expected = reference.trending_artists(good, times)
+    assert sorted((k, plain(v)) for k, v in io.outputs["trending-artists"]) == sorted(expected)

@@ -1,0 +1,125 @@
+"""Trending artists: the 3 most streamed of each UTC hour of `streamtime` (docs/outputs.md#most_streamed_artists).
+
+Bytewax's own windowing does the hours: an `EventClock` on the streams' time with 5 minutes of wait,
+and a `TumblingWindower` aligned to the hour. A window costs a Python call per item, so the streams
+of one batch are counted per hour first (`hour_counts`), on the worker that read them, and one item
+per hour and batch reaches the window.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from itertools import accumulate
+
+import msgspec
+from bytewax.operators.windowing import EventClock, TumblingWindower
+
+from utopia.codec import Batch, as_in_record
+from utopia.dates import format_instant, instant_ms
+from utopia.models import Artist, NamedArtistStreams, Stream, TrendingArtists
+from utopia.popularity import GLOBAL, TOP_ARTISTS
+from utopia.steps import Out
+
+log = logging.getLogger("utopia")
+
+HOUR_MS = 3_600_000
+WAIT_MS = 300_000
+"""How far behind the newest stream time the watermark is: a stream may come this late and still count."""
+
+
+class HourCounts(msgspec.Struct, gc=False):
+    """Streams of one UTC hour, in one batch or (folded) in the whole window: count and when reached, per artist."""
+
+    start_ms: int
+    newest_ms: int
+    counts: dict[str, int]
+    reached: dict[str, int]
+    """Input position of each artist's latest stream here: where it reached its count (ties go to the earlier)."""
+
+
+def _newest(counts: HourCounts) -> datetime:
+    return datetime.fromtimestamp(counts.newest_ms / 1000, UTC)
+
+
+CLOCK = EventClock(_newest, wait_for_system_duration=timedelta(milliseconds=WAIT_MS))
+HOURS = TumblingWindower(length=timedelta(milliseconds=HOUR_MS), align_to=datetime(2000, 1, 1, tzinfo=UTC))
+
+
+def hour_counts(batch: Batch) -> list[tuple[str, HourCounts]]:
+    """The streams of a batch counted per hour of their time (the record's timestamp if it has none).
+
+    A stream more than the wait older than one before it in the batch is late already: the window
+    would see it after its newer neighbour. It is logged, not counted.
+    """
+    hours: dict[int, HourCounts] = {}
+    late = 0
+    for _, streams, indices in batch.runs((Stream,)):
+        times = list(map(instant_ms, (s.streamtime for s in streams)))
+        if None in times:
+            times = [at if at is not None else as_in_record(raw).timestamp for at, raw in zip(times, batch.raw(indices))]
+        newest_before = accumulate(times, max, initial=-1 << 62)
+        position = batch.position
+        for stream, index, at, newest in zip(streams, indices, times, newest_before):
+            if at < newest - WAIT_MS:
+                late += 1
+                continue
+            start = at - at % HOUR_MS
+            hour = hours.get(start)
+            if hour is None:
+                hour = hours[start] = HourCounts(start, at, {}, {})
+            elif at > hour.newest_ms:
+                hour.newest_ms = at
+            counts, artist = hour.counts, stream.artistid
+            counts[artist] = counts.get(artist, 0) + 1
+            hour.reached[artist] = position + index
+    if late:
+        log.warning("trending-artists: %d late stream(s) not counted", late)
+    return [(GLOBAL, hour) for hour in hours.values()]
+
+
+def empty_hour() -> HourCounts:
+    return HourCounts(0, 0, {}, {})
+
+
+def add_hour(window: HourCounts, more: HourCounts) -> HourCounts:
+    """Fold one batch's counts of the hour into the window's."""
+    counts, reached = window.counts, window.reached
+    for artist, n in more.counts.items():
+        counts[artist] = counts.get(artist, 0) + n
+        if more.reached[artist] > reached.get(artist, -1):
+            reached[artist] = more.reached[artist]
+    window.start_ms = more.start_ms
+    window.newest_ms = max(window.newest_ms, more.newest_ms)
+    return window
+
+
+def closed_window(keyed: tuple[str, tuple[int, HourCounts]]) -> list[tuple[str, HourCounts]]:
+    """A closed window, as an item for the step that knows the artists' names."""
+    return [(GLOBAL, keyed[1][1])]
+
+
+def late_streams(keyed: tuple[str, tuple[int, HourCounts]]) -> None:
+    late = keyed[1][1]
+    log.warning("trending-artists: %d late stream(s) of the hour from %s not counted",
+                sum(late.counts.values()), format_instant(datetime.fromtimestamp(late.start_ms / 1000, UTC)))
+
+
+class ArtistNames:
+    """The latest name of every artist, put on each closed hour's top 3 (null while unknown)."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, _key: str):
+        self.names: dict[str, str | None] = {}
+
+    def apply(self, record: Artist | HourCounts) -> tuple[Out, ...]:
+        if isinstance(record, Artist):
+            self.names[record.id] = record.name
+            return ()
+        counts, reached = record.counts, record.reached
+        top = sorted(counts, key=lambda artist: (-counts[artist], reached[artist]))[:TOP_ARTISTS]
+        start = format_instant(datetime.fromtimestamp(record.start_ms / 1000, UTC))
+        end = format_instant(datetime.fromtimestamp((record.start_ms + HOUR_MS) / 1000, UTC))
+        named = [NamedArtistStreams(artist, self.names.get(artist), counts[artist]) for artist in top]
+        return ((start, TrendingArtists(start, end, named)),)
