@@ -6,14 +6,15 @@ BROKER := bash kafka/broker.sh
 RUN    := $(BIN)/python -m bytewax.run
 
 .PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live schemas diagrams bench \
-        customer-stream-count top-customer-artists purchase-event-ticket sold-out clean instructions
+        customer-stream-count top-customer-artists purchase-event-ticket sold-out most-streamed-artists clean instructions
 
 help:
 	@echo "make demo    generate data, run every dataflow on files, print a summary (no broker needed)"
 	@echo "make test    install, start the local Kafka broker, run all tests, stop the broker"
 	@echo "make kafka-up | kafka-down | kafka-clean    the local Apache Kafka broker on localhost:9092"
 	@echo "make topics | generate | live               create topics / load a data set / produce live"
-	@echo "make customer-stream-count | top-customer-artists | purchase-event-ticket | sold-out   run on Kafka"
+	@echo "make customer-stream-count | top-customer-artists | purchase-event-ticket | sold-out | most-streamed-artists"
+	@echo "                                             run a dataflow on the local broker"
 	@echo "make schemas | diagrams | bench | instructions"
 
 $(BIN)/utopia: pyproject.toml
@@ -52,7 +53,7 @@ generate: topics
 live: topics
 	$(BIN)/utopia generate --to kafka --live
 
-customer-stream-count top-customer-artists purchase-event-ticket sold-out: topics
+customer-stream-count top-customer-artists purchase-event-ticket sold-out most-streamed-artists: topics
 	$(RUN) dataflows.$(subst -,_,$@)
 
 schemas: install
