@@ -9,8 +9,10 @@ per hour and batch reaches the window.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
+from operator import attrgetter
 
 import msgspec
 from bytewax.operators.windowing import EventClock, TumblingWindower
@@ -53,29 +55,49 @@ def hour_counts(batch: Batch) -> list[tuple[str, HourCounts]]:
     would see it after its newer neighbour. It is logged, not counted.
     """
     hours: dict[int, HourCounts] = {}
-    late = 0
     for _, streams, indices in batch.runs((Stream,)):
-        times = list(map(instant_ms, (s.streamtime for s in streams)))
+        times = list(map(instant_ms, map(_streamtime, streams)))
         if None in times:
             times = [at if at is not None else as_in_record(raw).timestamp for at, raw in zip(times, batch.raw(indices))]
-        newest_before = accumulate(times, max, initial=-1 << 62)
-        position = batch.position
-        for stream, index, at, newest in zip(streams, indices, times, newest_before):
-            if at < newest - WAIT_MS:
-                late += 1
-                continue
-            start = at - at % HOUR_MS
+        positions = [batch.position + index for index in indices]
+        artists = list(map(_artistid, streams))
+        in_order = times == sorted(times)
+        if not in_order:
+            times, artists, positions = _on_time(times, artists, positions)
+        starts = [at - at % HOUR_MS for at in times]
+        # An artist's last stream is where it reached its count; in time order, an hour's last is its newest.
+        newest = dict(zip(starts, times)) if in_order else _newest_per_hour(starts, times)
+        counts = Counter(zip(starts, artists))
+        reached = dict(zip(zip(starts, artists), positions))
+        for (start, artist), n in counts.items():
             hour = hours.get(start)
             if hour is None:
-                hour = hours[start] = HourCounts(start, at, {}, {})
-            elif at > hour.newest_ms:
-                hour.newest_ms = at
-            counts, artist = hour.counts, stream.artistid
-            counts[artist] = counts.get(artist, 0) + 1
-            hour.reached[artist] = position + index
-    if late:
-        log.warning("trending-artists: %d late stream(s) not counted", late)
+                hour = hours[start] = HourCounts(start, newest[start], {}, {})
+            else:
+                hour.newest_ms = max(hour.newest_ms, newest[start])
+            hour.counts[artist] = hour.counts.get(artist, 0) + n
+            hour.reached[artist] = reached[start, artist]
     return [(GLOBAL, hour) for hour in hours.values()]
+
+
+def _on_time(times: list[int], artists: list[str], positions: list[int]) -> tuple[list[int], list[str], list[int]]:
+    """The streams not late behind a newer one before them in the batch; the late ones are logged."""
+    kept = [(at, artist, position) for at, artist, position, newest
+            in zip(times, artists, positions, accumulate(times, max, initial=-1 << 62))
+            if at >= newest - WAIT_MS]
+    if len(kept) < len(times):
+        log.warning("trending-artists: %d late stream(s) not counted", len(times) - len(kept))
+    return [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
+
+
+def _newest_per_hour(starts: list[int], times: list[int]) -> dict[int, int]:
+    newest: dict[int, int] = {}
+    for start, at in zip(starts, times):
+        newest[start] = max(at, newest.get(start, at))
+    return newest
+
+
+_streamtime, _artistid = attrgetter("streamtime"), attrgetter("artistid")
 
 
 def empty_hour() -> HourCounts:
