@@ -4,17 +4,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BROKER := bash kafka/broker.sh
 RUN    := $(BIN)/python -m bytewax.run
+# One target a dataflow: `make sold-out` runs dataflows/sold_out.py on the local broker.
+DATAFLOWS := customer-stream-count top-customer-artists purchase-event-ticket sold-out most-streamed-artists \
+             must-see-venue global-totals
 
 .PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live schemas diagrams bench \
-        customer-stream-count top-customer-artists purchase-event-ticket sold-out most-streamed-artists clean instructions
+        clean instructions $(DATAFLOWS)
 
 help:
 	@echo "make demo    generate data, run every dataflow on files, print a summary (no broker needed)"
 	@echo "make test    install, start the local Kafka broker, run all tests, stop the broker"
 	@echo "make kafka-up | kafka-down | kafka-clean    the local Apache Kafka broker on localhost:9092"
 	@echo "make topics | generate | live               create topics / load a data set / produce live"
-	@echo "make customer-stream-count | top-customer-artists | purchase-event-ticket | sold-out | most-streamed-artists"
-	@echo "                                             run a dataflow on the local broker"
+	@echo "make <dataflow>   run a dataflow on the local broker, one of: $(DATAFLOWS)"
 	@echo "make schemas | diagrams | bench | instructions"
 
 $(BIN)/utopia: pyproject.toml
@@ -53,7 +55,7 @@ generate: topics
 live: topics
 	$(BIN)/utopia generate --to kafka --live
 
-customer-stream-count top-customer-artists purchase-event-ticket sold-out most-streamed-artists: topics
+$(DATAFLOWS): topics
 	$(RUN) dataflows.$(subst -,_,$@)
 
 schemas: install

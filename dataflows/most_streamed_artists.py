@@ -17,7 +17,9 @@ from utopia.listening import artist_played
 from utopia.models import Artist, Stream
 from utopia.popularity import ArtistCount, CustomersOfArtist, MostStreamed, NumberOne, stream_or_name
 from utopia.steps import FlowIO, per_key, read, write
-from utopia.trending import CLOCK, HOURS, ArtistNames, add_hour, closed_window, empty_hour, hour_counts, late_streams
+from utopia.trending import (
+    CLOCK, HOURS, ArtistNames, add_hour, closed_window, closings, empty_hour, hour_counts, is_hour, late_streams,
+)
 
 READS = {Stream: ["customerid", "artistid"], Artist: []}
 
@@ -33,10 +35,11 @@ def build(io: FlowIO) -> Dataflow:
     new_number_ones = per_key("number_one_per_customer", records, BY_LISTENER, NumberOne, value=artist_played)
     fans = per_key("customers_per_number_one", records, {}, CustomersOfArtist, also=new_number_ones, changelog=io.changelog)
     write("customers_by_top_artist", fans, io, "customers-by-top-artist")
-    hourly = op.flat_map("streams_per_hour", records, hour_counts)
-    hours = fold_window("trending_per_hour", hourly, CLOCK, HOURS, empty_hour, add_hour, add_hour, ordered=False)
+    hourly = op.branch("hour_or_closing", op.flat_map("streams_per_hour", records, hour_counts), is_hour)
+    hours = fold_window("trending_per_hour", hourly.trues, CLOCK, HOURS, empty_hour, add_hour, add_hour, ordered=False)
     op.inspect("late_for_their_hour", hours.late, lambda _step, late: late_streams(late))
-    closed = op.map("closed_hours", hours.down, closed_window)
+    closed = op.merge("closed_hours", op.map("each_closed_hour", hours.down, closed_window),
+                      op.map("where_hours_closed", hourly.falses, closings))
     trending = per_key("name_trending_artists", records, ARTIST_NAMES_FOR_ALL, ArtistNames, also=closed)
     write("trending_artists", trending, io, "trending-artists")
     return flow

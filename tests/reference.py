@@ -185,3 +185,73 @@ def trending_artists(records: list, times: list[int]) -> list[tuple[str, dict]]:
         top = [{"artistid": a, "name": names.get(a), "streams": n} for a, n in ranked(counts, reached)]
         out.append((begin, {"window_start": begin, "window_end": end, "top": top}))
     return out
+
+
+def global_totals(records: list, now: datetime) -> dict | None:
+    """global_totals/global-totals: the last value but `as_of`, with the clock at `now`; None without a record.
+
+    Customers and events count once per id; streams count each record; a ticket counts if its event
+    comes at all, before or after it. An event has occurred if its latest record's date is before `now`.
+    """
+    from utopia.models import Customer  # imported here: this function was appended after the others
+
+    if not records:
+        return None
+    latest_date: dict[str, datetime | None] = {}
+    for r in records:
+        if isinstance(r, Event):
+            try:
+                latest_date[r.id] = None if r.eventdate is None else parse_eventdate(r.eventdate)
+            except UnknownDate:
+                latest_date[r.id] = None
+    return {
+        "customers": len({r.id for r in records if isinstance(r, Customer)}),
+        "streams": len([r for r in records if isinstance(r, Stream)]),
+        "events": len(latest_date),
+        "tickets": len([r for r in records if isinstance(r, Ticket) and r.eventid in latest_date]),
+        "events_occurred": len([d for d in latest_date.values() if d is not None and d < now]),
+    }
+
+
+def must_see_venue(records: list) -> dict[str, dict]:
+    """must_see_venue/must-see-venue: the last value per metric, from the good venues, events and tickets in input order.
+
+    An event counts for the venue it was first seen with; a ticket waits for its event and counts
+    (its customer, once per venue) when it is released; the leader is ranked as everywhere.
+    """
+    from utopia.models import Venue  # imported here: this function was appended after the others
+
+    venue_of: dict[str, str] = {}
+    waiting: dict[str, list[Ticket]] = {}
+    names: dict[str, str | None] = {}
+    counts = {"events": Counter(), "customers": Counter()}
+    reached: dict[str, dict] = {"events": {}, "customers": {}}
+    holders: set = set()
+
+    def hold_ticket(t: Ticket, position: int) -> None:
+        venue = venue_of[t.eventid]
+        if (venue, t.customerid) not in holders:
+            holders.add((venue, t.customerid))
+            counts["customers"][venue] += 1
+            reached["customers"][venue] = position
+
+    for position, r in enumerate(records):
+        if isinstance(r, Venue):
+            names[r.id] = r.name
+        elif isinstance(r, Event) and r.id not in venue_of:
+            venue_of[r.id] = r.venueid
+            counts["events"][r.venueid] += 1
+            reached["events"][r.venueid] = position
+            for t in waiting.pop(r.id, []):
+                hold_ticket(t, position)
+        elif isinstance(r, Ticket):
+            if r.eventid in venue_of:
+                hold_ticket(r, position)
+            else:
+                waiting.setdefault(r.eventid, []).append(r)
+    out = {}
+    for metric in ("events", "customers"):
+        if counts[metric]:
+            [(venue, n)] = ranked(counts[metric], reached[metric], 1)
+            out[metric] = {"metric": metric, "venueid": venue, "name": names.get(venue), "count": n}
+    return out

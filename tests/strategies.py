@@ -63,3 +63,39 @@ def streams_and_artists_log():
 
 def sold_out_log():
     return record_log("tickets", event=1, ticket=2, stream=2, email=1)
+
+
+# global_totals: customers, and events re-sent with dates that move around one moment.
+from utopia.models import Customer  # noqa: E402 (appended with the kinds below)
+
+EVENT_DATES = st.sampled_from([
+    "2027-06-26 21:19:45.675",  # a millisecond before 2027-06-26T21:19:45.676Z (the tests' clock)
+    "2027-06-26 21:19:45.676",  # that moment itself: not before it
+    "2027-06-26T16:19:45.677-05:00",  # a millisecond after
+    "Mon Mar 01 20:00:00 UTC 2027",
+    "2027-07-01",
+    "today",  # in no accepted form: the date is unknown
+    None,
+])
+KINDS["customer"] = (st.tuples(customers), lambda i, c: Customer(c, fname=f"n{i}"))
+KINDS["dated_event"] = (st.tuples(events, EVENT_DATES),
+                        lambda i, e, date: Event(e, artistid="a1", venueid="v1", capacity=5, eventdate=date))
+
+
+def global_totals_log():
+    """Customers (re-sent), streams, events (re-sent with moving dates) and tickets, some for events that never come."""
+    return record_log("events", customer=1, stream=2, dated_event=1, ticket=2)
+
+
+# must_see_venue: venues (renamed), events (re-sent, sometimes with another venue) and tickets.
+from utopia.models import Venue  # noqa: E402 (appended with the kinds below)
+
+venue_ids = st.sampled_from([f"v{i}" for i in range(3)])
+KINDS["venue"] = (st.tuples(venue_ids, st.sampled_from(["Hall", "Arena", None])),
+                  lambda i, v, name: Venue(v, name=name))
+KINDS["event_at_venue"] = (st.tuples(events, venue_ids), lambda i, e, v: Event(e, artistid="a1", venueid=v, capacity=5))
+
+
+def must_see_venue_log():
+    """Venues, events at random venues (re-sent ones may name another) and tickets, some for events that never come."""
+    return record_log("tickets", venue=1, event_at_venue=1, ticket=3)

@@ -45,6 +45,7 @@ def comparable(name: str, records: list[tuple[str | None, dict]]):
     ("sold_out", ["event-alerts", "event-streamer-alerts"]),
     ("most_streamed_artists", ["top-artists", "customers-by-top-artist", "trending-artists"]),
     ("purchase_event_ticket", ["ticket-response"]),
+    ("must_see_venue", ["must-see-venue"]),
 ])
 def test_a_replay_gives_the_outputs_of_file_mode(replay, tmp_path, monkeypatch, dataflow, outputs):
     cluster, files = replay

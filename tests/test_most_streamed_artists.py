@@ -85,6 +85,17 @@ def test_every_open_hour_closes_at_the_end_of_the_input_with_the_artists_names()
         "2026-11-25T09:00:00Z", [("a2", None, 2), ("a1", "Da Vinci", 1)])
 
 
+def test_an_hours_record_names_its_artists_as_they_were_when_it_closed():
+    records = ([Artist("a1", "Old", "Pop")] + streams("c1", "a1", 1, "2026-11-25T10:10:00Z")
+               + [Artist("a1", "Mid", "Pop")] + streams("c2", "a2", 1, "2026-11-25T11:05:00Z")  # closes 10:00
+               + [Artist("a1", "New", "Pop"), Artist("a2", "Later", "Pop")])  # 11:00 closes at the end
+    for batch_size in (1, 3, len(records)):
+        for workers in (1, 3):
+            io = run_it(records, workers=workers, batch_size=batch_size)
+            assert [(k, [(t.artistid, t.name) for t in v.top]) for k, v in io.outputs["trending-artists"]] == [
+                ("2026-11-25T10:00:00Z", [("a1", "Mid")]), ("2026-11-25T11:00:00Z", [("a2", "Later")])]
+
+
 def test_a_late_stream_is_not_counted_and_is_logged(caplog):
     records = (streams("c1", "a1", 1, "2026-11-25T10:10:00Z") + streams("c1", "a1", 1, "2026-11-25T11:06:00Z")
                + streams("c2", "a2", 3, "2026-11-25T10:20:00Z"))  # its hour closed at 11:05

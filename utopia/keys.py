@@ -5,7 +5,7 @@ A record of a type not named skips the step.
 
 from __future__ import annotations
 
-from utopia.models import Artist, Email, Event, Stream, Ticket
+from utopia.models import Artist, Email, Event, Stream, Ticket, Venue
 from utopia.popularity import everyone
 from utopia.steps import KeyFields
 
@@ -29,3 +29,6 @@ BY_LISTENER: KeyFields = {Stream: "customerid"}
 
 BY_CUSTOMER: KeyFields = {Email: "customerid"}
 """A customer's email addresses, which the alerts to send them look up."""
+
+VENUES: KeyFields = {Venue: "id"}
+"""A venue's own record, which names it."""

@@ -195,7 +195,7 @@ class _ShardLogic(StatefulBatchLogic):
         if self.recheck_at is not None:  # values that follow the clock: every key once more, as of the end
             self.changed.update(dict.fromkeys(self.states))
             self.recheck_at = None
-        return self.flush() + self.unfinished(), False
+        return self.flush() + self.finished() + self.unfinished(), False
 
     def notify_at(self) -> datetime | None:
         if self.recheck_at is None or (self.flush_at is not None and self.flush_at < self.recheck_at):
@@ -206,6 +206,13 @@ class _ShardLogic(StatefulBatchLogic):
         states = self.states
         outputs = [states[key].value() for key in self.changed]
         self.changed, self.flush_at = {}, None
+        return [outputs] if outputs else []
+
+    def finished(self) -> list[list[Out]]:
+        """What states that wait for something say at the end of the input (`at_end`)."""
+        if not self.step.ends:
+            return []
+        outputs = [out for state in self.states.values() for out in state.at_end()]
         return [outputs] if outputs else []
 
     def unfinished(self) -> list[list[Out]]:
@@ -294,6 +301,8 @@ class _Step(NamedTuple):
     holds: tuple[type, ...]
     waiting_log: WaitingLog | None
     recheck: timedelta | None = None
+    ends: bool = False
+    """Whether the states have something to say at the end of the input (`at_end()`)."""
 
 
 KeyFields = Mapping[type, str | Callable[[Any], str]]
@@ -323,7 +332,8 @@ def per_key(
     changed key's value is sent at most once per interval (and at the end of a finite input);
     without, they are `KeyState`s whose alerts all leave at once.
 
-    What the state class declares shapes what it gets:
+    What the state class declares shapes what it gets (and an `at_end()` method, if it has one, is
+    called once at the end of a finite input, for what it still has to say):
     - `placed`: record types whose values come as `Placed(lane, position, value)`;
     - `holds`: record types that may wait for another record; they come as `Sourced` pairs `(raw, record)`
       and what still waits at the end of a finite input goes to the dead letters of `dead_letters`
@@ -379,7 +389,8 @@ def per_key(
             keys = [k for k in keys if k is not None]
         return keys, values
 
-    step = _Step(flow_id, new, changelog, holds, WaitingLog(flow_id) if holds else None, recheck)
+    step = _Step(flow_id, new, changelog, holds, WaitingLog(flow_id) if holds else None, recheck,
+                 hasattr(new, "at_end"))
     logic = _ShardLogic if lookups is None else _JoinLogic
     others = [stream for stream in (also, lookups) if stream is not None]
     inputs = op.merge("with_items_of_other_steps", up, *others) if others else up

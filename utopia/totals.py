@@ -29,9 +29,11 @@ CUSTOMER_IDS: KeyFields = {Customer: "id"}
 """A customer's records meet at its id, so that a re-sent customer is recognised."""
 
 STREAMS = frozenset({Stream})
+"""The record types a batch's own count is made of."""
 
 
 def system_now() -> datetime:
+    """The system clock in UTC, the totals' unless a test gives another (a function: snapshots pickle the clock)."""
     return datetime.now(UTC)
 
 
@@ -132,9 +134,8 @@ class EventTotals:
             date = None if record.eventdate is None else datetime.fromisoformat(record.eventdate)
             changed = not self.known or date != self.date
             self.known, self.date = True, date
-            released = len(self.held.release())
-            self.tickets += released
-            return changed or released > 0
+            self.tickets += len(self.held.release())  # only a new event has tickets waiting for it
+            return changed
         if not self.known:
             self.held.hold(record)
             return False
@@ -185,6 +186,7 @@ class Totals:
         return True
 
     def recheck(self) -> bool:
+        """Whether time alone changed `events_occurred` since it was last computed."""
         occurred = bisect_left(self.dates, self.clock.now())
         changed, self.occurred = occurred != self.occurred, occurred
         return changed

@@ -8,6 +8,7 @@ per hour and batch reaches the window.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from utopia.codec import Batch, as_in_record
 from utopia.dates import format_instant, instant_ms
 from utopia.models import Artist, NamedArtistStreams, Stream, TrendingArtists
 from utopia.popularity import GLOBAL, TOP_ARTISTS
-from utopia.steps import Out
+from utopia.steps import Out, Placed
 
 log = logging.getLogger("utopia")
 
@@ -40,6 +41,13 @@ class HourCounts(msgspec.Struct, gc=False):
     """Input position of each artist's latest stream here: where it reached its count (ties go to the earlier)."""
 
 
+class Closings(msgspec.Struct, gc=False):
+    """Where in a batch each hour was closed: the first stream at least the wait past the hour's end."""
+
+    at: dict[int, int]
+    """Hour end (epoch ms) -> input position of that stream."""
+
+
 def _newest(counts: HourCounts) -> datetime:
     return datetime.fromtimestamp(counts.newest_ms / 1000, UTC)
 
@@ -48,13 +56,15 @@ CLOCK = EventClock(_newest, wait_for_system_duration=timedelta(milliseconds=WAIT
 HOURS = TumblingWindower(length=timedelta(milliseconds=HOUR_MS), align_to=datetime(2000, 1, 1, tzinfo=UTC))
 
 
-def hour_counts(batch: Batch) -> list[tuple[str, HourCounts]]:
+def hour_counts(batch: Batch) -> list[tuple[str, HourCounts | Closings]]:
     """The streams of a batch counted per hour of their time (the record's timestamp if it has none).
 
     A stream more than the wait older than one before it in the batch is late already: the window
-    would see it after its newer neighbour. It is logged, not counted.
+    would see it after its newer neighbour. It is logged, not counted. Also says where in the batch
+    each hour closed (`Closings`), for the names on its record.
     """
     hours: dict[int, HourCounts] = {}
+    closings: dict[int, int] = {}
     for _, streams, indices in batch.runs((Stream,)):
         times = list(map(instant_ms, map(_streamtime, streams)))
         if None in times:
@@ -62,6 +72,7 @@ def hour_counts(batch: Batch) -> list[tuple[str, HourCounts]]:
         positions = [batch.position + index for index in indices]
         artists = list(map(_artistid, streams))
         in_order = times == sorted(times)
+        _closings(times, positions, closings)
         if not in_order:
             times, artists, positions = _on_time(times, artists, positions)
         starts = [at - at % HOUR_MS for at in times]
@@ -77,7 +88,24 @@ def hour_counts(batch: Batch) -> list[tuple[str, HourCounts]]:
                 hour.newest_ms = max(hour.newest_ms, newest[start])
             hour.counts[artist] = hour.counts.get(artist, 0) + n
             hour.reached[artist] = reached[start, artist]
-    return [(GLOBAL, hour) for hour in hours.values()]
+    items: list[tuple[str, HourCounts | Closings]] = [(GLOBAL, hour) for hour in hours.values()]
+    if closings:
+        items.append((GLOBAL, Closings(closings)))
+    return items
+
+
+def _closings(times: list[int], positions: list[int], closings: dict[int, int]) -> None:
+    """Each hour end that the newest stream time so far passes by the wait, and the stream that first did."""
+    newest = list(accumulate(times, max))
+    end = (times[0] - WAIT_MS) - (times[0] - WAIT_MS) % HOUR_MS
+    while end + WAIT_MS <= newest[-1]:
+        first = bisect.bisect_left(newest, end + WAIT_MS)
+        closings.setdefault(end, positions[first])
+        end += HOUR_MS
+
+
+def is_hour(item: tuple[str, HourCounts | Closings]) -> bool:
+    return isinstance(item[1], HourCounts)
 
 
 def _on_time(times: list[int], artists: list[str], positions: list[int]) -> tuple[list[int], list[str], list[int]]:
@@ -117,8 +145,12 @@ def add_hour(window: HourCounts, more: HourCounts) -> HourCounts:
 
 
 def closed_window(keyed: tuple[str, tuple[int, HourCounts]]) -> list[tuple[str, HourCounts]]:
-    """A closed window, as an item for the step that knows the artists' names."""
+    """A closed window, for the step that knows the artists' names."""
     return [(GLOBAL, keyed[1][1])]
+
+
+def closings(keyed: tuple[str, Closings]) -> list[tuple[str, Closings]]:
+    return [keyed]
 
 
 def late_streams(keyed: tuple[str, tuple[int, HourCounts]]) -> None:
@@ -128,20 +160,59 @@ def late_streams(keyed: tuple[str, tuple[int, HourCounts]]) -> None:
 
 
 class ArtistNames:
-    """The latest name of every artist, put on each closed hour's top 3 (null while unknown)."""
+    """Every artist's names with their places in the input, put on each closed hour's top 3 (null while unknown).
 
-    __slots__ = ("names",)
+    An hour's record names its artists as they were when it closed: at the stream that passed its
+    end by the wait (`Closings`), or at the end of the input. The closed window and that stream
+    come by different paths, so a window waits here until it is known where it closed; as of a
+    place in the input, the names are the same however records are batched.
+    """
+
+    __slots__ = ("names", "closed_at", "waiting")
+
+    placed = (Artist,)
 
     def __init__(self, _key: str):
-        self.names: dict[str, str | None] = {}
+        self.names: dict[str, tuple[list[int], list[str | None]]] = {}
+        self.closed_at: dict[int, int] = {}  # hour end -> position of the stream that closed it
+        self.waiting: list[HourCounts] = []
 
-    def apply(self, record: Artist | HourCounts) -> tuple[Out, ...]:
-        if isinstance(record, Artist):
-            self.names[record.id] = record.name
-            return ()
-        counts, reached = record.counts, record.reached
+    def apply(self, item: Placed | Closings | HourCounts) -> list[Out]:
+        if isinstance(item, Placed):
+            artist = item.value
+            positions, names = self.names.setdefault(artist.id, ([], []))
+            at = bisect.bisect(positions, item.position)
+            positions.insert(at, item.position)
+            names.insert(at, artist.name)
+            return []
+        if isinstance(item, Closings):
+            for end, position in item.at.items():
+                self.closed_at[end] = min(position, self.closed_at.get(end, position))
+        else:
+            self.waiting.append(item)
+        waiting, self.waiting, out = self.waiting, [], []
+        for hour in waiting:
+            closed = [position for end, position in self.closed_at.items() if end >= hour.start_ms + HOUR_MS]
+            if closed:
+                out.append(self.record(hour, min(closed)))
+            else:
+                self.waiting.append(hour)
+        return out
+
+    def at_end(self) -> list[Out]:
+        """The hours closed by the end of the input, named with the latest names."""
+        waiting, self.waiting = self.waiting, []
+        return [self.record(hour, None) for hour in waiting]
+
+    def record(self, hour: HourCounts, position: int | None) -> Out:
+        counts, reached = hour.counts, hour.reached
         top = sorted(counts, key=lambda artist: (-counts[artist], reached[artist]))[:TOP_ARTISTS]
-        start = format_instant(datetime.fromtimestamp(record.start_ms / 1000, UTC))
-        end = format_instant(datetime.fromtimestamp((record.start_ms + HOUR_MS) / 1000, UTC))
-        named = [NamedArtistStreams(artist, self.names.get(artist), counts[artist]) for artist in top]
-        return ((start, TrendingArtists(start, end, named)),)
+        start = format_instant(datetime.fromtimestamp(hour.start_ms / 1000, UTC))
+        end = format_instant(datetime.fromtimestamp((hour.start_ms + HOUR_MS) / 1000, UTC))
+        named = [NamedArtistStreams(artist, self.name(artist, position), counts[artist]) for artist in top]
+        return start, TrendingArtists(start, end, named)
+
+    def name(self, artistid: str, position: int | None) -> str | None:
+        positions, names = self.names.get(artistid, ((), ()))
+        known = len(positions) if position is None else bisect.bisect(positions, position)
+        return names[known - 1] if known else None
