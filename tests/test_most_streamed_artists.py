@@ -1,6 +1,7 @@
 """Most streamed artists: the top 3 overall, customers by their #1 artist, and the trending artists of each hour."""
 
 import logging
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 
@@ -11,6 +12,7 @@ from tests.strategies import streams_and_artists_log
 from utopia.models import Artist, Stream
 from utopia.ranking import TopN
 from utopia.testing import TestingIO, kafka_records, run
+from utopia.trending import CLOCK, HOUR_MS, HourCounts
 
 
 def streams(customer, artist, count, at=None):
@@ -136,3 +138,21 @@ def test_matches_the_reference(log, workers):
     times = [n for n, r in enumerate(log) if not isinstance(r, tuple)]  # a record's time is its place in the log
     expected = reference.trending_artists(good, times)
     assert sorted((k, plain(v)) for k, v in io.outputs["trending-artists"]) == sorted(expected)
+
+
+def test_the_hours_watermark_is_the_lowest_of_the_workers_clocks():
+    # Workers read at their own pace: one ahead by more than the wait must not make the other's streams late.
+    def hour_of(lane, at):
+        ms = int(datetime.fromisoformat(at).timestamp() * 1000)
+        return HourCounts(ms - ms % HOUR_MS, ms, lane, {"a1": 1}, {"a1": 0})
+
+    clock = CLOCK.build(None)
+    clock.before_batch()
+    _, watermark = clock.on_item(hour_of(2, "2026-11-25T10:00:00+00:00"))
+    assert watermark == datetime(2026, 11, 25, 9, 55, tzinfo=UTC)  # one lane: as Bytewax's EventClock
+    _, watermark = clock.on_item(hour_of(1, "2026-11-25T10:30:00+00:00"))
+    assert watermark == datetime(2026, 11, 25, 9, 55, tzinfo=UTC)  # lane 1 ahead: lane 2 holds it back
+    at, watermark = clock.on_item(hour_of(2, "2026-11-25T10:01:00+00:00"))
+    assert at >= watermark  # so lane 2's stream is on time
+    _, watermark = clock.on_item(hour_of(2, "2026-11-25T10:40:00+00:00"))
+    assert watermark == datetime(2026, 11, 25, 10, 25, tzinfo=UTC)  # now lane 1 is the lowest

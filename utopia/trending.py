@@ -1,9 +1,13 @@
 """Trending artists: the 3 most streamed of each UTC hour of `streamtime` (docs/outputs.md#most_streamed_artists).
 
-Bytewax's own windowing does the hours: an `EventClock` on the streams' time with 5 minutes of wait,
-and a `TumblingWindower` aligned to the hour. A window costs a Python call per item, so the streams
+Bytewax's own windowing does the hours: `fold_window` with a `TumblingWindower` aligned to the hour
+and an event-time clock with 5 minutes of wait. A window costs a Python call per item, so the streams
 of one batch are counted per hour first (`hour_counts`), on the worker that read them, and one item
 per hour and batch reaches the window.
+
+The clock is Bytewax's `EventClock` kept per lane (per worker reading the input), the watermark
+being the lowest of theirs: workers do not wait for each other, and with one clock for all, a
+worker a few minutes of stream time ahead would make every stream of the others late.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from itertools import accumulate
 from operator import attrgetter
 
 import msgspec
-from bytewax.operators.windowing import EventClock, TumblingWindower
+from bytewax.operators.windowing import UTC_MIN, UTC_MAX, Clock, ClockLogic, TumblingWindower
 
 from utopia.codec import Batch, as_in_record
 from utopia.dates import format_instant, instant_ms
@@ -36,6 +40,7 @@ class HourCounts(msgspec.Struct, gc=False):
 
     start_ms: int
     newest_ms: int
+    lane: int
     counts: dict[str, int]
     reached: dict[str, int]
     """Input position of each artist's latest stream here: where it reached its count (ties go to the earlier)."""
@@ -48,11 +53,51 @@ class Closings(msgspec.Struct, gc=False):
     """Hour end (epoch ms) -> input position of that stream."""
 
 
-def _newest(counts: HourCounts) -> datetime:
-    return datetime.fromtimestamp(counts.newest_ms / 1000, UTC)
+class LaneClock(Clock[HourCounts, dict]):
+    """An `EventClock` per lane of input, the watermark the lowest of theirs (and it never goes back)."""
+
+    def build(self, resume_state: dict | None) -> _LaneClockLogic:
+        return _LaneClockLogic({} if resume_state is None else resume_state)
 
 
-CLOCK = EventClock(_newest, wait_for_system_duration=timedelta(milliseconds=WAIT_MS))
+class _LaneClockLogic(ClockLogic[HourCounts, dict]):
+    def __init__(self, lanes: dict[int, tuple[datetime, datetime]]):
+        self.lanes = lanes  # lane -> (its newest stream time, the system time it was seen)
+        self.now = datetime.now(UTC)
+        self.watermark = UTC_MIN
+
+    def before_batch(self) -> None:
+        self.now = max(self.now, datetime.now(UTC))
+
+    def on_item(self, value: HourCounts) -> tuple[datetime, datetime]:
+        at = datetime.fromtimestamp(value.newest_ms / 1000, UTC)
+        newest = self.lanes.get(value.lane)
+        if newest is None or at > newest[0]:
+            self.lanes[value.lane] = (at, self.now)
+        return at, self._watermark()
+
+    def _watermark(self) -> datetime:
+        # As EventClock: a lane's newest time less the wait, moving on with the system clock since.
+        lowest = min(newest - WAIT + (self.now - seen) for newest, seen in self.lanes.values())
+        self.watermark = max(self.watermark, lowest)
+        return self.watermark
+
+    def on_notify(self) -> datetime:
+        self.before_batch()
+        return self._watermark() if self.lanes else self.watermark
+
+    def on_eof(self) -> datetime:
+        return UTC_MAX
+
+    def to_system_utc(self, timestamp: datetime) -> datetime:
+        return timestamp  # as EventClock: stream time is taken for system time
+
+    def snapshot(self) -> dict:
+        return self.lanes
+
+
+WAIT = timedelta(milliseconds=WAIT_MS)
+CLOCK = LaneClock()
 HOURS = TumblingWindower(length=timedelta(milliseconds=HOUR_MS), align_to=datetime(2000, 1, 1, tzinfo=UTC))
 
 
@@ -83,7 +128,7 @@ def hour_counts(batch: Batch) -> list[tuple[str, HourCounts | Closings]]:
         for (start, artist), n in counts.items():
             hour = hours.get(start)
             if hour is None:
-                hour = hours[start] = HourCounts(start, newest[start], {}, {})
+                hour = hours[start] = HourCounts(start, newest[start], batch.lane, {}, {})
             else:
                 hour.newest_ms = max(hour.newest_ms, newest[start])
             hour.counts[artist] = hour.counts.get(artist, 0) + n
@@ -129,7 +174,7 @@ _streamtime, _artistid = attrgetter("streamtime"), attrgetter("artistid")
 
 
 def empty_hour() -> HourCounts:
-    return HourCounts(0, 0, {}, {})
+    return HourCounts(0, 0, 0, {}, {})
 
 
 def add_hour(window: HourCounts, more: HourCounts) -> HourCounts:
