@@ -42,3 +42,10 @@ def test_route_matches_rusts_default_hasher():
     assert bytewax_route("0") == 0xFC6647014FB554E5
     assert bytewax_route("kafka-workshop-customer-42") == 0x8E5122722DD13200
     assert bytewax_route("0123456789abcdef") == 0x3CDD3EE8E7C8D0CB  # a whole 8-byte block and more
+
+
+def test_each_shard_has_a_key_of_its_own():
+    from utopia.sharding import SHARD_KEYS, SHARDS, shard_key, shard_of
+
+    assert [shard_of(key) for key in SHARD_KEYS] == list(range(SHARDS))
+    assert shard_of(shard_key("c-0000017")) == shard_of("c-0000017")

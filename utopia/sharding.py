@@ -10,6 +10,7 @@ split on real Bytewax workers, so a Bytewax change to its routing shows up as a 
 from __future__ import annotations
 
 import itertools
+import zlib
 
 SHARDS = 24
 """Keys are grouped into this many shards; a shard is the unit Bytewax routes to a worker.
@@ -75,3 +76,18 @@ def balanced_names(count: int) -> list[str]:
 
 
 SHARD_NAMES = balanced_names(SHARDS)
+
+
+def shard_of(key: str) -> int:
+    """The shard a key's records go to in a keyed step: crc32, the same in every process (`hash` is salted)."""
+    return zlib.crc32(key.encode()) % SHARDS
+
+
+SHARD_KEYS = [next(f"shard-{n}-{m}" for m in itertools.count() if shard_of(f"shard-{n}-{m}") == n)
+              for n in range(SHARDS)]
+"""A key in each shard: for a state that serves a whole shard, such as an index of the shard's customers."""
+
+
+def shard_key(key: str) -> str:
+    """The key of the state that serves `key`'s whole shard."""
+    return SHARD_KEYS[shard_of(key)]

@@ -28,7 +28,7 @@ from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, dead_letter
 from utopia.config import Topics
 from utopia.holding import WaitingLog
 from utopia.models import Output, Record
-from utopia.sharding import SHARD_NAMES, SHARDS
+from utopia.sharding import SHARD_KEYS, SHARD_NAMES, SHARDS
 
 R = TypeVar("R")
 Out = tuple[str | None, Output]
@@ -321,6 +321,7 @@ def per_key(
     also: Stream[list[Out]] | None = None,
     lookups: Stream[list[tuple[str, Lookup]]] | None = None,
     lookups_from: tuple[type, ...] = (),
+    broadcast: tuple[type, ...] = (),
     recheck: timedelta | None = None,
 ) -> Stream[list[Out]]:
     """Apply each record, in input order, to the state of its key (`new(key)` makes a fresh one).
@@ -336,6 +337,7 @@ def per_key(
     called once at the end of a finite input, for what it still has to say):
     - `placed`: record types whose values come as `Placed(lane, position, value)`;
     - `holds`: record types that may wait for another record; they come as `Sourced` pairs `(raw, record)`
+      (placed too: `Placed(lane, position, (raw, record))`)
       and what still waits at the end of a finite input goes to the dead letters of `dead_letters`
       (the state says what with `unfinished()`).
 
@@ -353,7 +355,8 @@ def per_key(
         raise TypeError(f"{step_id}: {getattr(new, '__name__', new)} holds records: pass dead_letters=io")
     getters = {kind: field if callable(field) else attrgetter(field) for kind, field in key.items()}
     marks = frozenset(lookups_from)
-    wanted = frozenset(getters) | marks
+    everywhere = frozenset(broadcast)
+    wanted = frozenset(getters) | marks | everywhere
 
     def by_shard(batch: Batch | list[tuple[str, Lookup]]) -> list[tuple[str, list[tuple[str | None, Any]]]]:
         shards: list[list[tuple[str | None, Any]]] = [[] for _ in range(SHARDS)]
@@ -363,7 +366,11 @@ def per_key(
             return [(SHARD_NAMES[n], pairs) for n, pairs in enumerate(shards) if pairs]
         marked = False
         for kind, records, indices in batch.runs(wanted):
-            if kind in getters:
+            if kind in everywhere:
+                values = _values(batch, kind, records, indices)
+                for n, pairs in enumerate(shards):
+                    pairs.extend((SHARD_KEYS[n], v) for v in values)
+            elif kind in getters:
                 keys, values = _keyed(batch, kind, records, indices)
                 # A key's shard must be the same in every process: crc32, not `hash` (salted per process).
                 for k, v, crc in zip(keys, values, map(zlib.crc32, map(str.encode, keys))):
@@ -377,17 +384,21 @@ def per_key(
 
     def _keyed(batch: Batch, kind: type, records: list, indices: Sequence[int]) -> tuple[list[str], Iterable[Any]]:
         """The keys and values of a run of records of one type, in C loops where it can."""
-        keys = list(map(getters[kind], records))
-        values = records if value is None else list(map(value, records))
-        if kind in placed:
-            lane, position = batch.lane, batch.position
-            values = [Placed(lane, position + i, v) for i, v in zip(indices, values)]
-        elif kind in holds:
-            values = list(zip(batch.raw(indices), values))
+        keys, values = list(map(getters[kind], records)), _values(batch, kind, records, indices)
         if None in keys:
             values = [v for k, v in zip(keys, values) if k is not None]
             keys = [k for k in keys if k is not None]
         return keys, values
+
+    def _values(batch: Batch, kind: type, records: list, indices: Sequence[int]) -> list[Any]:
+        """What of a run of records of one type reaches the states: see `placed` and `holds`."""
+        values = records if value is None else list(map(value, records))
+        if kind in holds:
+            values = list(zip(batch.raw(indices), values))
+        if kind in placed:
+            lane, position = batch.lane, batch.position
+            values = [Placed(lane, position + i, v) for i, v in zip(indices, values)]
+        return values
 
     step = _Step(flow_id, new, changelog, holds, WaitingLog(flow_id) if holds else None, recheck,
                  hasattr(new, "at_end"))
