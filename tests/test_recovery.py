@@ -49,3 +49,15 @@ def test_recovery_is_detected_from_bytewax_run_flags():
     assert recovery_requested(["bytewax.run", "dataflows.x", "-r", "rec", "-s", "30", "-b", "30"], {})
     assert recovery_requested(["bytewax.run", "dataflows.x"], {"BYTEWAX_RECOVERY_DIRECTORY": "rec"})
     assert not recovery_requested(["bytewax.run", "dataflows.x", "-w", "2"], {})
+
+
+def test_a_join_keeps_its_pending_lookups_and_progress_across_a_crash(tmp_path, monkeypatch):
+    from dataflows import sold_out
+    from utopia.models import Email
+
+    records = [Stream(f"s{i}", "c1", "a1") for i in range(3)] + [
+        Email("m1", "c1", "before@c1.io"), Event("e1", "a1", "v1", 5, "2027-03-01T20:00:00Z"),
+        Email("m2", "c1", "after@c1.io"), Event("e2", "a1", "v1", 5, "2027-03-02T20:00:00Z")]
+    io = run_with_crash(sold_out.build, records, tmp_path, monkeypatch)
+    assert sorted({(v.eventid, v.email) for v in io.values("event-streamer-alerts")}) == [
+        ("e1", "before@c1.io"), ("e2", "after@c1.io")]

@@ -151,9 +151,10 @@ class _ShardLogic(StatefulBatchLogic):
     snapshots = recovery_requested()
 
     def __init__(self, snapshot: bytes | None, step: _Step):
-        self.states: dict[str, Any]
-        self.changed: dict[str, None]  # an ordered set of the keys to flush
-        self.states, self.changed = ({}, {}) if snapshot is None else pickle.loads(snapshot)
+        self.states: dict[str, Any] = {}
+        self.changed: dict[str, None] = {}  # an ordered set of the keys to flush
+        if snapshot is not None:
+            self._restore(*pickle.loads(snapshot))
         self.step = step
         self.flush_at: datetime | None = None
         self.recheck_at = None if step.recheck is None else datetime.now(UTC) + step.recheck
@@ -236,6 +237,9 @@ class _ShardLogic(StatefulBatchLogic):
     def _snapshot_state(self) -> tuple:
         return self.states, self.changed
 
+    def _restore(self, states: dict[str, Any], changed: dict[str, None]) -> None:
+        self.states, self.changed = states, changed
+
 
 class _JoinLogic(_ShardLogic):
     """A shard that also answers lookups: each one once its lane's records before it have all arrived.
@@ -245,14 +249,14 @@ class _JoinLogic(_ShardLogic):
     """
 
     def __init__(self, snapshot: bytes | None, step: _Step):
-        self.read_up_to: dict[int, int]  # lane -> end of the last mark
-        self.pending: list[tuple[str, Lookup]]
-        if snapshot is None:
-            super().__init__(None, step)
-            self.read_up_to, self.pending = {}, []
-        else:
-            states, changed, self.read_up_to, self.pending = pickle.loads(snapshot)
-            super().__init__(pickle.dumps((states, changed)), step)
+        self.read_up_to: dict[int, int] = {}  # lane -> end of the last mark
+        self.pending: list[tuple[str, Lookup]] = []
+        super().__init__(snapshot, step)
+
+    def _restore(self, states: dict[str, Any], changed: dict[str, None],
+                 read_up_to: dict[int, int] | None = None, pending: list | None = None) -> None:
+        super()._restore(states, changed)
+        self.read_up_to, self.pending = read_up_to or {}, pending or []
 
     def on_batch(self, batches: list[list[tuple[str | None, Any]]]) -> tuple[list[list[Out]], bool]:
         states, new, pending, read_up_to = self.states, self.step.new, self.pending, self.read_up_to
