@@ -20,3 +20,14 @@ def plain(value):
 @pytest.fixture(params=[1, 3], ids=["1-worker", "3-workers"])
 def workers(request):
     return request.param
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Delete the topics the real-broker tests made (see tests/kafka_support.Cluster)."""
+    from tests.kafka_support import Cluster
+    from utopia.topics import delete
+
+    for cluster in Cluster.made:
+        topics = cluster.topics()
+        if topics:
+            delete(cluster.settings, topics)

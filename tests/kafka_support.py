@@ -20,7 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Cluster:
-    """A broker with topics of this test's own (a random prefix), so reruns never see old data."""
+    """A broker with topics of this test's own (a random prefix), so reruns never see old data.
+
+    The topics are deleted when the test session ends (tests/conftest.py): a broker that keeps
+    every run's topics ends up with tens of thousands of partition directories and stops.
+    """
+
+    made: list[Cluster] = []
 
     def __init__(self) -> None:
         run = uuid.uuid4().hex[:8]
@@ -35,6 +41,12 @@ class Cluster:
         except ConfigError as error:
             raise RuntimeError(f"{error}: start the local broker with `make kafka-up`") from None
         create(self.settings, partitions=3)
+        Cluster.made.append(self)
+
+    def topics(self) -> list[str]:
+        """Every topic of this cluster's prefixes on the broker."""
+        prefixes = (self.env["UTOPIA_INPUT_PREFIX"], self.env["UTOPIA_OUTPUT_PREFIX"])
+        return sorted(t for t in existing_topics(self.settings) if t.startswith(prefixes))
 
     def produce(self, topic: str, records: list) -> None:
         """Records (model instances, or raw bytes) to an input topic, keyed by id."""

@@ -255,3 +255,90 @@ def must_see_venue(records: list) -> dict[str, dict]:
             [(venue, n)] = ranked(counts[metric], reached[metric], 1)
             out[metric] = {"metric": metric, "venueid": venue, "name": names.get(venue), "count": n}
     return out
+
+
+def genre_event_suggestions(records: list) -> tuple[list[tuple[str, dict]], list[tuple[str, str]]]:
+    """suggested_events_genre: the alerts, and (record id, reason) of each record still waiting at the end.
+
+    From the good artists, events, streams and tickets in input order. Streams and events wait for
+    their artist's genre (the latest artist record's genre, when not null) and are applied when it
+    comes; tickets wait for their event with a capacity. A customer's top genre is ranked by stream
+    count, then by who reached it first in processing order (a released stream counts when released).
+    """
+    genre: dict[str, str | None] = {}
+    counts: dict[str, Counter] = {}
+    reached: dict[str, dict] = {}
+    applied = 0  # processing order of counted streams
+    event_artist: dict[str, str] = {}
+    capacity: dict[str, int | None] = {}
+    sold: Counter = Counter()
+    announced: set[str] = set()
+    popular: set[str] = set()
+    waiting_genre: dict[str, list] = {}
+    waiting_event: dict[str, list[Ticket]] = {}
+    out = []
+
+    def top_genre(customer: str) -> str | None:
+        if customer not in counts:
+            return None
+        return ranked(counts[customer], reached[customer], 1)[0][0]
+
+    def tell(eventid: str, kind: str, g: str) -> None:
+        for customer in counts:
+            if top_genre(customer) == g:
+                out.append((customer, {"customerid": customer, "eventid": eventid, "artistid": event_artist[eventid],
+                                       "genre": g, "reason": kind}))
+
+    def count(s: Stream) -> None:
+        nonlocal applied
+        g = genre[s.artistid]
+        counts.setdefault(s.customerid, Counter())[g] += 1
+        reached.setdefault(s.customerid, {})[g] = applied
+        applied += 1
+
+    def see(e: Event) -> None:
+        if e.id not in announced:
+            announced.add(e.id)
+            tell(e.id, "NEW_EVENT", genre[event_artist[e.id]])
+
+    def sell(t: Ticket) -> None:
+        sold[t.eventid] += 1
+        if t.eventid not in popular and 10 * sold[t.eventid] >= 9 * capacity[t.eventid]:
+            popular.add(t.eventid)
+            g = genre.get(event_artist[t.eventid])
+            if g is not None:
+                tell(t.eventid, "POPULAR_EVENT", g)
+
+    for r in records:
+        if isinstance(r, Artist):
+            genre[r.id] = r.genre
+            if r.genre is not None:
+                for held in waiting_genre.pop(r.id, []):
+                    count(held) if isinstance(held, Stream) else see(held)
+        elif isinstance(r, Stream):
+            if genre.get(r.artistid) is None:
+                waiting_genre.setdefault(r.artistid, []).append(r)
+            else:
+                count(r)
+        elif isinstance(r, Event):
+            artist = event_artist.setdefault(r.id, r.artistid)
+            capacity[r.id] = r.capacity
+            if r.capacity is not None:
+                for t in waiting_event.pop(r.id, []):
+                    sell(t)
+            if genre.get(artist) is None:
+                waiting_genre.setdefault(artist, []).append(r)
+            else:
+                see(r)
+        elif isinstance(r, Ticket):
+            if capacity.get(r.eventid) is None:
+                waiting_event.setdefault(r.eventid, []).append(r)
+            else:
+                sell(r)
+    unfinished = [(r.id, f"waited for the genre of artist {a}, which never arrived")
+                  for a, held in waiting_genre.items() for r in held]
+    unfinished += [(t.id, f"waited for event {e}, which never arrived") for e, held in waiting_event.items()
+                   for t in held if e not in capacity]
+    unfinished += [(t.id, f"waited for the capacity of event {e}, which never arrived (the event's capacity is null)")
+                   for e, held in waiting_event.items() for t in held if e in capacity]
+    return out, unfinished

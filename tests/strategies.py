@@ -99,3 +99,27 @@ KINDS["event_at_venue"] = (st.tuples(events, venue_ids), lambda i, e, v: Event(e
 def must_see_venue_log():
     """Venues, events at random venues (re-sent ones may name another) and tickets, some for events that never come."""
     return record_log("tickets", venue=1, event_at_venue=1, ticket=3)
+
+
+# suggested_events_genre: artists whose genre changes (or is null), streams, events (some re-sent with
+# another artist, which they do not follow) and tickets, some for artists or events that never come.
+genres = st.sampled_from(["Pop", "Jazz", "Rock", "Pop", "Jazz", None])
+genre_artists = st.sampled_from([f"a{i}" for i in range(5)])  # a4 is never sent: its streams and events wait
+KINDS["genre_artist"] = (st.tuples(st.sampled_from([f"a{i}" for i in range(4)]), genres),
+                         lambda i, a, genre: Artist(a, name=f"n{i}", genre=genre))
+KINDS["genre_stream"] = (st.tuples(customers, genre_artists), lambda i, c, a: Stream(f"s{i}", c, a))
+KINDS["moved_event"] = (st.tuples(events, genre_artists, st.one_of(st.integers(0, 6), st.none())),
+                        lambda i, e, a, capacity: Event(e, artistid=a, venueid="v1", capacity=capacity))
+
+
+def genre_log():
+    """As `record_log`, but never short: customers need streams for top genres, events tickets to sell out."""
+    weights = {"genre_artist": 2, "genre_stream": 6, "event": 1, "moved_event": 1, "ticket": 4}
+    choices = [st.tuples(st.just(kind), KINDS[kind][0]) for kind, weight in weights.items() for _ in range(weight)]
+    choices += [st.tuples(st.just("bad"), bad_values.map(lambda raw: (raw,))), st.just(("tombstone", ()))]
+
+    def build(items):
+        return [("streams", args[0]) if kind == "bad" else ("streams", None) if kind == "tombstone"
+                else KINDS[kind][1](i, *args) for i, (kind, args) in enumerate(items)]
+
+    return st.lists(st.one_of(choices), min_size=40, max_size=200).map(build)

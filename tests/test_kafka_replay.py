@@ -46,6 +46,7 @@ def comparable(name: str, records: list[tuple[str | None, dict]]):
     ("most_streamed_artists", ["top-artists", "customers-by-top-artist", "trending-artists"]),
     ("purchase_event_ticket", ["ticket-response"]),
     ("must_see_venue", ["must-see-venue"]),
+    ("suggested_events_genre", ["genre-event-suggestions"]),
 ])
 def test_a_replay_gives_the_outputs_of_file_mode(replay, tmp_path, monkeypatch, dataflow, outputs):
     cluster, files = replay
