@@ -101,11 +101,6 @@ class HeldForGenre(HeldUntilKnown):
     def __len__(self) -> int:
         return self.counted
 
-    @staticmethod
-    def _count(change: int) -> None:
-        # The process's one count: `cls.waiting_in_process += ...` from this class would start a count of its own.
-        HeldUntilKnown._count(change)
-
     def __getstate__(self) -> tuple[list[Placed], int]:  # type: ignore[override]
         return self.waiting, self.counted
 

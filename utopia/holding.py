@@ -53,10 +53,11 @@ class HeldUntilKnown(Generic[R]):
             self._count(-len(released))
         return released
 
-    @classmethod
-    def _count(cls, change: int) -> None:
-        with cls._count_lock:
-            cls.waiting_in_process += change
+    @staticmethod
+    def _count(change: int) -> None:
+        # The class named, not `cls`: from a subclass, `cls.waiting_in_process += ...` would start a count of its own.
+        with HeldUntilKnown._count_lock:
+            HeldUntilKnown.waiting_in_process += change
 
     def __len__(self) -> int:
         return len(self.waiting)
