@@ -70,7 +70,7 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
         metadata = admin(self.settings).list_topics(timeout=CONNECT_TIMEOUT_S)
         return [f"{topic}-{p:05d}" for topic in self.topics for p in sorted(metadata.topics[topic].partitions)]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PartitionReader:
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> MergedPartition:
         topic, partition = for_part.rsplit("-", 1)
         # "earliest" is offset 0, which the broker answers as out of range once retention deleted
         # it: then auto.offset.reset moves to the earliest record. Unlike the logical beginning,
