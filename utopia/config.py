@@ -36,7 +36,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("UTOPIA_START_OFFSET", "earliest", "where a dataflow starts reading: earliest or latest"),
     ("UTOPIA_TAIL", "true", "true: keep waiting for new input; false: stop at the end of each partition"),
     ("UTOPIA_BATCH_SIZE", "1000", "records a worker takes at a time, from all the partitions it reads"),
-    ("UTOPIA_MAX_IDLE_MS", "1000", "how long a partition with nothing fetched holds back the others"),
+    ("UTOPIA_MAX_IDLE_MS", "1000", "how long a partition fetched to its end holds back the others"),
     ("UTOPIA_CHANGELOG_FLUSH_MS", "1000", "how long a changelog update may wait to be replaced by a newer one"),
     ("UTOPIA_EVENTDATE_ZONE", "UTC", "IANA zone of event dates written without one (the producer's local time)"),
 )

@@ -9,9 +9,11 @@ Every topic partition is still its own Bytewax input partition, so recovery snap
 partition's offset. The partitions a worker reads share one `_Merger`, and one of them, the lead,
 emits for all: a record is released once no partition that could still send an earlier one is
 waiting to be fetched, and the released records go out as one batch in (timestamp, offset,
-topic, partition) order, the order file mode replays files in. A partition with nothing fetched
-holds the others back for at most `UTOPIA_MAX_IDLE_MS`, so a quiet topic never stalls a live
-dataflow; at the end of a partition (UTOPIA_TAIL=false) it is simply done.
+topic, partition) order, the order file mode replays files in. A partition with records on the
+broker not fetched yet holds the others back until they are fetched, however slow the machine or
+the broker (as Kafka Streams waits for a partition with lag, KIP-695). A partition fetched to its
+end holds them back for at most `UTOPIA_MAX_IDLE_MS`, so a quiet topic never stalls a live
+dataflow; at the end of a partition with UTOPIA_TAIL=false it is simply done.
 
 Timestamps of one partition are taken as their running maximum, so each partition's records keep
 their offset order whatever their timestamps.
@@ -45,7 +47,7 @@ class PartitionReader:
     """One topic partition: its consumer, and the records fetched but not yet released."""
 
     __slots__ = ("name", "topic", "partition", "rank", "consumer", "pending", "stamps", "last_released",
-                 "next_offset", "committed", "stalled_since", "lagging", "ended", "closed")
+                 "next_offset", "committed", "at_end", "idle_since", "ended", "closed")
 
     def __init__(self, name: str, config: dict, topic: str, partition: int, offset: int):
         self.name, self.topic, self.partition = name, topic, partition
@@ -60,8 +62,8 @@ class PartitionReader:
         self.stamps: list[int] = []  # running maximum of the pending records' timestamps
         self.last_released: int | None = None
         self.next_offset = self.committed = offset  # where to resume: after the last released record
-        self.stalled_since: float | None = None
-        self.lagging = False  # stalled with records not fetched yet
+        self.at_end = False  # fetched up to the end of the partition, as the broker last reported it
+        self.idle_since: float | None = None  # when it got there
         self.ended = False
         self.closed = False
 
@@ -72,18 +74,23 @@ class PartitionReader:
 
     def fetch(self, max_records: int, tail: bool, now: float) -> None:
         messages = self.consumer.consume(max_records, 0)
+        if not messages:
+            return
         if any(map(Message.error, messages)):  # a KafkaError is true, even for code 0
             for message in messages:
                 error = message.error()
                 if error is not None and error.code() != KafkaError._PARTITION_EOF:
                     raise KafkaException(error)
-            self.ended = not tail and messages[-1].error() is not None
+            # librdkafka reports the end once each time the consumer catches up (past any
+            # transaction markers, which are never fetched as records).
+            self.at_end = messages[-1].error() is not None
+            self.ended = self.at_end and not tail
             messages = [m for m in messages if m.error() is None]
+        else:
+            self.at_end = False
+        self.idle_since = now if self.at_end else None
         if not messages:
-            if self.stalled_since is None:
-                self.stalled_since, self.lagging = now, self.behind()
             return
-        self.stalled_since = None
         stamps = list(map(_stamp, map(Message.timestamp, messages)))
         seen = self.seen
         if (seen is not None and stamps[0] < seen) or stamps != sorted(stamps):
@@ -93,23 +100,15 @@ class PartitionReader:
         self.stamps += stamps
         self.pending += messages
 
-    def behind(self) -> bool:
-        """Whether the broker has records of this partition not fetched yet (librdkafka's last word on it).
-
-        Such a partition is slow, not quiet: it holds the others back ten times longer, so that a loaded
-        machine does not reorder a replay. (Not for ever: the last offsets of a partition written with
-        transactions are markers, never fetched.)
-        """
-        fetched = self.pending[-1].offset() + 1 if self.pending else self.next_offset
-        _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, self.partition), cached=True)
-        return high > fetched >= 0
-
     def blocks(self, now: float, max_idle_s: float) -> bool:
-        """Whether records later than `seen` must wait for this partition's next fetch."""
+        """Whether records later than `seen` must wait for this partition's next fetch.
+
+        Always while the broker has records of it not fetched yet; once fetched to its end, for
+        `max_idle_s` from when it got there.
+        """
         if self.ended:
             return False
-        allowed = max(10 * max_idle_s, 10.0) if self.lagging else max_idle_s
-        return self.stalled_since is None or now - self.stalled_since < allowed
+        return not self.at_end or now - self.idle_since < max_idle_s
 
     def take(self, count: int) -> tuple[list[Message], list[int]]:
         """The first `count` pending records and their timestamps, released."""

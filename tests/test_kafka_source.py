@@ -1,0 +1,107 @@
+"""How one worker's Kafka partitions are released in timestamp order (docs/outputs.md#ordering).
+
+The consumers are scripted: each fetch answers the next entry of its partition's script, so a
+slow fetch, a quiet topic and the end of a partition are played out on a clock the test moves.
+"""
+
+import pytest
+from confluent_kafka import KafkaError, Message
+
+from utopia import kafka_source
+from utopia.kafka_source import PartitionReader, _Merger
+
+MAX_IDLE_S = 1.0
+EOF = "end"
+NOTHING = ()
+
+
+class ScriptedConsumer:
+    """Answers each `consume` with the next fetch of its script; after the last, nothing."""
+
+    def __init__(self, config: dict):
+        self.topic = config["topic"]
+        self.fetches = list(config["script"])
+        self.offset = 0
+
+    def assign(self, partitions) -> None:
+        pass
+
+    def consume(self, max_records: int, timeout: float) -> list[Message]:
+        fetch = self.fetches.pop(0) if self.fetches else NOTHING
+        messages = []
+        for item in fetch:
+            if item == EOF:
+                messages.append(Message(error=KafkaError(KafkaError._PARTITION_EOF)))
+            else:
+                messages.append(Message(topic=self.topic, partition=0, offset=self.offset, value=b"{}",
+                                        timestamp=(1, item)))
+                self.offset += 1
+        return messages
+
+    def close(self) -> None:
+        pass
+
+
+class Worker:
+    """A merger over scripted partitions, on a clock the test moves."""
+
+    def __init__(self, monkeypatch, scripts: dict[str, list], tail: bool = True):
+        self.now = 100.0
+        monkeypatch.setattr(kafka_source, "Consumer", ScriptedConsumer)
+        monkeypatch.setattr(kafka_source.time, "monotonic", lambda: self.now)
+        self.merger = _Merger(batch_size=100, tail=tail, max_idle_s=MAX_IDLE_S)
+        for topic, script in scripts.items():
+            self.merger.add(PartitionReader(f"{topic}-00000", {"topic": topic, "script": script}, topic, 0, 0))
+
+    def release(self, after_s: float = 0.0) -> list[tuple[str, int]]:
+        """(topic, timestamp) of the records released after `after_s` more seconds."""
+        self.now += after_s
+        return [(m.topic(), m.timestamp()[1]) for batch in self.merger.release() for m in batch.messages]
+
+
+def test_a_partition_with_records_not_fetched_yet_holds_the_others_back_however_slow_its_fetch(monkeypatch):
+    # The events partition has fetched one record; its next fetch takes a minute (a loaded broker).
+    worker = Worker(monkeypatch, {
+        "streams": [[10, 20, 30, 40], [EOF]],
+        "events": [[15], NOTHING, NOTHING, NOTHING, [25, 35, EOF]],
+    })
+    assert worker.release() == [("streams", 10)]
+    assert worker.release(after_s=20) == []
+    assert worker.release(after_s=20) == []
+    assert worker.release(after_s=20) == []
+    assert worker.release() == [("events", 15), ("streams", 20), ("events", 25), ("streams", 30)]
+
+
+def test_a_quiet_partition_fetched_to_its_end_holds_the_others_back_for_the_idle_time_only(monkeypatch):
+    worker = Worker(monkeypatch, {"streams": [[10, 20, 30]], "emails": [[5, EOF]]})
+    assert worker.release() == []  # another email may come at 5 ms still
+    assert worker.release(after_s=MAX_IDLE_S / 2) == []
+    # streams has not reached its end: its next record may come at 30 ms.
+    assert worker.release(after_s=MAX_IDLE_S / 2) == [("emails", 5), ("streams", 10), ("streams", 20)]
+
+
+def test_a_partition_empty_from_the_start_waits_only_the_idle_time(monkeypatch):
+    worker = Worker(monkeypatch, {"streams": [[10, 20]], "emails": [[EOF]]})
+    assert worker.release() == []
+    assert worker.release(after_s=MAX_IDLE_S) == [("streams", 10)]
+
+
+def test_a_quiet_partition_that_gets_records_again_holds_the_others_back_again(monkeypatch):
+    worker = Worker(monkeypatch, {"streams": [[10, 20], NOTHING, [30, 40]], "emails": [[5, EOF], NOTHING, [25]]})
+    assert worker.release() == []
+    assert worker.release(after_s=MAX_IDLE_S) == [("emails", 5), ("streams", 10)]
+    # A new email, not followed by the end: more may be on the broker.
+    assert worker.release(after_s=MAX_IDLE_S) == [("streams", 20)]
+    assert worker.release(after_s=60) == []
+
+
+@pytest.mark.parametrize("tail", [True, False])
+def test_a_partition_fetched_to_its_end_is_done_when_not_tailing(monkeypatch, tail):
+    worker = Worker(monkeypatch, {"streams": [[10, 20, EOF]], "events": [[15, EOF]]}, tail=tail)
+    released = worker.release()
+    if tail:  # both may still get records: the newest of each waits until the other is idle
+        assert released == [("streams", 10)]
+        assert worker.release(after_s=MAX_IDLE_S) == [("events", 15), ("streams", 20)]
+    else:
+        assert released == [("streams", 10), ("events", 15), ("streams", 20)]
+        assert worker.merger.finished
