@@ -6,7 +6,7 @@ BROKER := bash kafka/broker.sh
 RUN    := $(BIN)/python -m bytewax.run
 # One target a dataflow: `make sold-out` runs dataflows/sold_out.py on the local broker.
 DATAFLOWS := customer-stream-count top-customer-artists purchase-event-ticket sold-out most-streamed-artists \
-             must-see-venue global-totals suggested-events-genre
+             must-see-venue global-totals suggested-events-genre suggested-events-location
 
 .PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live schemas diagrams bench \
         clean instructions $(DATAFLOWS)

@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from utopia.dates import UnknownDate, format_instant, parse_eventdate
-from utopia.models import Artist, Email, Event, Stream, Ticket
+from utopia.models import Address, Artist, Email, Event, Stream, Ticket
 
 
 def ranked(counts: Counter, reached: dict, n: int = 3) -> list[tuple[str, int]]:
@@ -342,3 +342,64 @@ def genre_event_suggestions(records: list) -> tuple[list[tuple[str, dict]], list
     unfinished += [(t.id, f"waited for the capacity of event {e}, which never arrived (the event's capacity is null)")
                    for e, held in waiting_event.items() for t in held if e in capacity]
     return out, unfinished
+
+
+def location_outputs(records: list) -> tuple[dict[str, dict], list[tuple[str, dict]], list[tuple[str, str]]]:
+    """suggested_events_location: tickets per zip, the alerts, and (ticket id, reason) of each ticket still waiting.
+
+    From the good addresses, events and tickets in input order. A ticket waits for its event with a
+    capacity, then for its buyer's home (the RESID address applied last for them); it is processed
+    right after the record that completes it, with the others that record completes in input order.
+    """
+    capacity: dict[str, int | None] = {}
+    home: dict[str, str] = {}
+    sold: Counter = Counter()
+    holds: set[tuple[str, str]] = set()
+    told: set[tuple[str, str]] = set()
+    per_zip: Counter = Counter()
+    waiting_event: dict[str, list[tuple[int, Ticket]]] = {}
+    waiting_home: dict[str, list[tuple[int, Ticket]]] = {}
+    alerts = []
+
+    def process(t: Ticket) -> None:
+        zip5 = home[t.customerid]
+        per_zip[zip5] += 1
+        sold[t.eventid] += 1
+        holds.add((t.customerid, t.eventid))
+        if 10 * sold[t.eventid] >= 9 * capacity[t.eventid]:
+            for customer, where in home.items():
+                if (where == zip5 and customer != t.customerid and (customer, t.eventid) not in holds
+                        and (customer, t.eventid) not in told):
+                    told.add((customer, t.eventid))
+                    alerts.append((customer, {"customerid": customer, "zip5": zip5, "eventid": t.eventid,
+                                              "buyer_customerid": t.customerid}))
+
+    def ready(position: int, t: Ticket) -> None:
+        if capacity.get(t.eventid) is None:
+            waiting_event.setdefault(t.eventid, []).append((position, t))
+        elif t.customerid not in home:
+            waiting_home.setdefault(t.customerid, []).append((position, t))
+        else:
+            process(t)
+
+    for position, r in enumerate(records):
+        if isinstance(r, Address):
+            if r.type == "RESID":
+                home[r.customerid] = r.zip5
+                for held in sorted(waiting_home.pop(r.customerid, []), key=lambda pt: pt[0]):
+                    ready(*held)
+        elif isinstance(r, Event):
+            capacity[r.id] = r.capacity
+            if r.capacity is not None:
+                for held in sorted(waiting_event.pop(r.id, []), key=lambda pt: pt[0]):
+                    ready(*held)
+        elif isinstance(r, Ticket):
+            ready(position, r)
+    counts = {z: {"zip5": z, "tickets": n} for z, n in per_zip.items()}
+    unfinished = [(t.id, f"waited for event {e}, which never arrived") for e, held in waiting_event.items()
+                  for _, t in held if e not in capacity]
+    unfinished += [(t.id, f"waited for the capacity of event {e}, which never arrived (the event's capacity is null)")
+                   for e, held in waiting_event.items() for _, t in held if e in capacity]
+    unfinished += [(t.id, f"waited for the RESID address of customer {c}, which never arrived")
+                   for c, held in waiting_home.items() for _, t in held]
+    return counts, alerts, unfinished

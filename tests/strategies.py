@@ -123,3 +123,19 @@ def genre_log():
                 else KINDS[kind][1](i, *args) for i, (kind, args) in enumerate(items)]
 
     return st.lists(st.one_of(choices), min_size=40, max_size=200).map(build)
+
+
+# suggested_events_location: homes (customers move between 3 zips; some addresses are venues', one
+# a customer's with that customer's zip), events (re-sent, capacities small or null) and tickets.
+from utopia.models import Address  # noqa: E402 (appended with the kinds below)
+
+zips = st.sampled_from(["11111", "22222", "33333"])
+KINDS["home"] = (st.tuples(customers, zips, st.sampled_from(["RESID", "RESID", "RESID", "VENUE"])),
+                 lambda i, c, z, kind: Address(f"ad{i}", customerid=c if kind == "RESID" else None, type=kind, zip5=z))
+KINDS["small_event"] = (st.tuples(events, st.one_of(st.integers(1, 5), st.none())),
+                        lambda i, e, capacity: Event(e, artistid="a1", venueid="v1", capacity=capacity))
+
+
+def location_log():
+    """Homes, events and tickets in any order: tickets before their event or their buyer's home, too."""
+    return record_log("addresses", home=2, small_event=1, ticket=3)

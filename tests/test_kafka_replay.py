@@ -47,6 +47,7 @@ def comparable(name: str, records: list[tuple[str | None, dict]]):
     ("purchase_event_ticket", ["ticket-response"]),
     ("must_see_venue", ["must-see-venue"]),
     ("suggested_events_genre", ["genre-event-suggestions"]),
+    ("suggested_events_location", ["zipcode-tickets", "zipcode-popular-event-alerts"]),
 ])
 def test_a_replay_gives_the_outputs_of_file_mode(replay, tmp_path, monkeypatch, dataflow, outputs):
     cluster, files = replay

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, tzinfo
 from itertools import chain, groupby
 from operator import attrgetter, itemgetter
+from typing import NamedTuple
 
 import msgspec
 from confluent_kafka import Message
@@ -182,14 +183,34 @@ def _pickled_message(message: Message) -> tuple:
 copyreg.pickle(Message, _pickled_message)
 
 
+class RequiredWhen(NamedTuple):
+    """A field a record must carry only when another field has a given value.
+
+    A RESID address is a customer's home and must name the customer; a VENUE address names none
+    (docs/outputs.md#dead-letters).
+    """
+
+    field: str
+    when: str
+    equals: str
+
+    def missing(self, record: Record) -> bool:
+        return getattr(record, self.field) is None and getattr(record, self.when) == self.equals
+
+
+Required = str | RequiredWhen
+"""A foreign key a record must carry: always (a field name), or only in some records."""
+
+
 class _Reader:
     """How one topic is read by one dataflow: its record type and the foreign keys it must carry."""
 
-    def __init__(self, model: type[Record], required: Sequence[str], zone: tzinfo):
+    def __init__(self, model: type[Record], required: Sequence[Required], zone: tzinfo):
         self.model = model
         self.decoder = msgspec.json.Decoder(model)
-        self.required = tuple(required)
-        self.required_values = [attrgetter(name) for name in required]
+        self.required = tuple(name for name in required if isinstance(name, str))
+        self.required_values = [attrgetter(name) for name in self.required]
+        self.required_when = tuple(rule for rule in required if isinstance(rule, RequiredWhen))
         self.finish = _EventDates(zone) if model is Event else None
 
     def read(self, value: bytes) -> Record:
@@ -197,6 +218,10 @@ class _Reader:
         for name in self.required:
             if getattr(record, name) is None:
                 raise msgspec.ValidationError(f"Object missing required field `{name}`")
+        for rule in self.required_when:
+            if rule.missing(record):
+                raise msgspec.ValidationError(
+                    f"Object missing required field `{rule.field}` (required when `{rule.when}` is {rule.equals!r})")
         return record if self.finish is None else self.finish(record)
 
     def read_all(self, values: list[bytes]) -> list[Record] | None:
@@ -210,6 +235,9 @@ class _Reader:
             return None
         for value_of in self.required_values:
             if None in map(value_of, records):
+                return None
+        for rule in self.required_when:
+            if any(map(rule.missing, records)):
                 return None
         return records if self.finish is None else list(map(self.finish, records))
 
@@ -272,7 +300,7 @@ class Decoder:
     `zone` is where zone-less event dates were written (UTOPIA_EVENTDATE_ZONE).
     """
 
-    def __init__(self, dataflow: str, topics: Topics, reads: Mapping[type[Record], Sequence[str]], zone: tzinfo = UTC):
+    def __init__(self, dataflow: str, topics: Topics, reads: Mapping[type[Record], Sequence[Required]], zone: tzinfo = UTC):
         self.dataflow = dataflow
         self.readers = {topics.input(TOPIC_OF[model]): _Reader(model, fks, zone) for model, fks in reads.items()}
 

@@ -8,6 +8,7 @@ business rules read as if there were no batching.
 
 from __future__ import annotations
 
+import heapq
 import os
 import pickle
 import sys
@@ -24,7 +25,7 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
-from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, dead_letter
+from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, Required, dead_letter
 from utopia.config import Topics
 from utopia.holding import WaitingLog
 from utopia.models import Output, Record
@@ -78,7 +79,7 @@ class ChangelogState(Protocol[R]):
 
 
 @operator
-def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], Sequence[str]]) -> Stream[Batch]:
+def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], Sequence[Required]]) -> Stream[Batch]:
     """Read and decode the input topics of `reads` (record type -> required foreign keys).
 
     Bad records go to the dead-letter topic; the stream carries batches of good ones in input order.
@@ -109,6 +110,16 @@ def _each(batch: list[Out]) -> list[Out]:
     return batch
 
 
+@operator
+def rekey(step_id: str, up: Stream[list[Out]], key_of: Callable[[Any], str]) -> Stream[list[Out]]:
+    """The items of a keyed step, keyed anew by `key_of(item)` for another (how far it has sent is left out)."""
+
+    def keyed(batch: list[Out]) -> list[Out]:
+        return [(key_of(item), item) for key, item in batch if key is not None]
+
+    return op.map("key_anew", up, keyed)
+
+
 class Placed(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """A value with its place in the input: the lane that read it and its position there."""
 
@@ -129,11 +140,31 @@ class Lookup(msgspec.Struct, frozen=True, gc=False):
     position: int
 
 
+class Sequenced(Placed, frozen=True, gc=False, array_like=True):
+    """An item of one keyed step for another, at its place in the input: `position`, then `sub`.
+
+    Items that one record released together (tickets their event released, at its position) go in
+    the order of `sub`, such as each one's own position; a step's own records go first at their
+    position (docs/outputs.md#ordering).
+    """
+
+    sub: int
+
+
 class _Mark(NamedTuple):
-    """To every shard of a step with lookups: everything of `lane` before `end` has been sent to you."""
+    """To every shard of a step: everything of `lane` before `end` has been sent to you (you are `shard`)."""
 
     lane: int
     end: int
+    shard: int = 0
+
+
+class _Front(NamedTuple):
+    """From shard `shard` of a step to every shard of the next: all I send for `lane` before `end` has been sent."""
+
+    lane: int
+    end: int
+    shard: int
 
 
 class _Unfinished(list):
@@ -162,8 +193,12 @@ class _ShardLogic(StatefulBatchLogic):
     def on_batch(self, batches: list[list[tuple[str, Any]]]) -> tuple[list[list[Out]], bool]:
         states, new, changed, alerts = self.states, self.step.new, self.changed, self.step.changelog is None
         outputs: list[Out] = []
+        marks: dict[int, _Mark] = {}
         for batch in batches:
             for key, record in batch:
+                if key is None:  # how far the input has been sent here (to a step that tells)
+                    marks[record.lane] = record
+                    continue
                 state = states.get(key)
                 if state is None:
                     state = states[key] = new(key)
@@ -172,6 +207,8 @@ class _ShardLogic(StatefulBatchLogic):
                     outputs.extend(applied)
                 elif applied:
                     changed[key] = None
+        if marks:  # everything this shard sends for those records has just been sent
+            outputs.extend((None, _Front(mark.lane, mark.end, mark.shard)) for mark in marks.values())
         return self._done(outputs)
 
     def _done(self, outputs: list[Out]) -> tuple[list[list[Out]], bool]:
@@ -296,6 +333,79 @@ class _JoinLogic(_ShardLogic):
         return self.states, self.changed, self.read_up_to, self.pending
 
 
+class _OrderedLogic(_ShardLogic):
+    """A shard that applies its own records and the items of another step together, in input order.
+
+    The items (`Sequenced`) come by another path, from every shard of a step that tells how far it
+    has sent (`_Front`), so they may arrive before records that came earlier in the input, or after
+    later ones. Each lane's records and items wait in a queue by (position, sub) until this shard
+    has its own input and every upstream shard's past them, then are applied in that order: the
+    state sees exactly the sequence one process reading the input would (docs/outputs.md#ordering).
+    """
+
+    def __init__(self, snapshot: bytes | None, step: _Step):
+        self.read_up_to: dict[int, int] = {}  # lane -> end of this step's own input sent here
+        self.fronts: dict[int, list[int]] = {}  # lane -> per upstream shard, the end it has sent
+        self.queues: dict[int, list[tuple]] = {}  # lane -> heap of (position, sub, arrival, key, item)
+        self.arrivals = 0
+        super().__init__(snapshot, step)
+
+    def _restore(self, states: dict[str, Any], changed: dict[str, None], read_up_to: dict | None = None,
+                 fronts: dict | None = None, queues: dict | None = None, arrivals: int = 0) -> None:
+        super()._restore(states, changed)
+        self.read_up_to, self.fronts, self.queues, self.arrivals = read_up_to or {}, fronts or {}, queues or {}, arrivals
+
+    def on_batch(self, batches: list[list[tuple[str | None, Any]]]) -> tuple[list[list[Out]], bool]:
+        read_up_to, fronts, queues = self.read_up_to, self.fronts, self.queues
+        arrival = self.arrivals
+        for batch in batches:
+            for key, item in batch:
+                if key is not None:
+                    sub = item.sub if isinstance(item, Sequenced) else -1
+                    queue = queues.get(item.lane)
+                    if queue is None:
+                        queue = queues[item.lane] = []
+                    heapq.heappush(queue, (item.position, sub, arrival, key, item))
+                    arrival += 1
+                elif type(item) is _Front:
+                    ends = fronts.get(item.lane)
+                    if ends is None:
+                        ends = fronts[item.lane] = [0] * SHARDS
+                    ends[item.shard] = max(ends[item.shard], item.end)
+                else:
+                    read_up_to[item.lane] = max(read_up_to.get(item.lane, 0), item.end)
+        self.arrivals = arrival
+        outputs: list[Out] = []
+        for lane, queue in queues.items():
+            ends = fronts.get(lane)
+            safe = min(read_up_to.get(lane, 0), min(ends)) if ends else 0
+            while queue and queue[0][0] < safe:
+                _, _, _, key, item = heapq.heappop(queue)
+                self._apply(key, item, outputs)
+        return self._done(outputs)
+
+    def on_eof(self) -> tuple[list[list[Out]], bool]:
+        outputs: list[Out] = []
+        waiting = sorted(entry for queue in self.queues.values() for entry in queue)
+        self.queues = {}
+        for _, _, _, key, item in waiting:
+            self._apply(key, item, outputs)
+        return ([outputs] if outputs else []) + super().on_eof()[0], False
+
+    def _apply(self, key: str, item: Any, outputs: list[Out]) -> None:
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = self.step.new(key)
+        applied = state.apply(item)
+        if self.step.changelog is None:
+            outputs.extend(applied)
+        elif applied:
+            self.changed[key] = None
+
+    def _snapshot_state(self) -> tuple:
+        return self.states, self.changed, self.read_up_to, self.fronts, self.queues, self.arrivals
+
+
 class _Step(NamedTuple):
     """What every shard of one keyed step shares."""
 
@@ -327,6 +437,8 @@ def per_key(
     lookups_from: tuple[type, ...] = (),
     broadcast: tuple[type, ...] = (),
     recheck: timedelta | None = None,
+    tells: bool = False,
+    in_order: Stream[list[Out]] | None = None,
 ) -> Stream[list[Out]]:
     """Apply each record, in input order, to the state of its key (`new(key)` makes a fresh one).
 
@@ -351,6 +463,11 @@ def per_key(
     With `recheck`, changelog values also change as time passes, with no record (global_totals'
     events that take place): every `recheck` each shard asks its states `recheck()`, whether the
     clock alone changed their value, and at the end of a finite input every key is sent once more.
+
+    `in_order` are `Sequenced` items of another keyed step, one that `tells` how far it has sent:
+    they are applied together with this step's own records (all `placed`) in input order, each
+    once nothing that comes before it can still arrive. Such an upstream step sends its alerts
+    with the batch that caused them, so it has no `changelog`.
     """
     flow_id = up.flow().flow_id
     placed: tuple[type, ...] = tuple(getattr(new, "placed", ()))
@@ -358,14 +475,22 @@ def per_key(
     if holds and dead_letters is None:
         raise TypeError(f"{step_id}: {getattr(new, '__name__', new)} holds records: pass dead_letters=io")
     getters = {kind: field if callable(field) else attrgetter(field) for kind, field in key.items()}
+    if tells and changelog is not None:
+        raise TypeError(f"{step_id}: a step that tells how far it has sent sends alerts, not a changelog")
     marks = frozenset(lookups_from)
     everywhere = frozenset(broadcast)
     wanted = frozenset(getters) | marks | everywhere
+    ordered = in_order is not None
 
     def by_shard(batch: Batch | list[tuple[str, Lookup]]) -> list[tuple[str, list[tuple[str | None, Any]]]]:
         shards: list[list[tuple[str | None, Any]]] = [[] for _ in range(SHARDS)]
         if type(batch) is not Batch:  # from another keyed step: (key, value) pairs
             for pair in batch:
+                if pair[0] is None:  # how far that step has sent: for a step that takes its items in order
+                    if ordered:
+                        for pairs in shards:
+                            pairs.append(pair)
+                    continue
                 shards[zlib.crc32(pair[0].encode()) % SHARDS].append(pair)
             return [(SHARD_NAMES[n], pairs) for n, pairs in enumerate(shards) if pairs]
         marked = False
@@ -380,7 +505,10 @@ def per_key(
                 for k, v, crc in zip(keys, values, map(zlib.crc32, map(str.encode, keys))):
                     shards[crc % SHARDS].append((k, v))
             marked = marked or kind in marks
-        if marked:
+        if tells:
+            for n, pairs in enumerate(shards):
+                pairs.append((None, _Mark(batch.lane, batch.end, n)))
+        elif marked or ordered:
             mark = _Mark(batch.lane, batch.end)
             for pairs in shards:
                 pairs.append((None, mark))
@@ -406,8 +534,8 @@ def per_key(
 
     step = _Step(flow_id, new, changelog, holds, WaitingLog(flow_id) if holds else None, recheck,
                  hasattr(new, "at_end"))
-    logic = _ShardLogic if lookups is None else _JoinLogic
-    others = [stream for stream in (also, lookups) if stream is not None]
+    logic = _OrderedLogic if ordered else _ShardLogic if lookups is None else _JoinLogic
+    others = [stream for stream in (also, lookups, in_order) if stream is not None]
     inputs = op.merge("with_items_of_other_steps", up, *others) if others else up
     sharded = op.flat_map("shard", inputs, by_shard)
     applied = op.stateful_batch("apply", sharded, lambda snap: logic(snap, step))

@@ -1,0 +1,43 @@
+"""Suggested events by location: tickets per zip code, and neighbours told of popular events.
+
+addresses + tickets + events -> per shard of customers (events to every shard): a ticket waits for
+        its event's capacity and its buyer's home (RESID address), then is processed in the zip
+        of the buyer's latest home -> tickets per zip -> zipcode-tickets (changelog, key zip5)
+processed tickets, in input order, + events -> sales per event, as sold_out counts them
+        -> each purchase at 90% or more asks every shard about the buyer's zip, as of that purchase
+        -> the zip's other residents then, without a ticket to it, once per event
+-> zipcode-popular-event-alerts (alert, key customerid)
+"""
+
+from bytewax.dataflow import Dataflow
+
+from utopia.kafka_io import kafka_entry_point
+from utopia.keys import EVENTS_ONLY
+from utopia.models import Address, Event, Ticket
+from utopia.neighbours import (
+    A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP, HomeShard, Neighbours, NeighbourWatch, ZipTickets, customer_shard, located_zip,
+)
+from utopia.steps import FlowIO, per_key, read, rekey, write
+
+READS = {Address: A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP, Event: [], Ticket: ["customerid", "eventid"]}
+
+BY_CUSTOMER_SHARD = {Address: customer_shard, Ticket: customer_shard}
+"""Homes and tickets go to the state of their customer's shard; events are broadcast to every shard."""
+
+
+def build(io: FlowIO) -> Dataflow:
+    flow = Dataflow("suggested_events_location")
+    records = read("addresses_events_tickets", flow, io, READS)
+    processed = per_key("tickets_meet_event_and_home", records, BY_CUSTOMER_SHARD, HomeShard, broadcast=(Event,),
+                        dead_letters=io, tells=True)
+    by_zip = rekey("processed_tickets_by_zip", processed, located_zip)
+    per_zip = per_key("tickets_per_zip", records, {}, ZipTickets, also=by_zip, changelog=io.changelog)
+    write("zipcode_tickets", per_zip, io, "zipcode-tickets")
+    popular = per_key("sales_per_event", records, EVENTS_ONLY, NeighbourWatch, in_order=processed)
+    alerts = per_key("neighbours_of_popular_purchases", records, BY_CUSTOMER_SHARD, Neighbours, broadcast=(Event,),
+                     lookups=popular, lookups_from=(Address, Event, Ticket), dead_letters=io)
+    write("zipcode_popular_event_alerts", alerts, io, "zipcode-popular-event-alerts")
+    return flow
+
+
+flow = kafka_entry_point(build)
