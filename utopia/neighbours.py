@@ -184,49 +184,64 @@ class NeighbourWatch(EventStatus):
 class Neighbours(HomeShard):
     """`HomeShard` again, kept by position, answering each `PopularPurchase` as of its place in the input.
 
-    - `history`: each customer's zips with the positions they moved in; `ever`: zip -> the shard's
-      customers who ever lived there, the only ones to look at.
+    - `history`: each customer's zips with the positions they moved in; `arrivals`: zip -> who moved
+      in there and when, in input order: the only customers to look at.
     - `holding`: customer -> event -> (position, sub) of their first processed ticket to it.
     - `told`: event -> customers already told, so each hears at most once per event.
     Questions about one event come from one key, in input order, so the first purchase that could
-    tell a customer is the one that does.
+    tell a customer is the one that does. Whoever a question about an event and zip did not tell
+    never will be (told, holding a ticket, or gone) unless they move in again: a later question
+    about the same pair looks only at those who moved in since (`asked`). So the purchases after
+    the first at 90% cost next to nothing, however many residents the zip has.
     """
 
-    __slots__ = ("history", "ever", "holding", "told")
+    __slots__ = ("history", "arrivals", "holding", "told", "asked")
 
     held = HeldAgain
 
     def __init__(self, key: str):
         super().__init__(key)
         self.history: dict[str, tuple[list[int], list[str]]] = {}
-        self.ever: dict[str, dict[str, None]] = {}
+        self.arrivals: dict[str, tuple[list[int], list[str]]] = {}
         self.holding: dict[str, dict[str, tuple[int, int]]] = {}
         self.told: dict[str, set[str]] = {}
+        self.asked: dict[tuple[str, str], int] = {}  # (event, zip) -> position of the last question
 
     def moved(self, customerid: str, zip5: str, position: int) -> None:
         positions, zips = self.history.setdefault(customerid, ([], []))
         positions.append(position)
         zips.append(zip5)
-        self.ever.setdefault(zip5, {})[customerid] = None
+        when, who = self.arrivals.setdefault(zip5, ([], []))
+        when.append(position)
+        who.append(customerid)
 
     def processed(self, ticket: Ticket, zip5: str, placed: Placed, now: int) -> list[Out]:
         self.holding.setdefault(ticket.customerid, {}).setdefault(ticket.eventid, (now, placed.position))
         return []
 
     def read(self, question: PopularPurchase) -> list[Out]:
-        eventid, zip5, buyer = question.eventid, question.zip5, question.buyer
+        eventid, zip5, buyer, position = question.eventid, question.zip5, question.buyer, question.position
+        arrivals = self.arrivals.get(zip5)
+        if arrivals is None:
+            return []
+        when, who = arrivals
+        since = self.asked.get((eventid, zip5))
+        self.asked[eventid, zip5] = position
+        first = 0 if since is None else bisect.bisect(when, since)
+        last = bisect.bisect(when, position)  # a move at the question's position came before it
+        if first == last:
+            return []
         told = self.told.setdefault(eventid, set())
-        at = (question.position, question.sub)
+        at = (position, question.sub)
         out: list[Out] = []
-        for customer in self.ever.get(zip5, ()):
+        for customer in dict.fromkeys(who[first:last]):
             if customer == buyer or customer in told:
                 continue
             positions, zips = self.history[customer]
-            moves = bisect.bisect(positions, question.position)  # a move at that position came first
-            if not moves or zips[moves - 1] != zip5:
-                continue
-            since = self.holding.get(customer, {}).get(eventid)
-            if since is not None and since < at:
+            if zips[bisect.bisect(positions, position) - 1] != zip5:
+                continue  # moved on before the question
+            bought = self.holding.get(customer, {}).get(eventid)
+            if bought is not None and bought < at:
                 continue
             told.add(customer)
             out.append((customer, ZipcodePopularEventAlert(customer, zip5, eventid, buyer)))
