@@ -4,6 +4,7 @@ import base64
 import logging
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from utopia.codec import Decoder, InRecord, RecordBatch
@@ -22,7 +23,7 @@ def dead_letter(topic: str, value: bytes) -> dict:
     decoded = decode(topic, value)
     assert decoded.records == []
     [(key, letter)] = decoded.dead
-    return {f: getattr(letter, f) for f in letter.__struct_fields__}
+    return msgspec.json.decode(msgspec.json.encode(letter))  # as written: the fields that say something
 
 
 # Records exactly as the Java data-demo producer's Kafka daemon serializes them (each keyed by its id).
@@ -106,7 +107,7 @@ def test_tombstone_is_skipped_not_an_error():
 def test_bad_ticket_values_become_dead_letters(value, error):
     assert dead_letter("tickets", value) == {
         "dataflow": "sold_out", "topic": "data-demo-tickets", "partition": 2, "offset": 17,
-        "key": "k1", "value": value.decode(), "error": error, "encoding": None,
+        "key": "k1", "value": value.decode(), "error": error,
     }
 
 
@@ -214,3 +215,44 @@ def test_eventdate_without_a_zone_is_in_the_configured_zone(text, instant):
 def test_eventdate_in_no_accepted_form(text):
     with pytest.raises(UnknownDate):
         parse_eventdate(text)
+
+
+def test_a_key_that_is_not_utf8_is_kept_as_base64_too():
+    from confluent_kafka import Message
+
+    from utopia.codec import KafkaBatch
+    from utopia.codec import dead_letter as letter_of
+
+    message = Message(topic="data-demo-tickets", partition=1, offset=7, key=b"\xff\x00k", value=b"{not json")
+    key, letter = letter_of("sold_out", KafkaBatch.record(message), "not valid JSON")
+    assert key == b"\xff\x00k"  # the dead letter's own Kafka key: the bytes as they came
+    assert (letter.key, letter.key_encoding) == (base64.b64encode(b"\xff\x00k").decode(), "base64")
+
+
+def test_a_dead_letter_too_large_for_a_message_is_cut_to_fit_with_the_size_and_hash_of_what_was_cut():
+    import hashlib
+
+    from utopia.codec import encode, fit
+    from utopia.models import DeadLetter
+
+    value = "é" * 300_000 + "\n" * 1000  # multi-byte characters and escapes: bytes are not characters
+    letter = DeadLetter("sold_out", "data-demo-tickets", 0, 9, "t-9", value, "not valid JSON")
+    cut = fit(letter, 100_000)
+    assert 99_000 < len(encode(cut)) <= 100_000
+    assert value.startswith(cut.value)
+    assert (cut.value_bytes, cut.value_sha256) == (len(value.encode()), hashlib.sha256(value.encode()).hexdigest())
+    assert (cut.key, cut.key_bytes, cut.error) == ("t-9", None, "not valid JSON")
+    assert fit(cut, 100_000) == cut  # what fits is left alone
+
+
+def test_an_output_too_large_for_a_message_becomes_a_dead_letter_that_fits():
+    from utopia.codec import encode, too_large
+
+    customer = "c" * 600_000
+    output = encode({"customerid": customer, "streams": 1})
+    letter = too_large("customer_stream_count", "kafka-workshop-customer-stream-count", customer, output, 1_000_000)
+    assert len(encode(letter)) <= 1_000_000
+    assert (letter.topic, letter.partition, letter.offset) == ("kafka-workshop-customer-stream-count", -1, -1)
+    assert letter.error == ("output too large: 1,200,029 bytes with its key, more than the 1,000,000 a message may have")
+    assert letter.value_bytes == len(output) and output.decode().startswith(letter.value)
+    assert letter.key == customer  # with a value cut to 400 KB, the key fits whole

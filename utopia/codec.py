@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import copyreg
+import hashlib
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, tzinfo
@@ -36,7 +37,8 @@ class InRecord(msgspec.Struct, frozen=True):
     topic: str
     partition: int
     offset: int
-    key: str | None
+    key: str | bytes | None
+    """The Kafka key as text; its bytes when they are not UTF-8 (a dead letter keeps them as base64)."""
     value: bytes | None
     timestamp: int = 0
 
@@ -95,7 +97,10 @@ class KafkaBatch:
     @staticmethod
     def record(message) -> InRecord:
         key = message.key()
-        text_key = None if key is None else key.decode("utf-8", "replace")
+        try:
+            text_key = None if key is None else key.decode()
+        except UnicodeDecodeError:
+            text_key = key
         return InRecord(message.topic(), message.partition(), message.offset(), text_key, message.value(),
                         message.timestamp()[1])
 
@@ -288,10 +293,49 @@ def raw_text(value: bytes) -> tuple[str, str | None]:
         return base64.b64encode(value).decode("ascii"), "base64"
 
 
-def dead_letter(dataflow: str, raw: InRecord, error: str) -> tuple[str | None, DeadLetter]:
-    """The dead-letter output for a raw record: keyed as the record was, its value kept as text."""
+def dead_letter(dataflow: str, raw: InRecord, error: str) -> tuple[str | bytes | None, DeadLetter]:
+    """The dead-letter output for a raw record: keyed as the record was, its key and value kept as text."""
     text, encoding = raw_text(raw.value or b"")
-    return raw.key, DeadLetter(dataflow, raw.topic, raw.partition, raw.offset, raw.key, text, error, encoding)
+    key, key_encoding = (None, None) if raw.key is None else raw_text(raw.key) if type(raw.key) is bytes else (raw.key, None)
+    return raw.key, DeadLetter(dataflow, raw.topic, raw.partition, raw.offset, key, text, error, encoding, key_encoding)
+
+
+def fit(letter: DeadLetter, limit: int) -> DeadLetter:
+    """The dead letter cut to fit in `limit` bytes of JSON: its value first, then its key if need be.
+
+    What is cut keeps its original size in bytes and a SHA-256 of it (`value_bytes`, `value_sha256`,
+    `key_bytes`, `key_sha256`), so it can be recognised upstream (docs/outputs.md#dead-letters).
+    """
+    over = len(encode(letter)) - limit
+    for field in ("value", "key"):
+        text = getattr(letter, field)
+        if over <= 0:
+            break
+        if not text:
+            continue
+        whole = text.encode()
+        letter = msgspec.structs.replace(letter, **{f"{field}_bytes": len(whole),
+                                                    f"{field}_sha256": hashlib.sha256(whole).hexdigest()})
+        # The most characters that fit: escapes and multi-byte characters make bytes differ from
+        # characters, so search (about 20 encodings, for a record that is already a rarity).
+        fits, too_many = 0, len(text)
+        while too_many - fits > 1:
+            middle = (fits + too_many) // 2
+            if len(encode(msgspec.structs.replace(letter, **{field: text[:middle]}))) <= limit:
+                fits = middle
+            else:
+                too_many = middle
+        letter = msgspec.structs.replace(letter, **{field: text[:fits]})
+        over = len(encode(letter)) - limit
+    return letter
+
+
+def too_large(dataflow: str, topic: str, key: str | None, encoded: bytes, limit: int) -> DeadLetter:
+    """The dead letter of an output record that cannot be sent: more than `limit` bytes with its key."""
+    size = len(encoded) + (0 if key is None else len(key.encode()))
+    letter = DeadLetter(dataflow, topic, -1, -1, key, encoded.decode(),
+                        f"output too large: {size:,} bytes with its key, more than the {limit:,} a message may have")
+    return fit(letter, limit)
 
 
 class Decoder:

@@ -23,12 +23,13 @@ from confluent_kafka import (
     Message,
     Producer,
 )
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource
 
-from utopia.codec import KafkaBatch, encode
+from utopia.codec import KafkaBatch, encode, fit, too_large
 from utopia.config import ConfigError, Settings
 from utopia.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
 from utopia.runtime import relax_garbage_collector
+from utopia.models import DeadLetter, Output
 from utopia.steps import FlowIO, Out, recovery_requested
 
 FETCH_CONFIG = {
@@ -51,6 +52,7 @@ CLIENT_CONFIG = {
 }
 
 
+log = logging.getLogger("utopia")
 _quiet = logging.getLogger("utopia.kafka.admin")
 _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
@@ -101,13 +103,16 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
 
     def __init__(self, settings: Settings, dataflow: str, topic: str):
         client_id = settings.topics.client_id(dataflow)
-        self.producer = Producer(settings.kafka_config() | CLIENT_CONFIG | {
+        config = settings.kafka_config() | CLIENT_CONFIG | {
             "client.id": client_id,
             "linger.ms": 5,
             "delivery.report.only.error": True,
             "on_delivery": self._failed,
-        })
-        self.topic = topic
+        }
+        self.producer = Producer(config)
+        self.topic, self.dataflow = topic, dataflow
+        self.dead_letters = settings.topics.output("dead-letters")
+        self.limit = message_limit(settings, topic, int(config.get("message.max.bytes", PRODUCER_MAX_BYTES)))
         self.flush_every_batch = recovery_requested()
         self.failures: list[KafkaError] = []
         self.failed = False
@@ -116,18 +121,38 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
         self.failures.append(error)
 
     def write_batch(self, items: list[Out]) -> None:
-        produce, topic = self.producer.produce, self.topic
+        produce, topic, limit = self.producer.produce, self.topic, self.limit
         for key, value in items:
             encoded = encode(value)
+            kafka_key = None if key is None else key if type(key) is bytes else key.encode()
+            if len(encoded) + (0 if kafka_key is None else len(kafka_key)) > limit:
+                self._too_large(key, value, encoded)
+                continue
             try:
-                produce(topic, encoded, None if key is None else key.encode())
+                produce(topic, encoded, kafka_key)
             except BufferError:
-                send(self.producer, topic, key, encoded)
+                send(self.producer, topic, kafka_key, encoded)
         if self.flush_every_batch:
             self.producer.flush()
         else:
             self.producer.poll(0)
         self._raise_failures()
+
+    def _too_large(self, key: str | bytes | None, value: Output, encoded: bytes) -> None:
+        """A record too large for a message: a dead letter cut to fit instead, and the run goes on.
+
+        One such record used to stop the dataflow on every restart (a poison pill).
+        """
+        kafka_key = None if key is None else (key if type(key) is bytes else key.encode())[:MAX_KEY_BYTES]
+        room = self.limit - (0 if kafka_key is None else len(kafka_key))
+        if isinstance(value, DeadLetter):
+            letter = fit(value, room)
+        else:
+            text_key = None if key is None else key if type(key) is str else key.decode("utf-8", "replace")
+            letter = too_large(self.dataflow, self.topic, text_key, encoded, room)
+        log.warning("%s: a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
+                    self.dataflow, self.topic, len(encoded), self.dead_letters)
+        send(self.producer, self.dead_letters, kafka_key, encode(letter))
 
     def close(self) -> None:
         self.producer.flush()
@@ -144,12 +169,37 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
             raise KafkaException(message)
 
 
-def send(producer: Producer, topic: str, key: str | None, value: bytes, timestamp: int = 0) -> None:
+PRODUCER_MAX_BYTES = 1_000_000
+"""librdkafka's default `message.max.bytes`: the largest message a producer sends."""
+MAX_KEY_BYTES = 1024
+"""A dead letter for a record too large keeps at most this much of its key as its Kafka key."""
+RECORD_OVERHEAD = 1024
+"""Room left for a record's framing in a batch (headers, lengths, timestamps), by a wide margin."""
+
+
+def message_limit(settings: Settings, topic: str, producer_max: int) -> int:
+    """The most bytes of key and value one message to `topic` may have.
+
+    The smaller of the producer's limit and the topic's `max.message.bytes`, which the broker
+    enforces (1 MB by default; Confluent Cloud allows up to 8 MB). Without the right to read the
+    topic's configuration, the producer's limit alone.
+    """
+    try:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        configs = admin(settings).describe_configs([resource], request_timeout=CONNECT_TIMEOUT_S)
+        entry = configs[resource].result(timeout=CONNECT_TIMEOUT_S).get("max.message.bytes")
+        topic_max = int(entry.value) if entry is not None and entry.value else producer_max
+    except (KafkaException, ValueError, TypeError):
+        topic_max = producer_max
+    return min(producer_max, topic_max) - RECORD_OVERHEAD
+
+
+def send(producer: Producer, topic: str, key: str | bytes | None, value: bytes, timestamp: int = 0) -> None:
     """Produce one record, waiting for deliveries while the local queue is full.
 
     Bytewax's KafkaSink fails the dataflow on a full queue instead (bytewax issue #522).
     """
-    encoded_key = None if key is None else key.encode()
+    encoded_key = None if key is None else key if type(key) is bytes else key.encode()
     while True:
         try:
             producer.produce(topic, value, encoded_key, timestamp=timestamp)

@@ -227,7 +227,11 @@ class ZipcodePopularEventAlert(Output, frozen=True):
 
 
 class DeadLetter(Output, frozen=True, omit_defaults=True):
-    """A bad input record (docs/outputs.md#dead-letters); `encoding` only appears for base64."""
+    """A bad input record, or an output too large to send (docs/outputs.md#dead-letters).
+
+    The optional fields appear only when they say something: `encoding` and `key_encoding` for
+    base64, the `*_bytes` and `*_sha256` pairs when a value or key was cut to fit in a message.
+    """
 
     dataflow: str
     topic: str
@@ -237,6 +241,11 @@ class DeadLetter(Output, frozen=True, omit_defaults=True):
     value: str | None
     error: str
     encoding: Literal["base64"] | None = None
+    key_encoding: Literal["base64"] | None = None
+    value_bytes: int | None = None
+    value_sha256: str | None = None
+    key_bytes: int | None = None
+    key_sha256: str | None = None
 
 
 CHANGELOGS = frozenset({
