@@ -98,7 +98,14 @@ class Cluster:
                     assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
                     pending.discard(message.partition())
                 else:
-                    key = message.key()
-                    records.append((key and key.decode(), msgspec.json.decode(message.value())))
+                    records.append((_text(message.key()), msgspec.json.decode(message.value())))
         consumer.close()
         return records
+
+
+def _text(key: bytes | None) -> str | bytes | None:
+    """A key as text, or as its bytes when they are not UTF-8 (a dead letter keeps such a key as it came)."""
+    try:
+        return None if key is None else key.decode()
+    except UnicodeDecodeError:
+        return key

@@ -70,17 +70,27 @@ def test_purchase_event_ticket_through_kafka(cluster):
 
 def test_output_the_broker_refuses_fails_the_run_loudly(cluster):
     # Outputs are delivered in the background (no wait per batch without recovery), so a refused
-    # delivery must still stop the run, naming the topic and the broker's reason.
+    # delivery must still stop the run, naming the topic and the broker's reason. The topic's size
+    # limit is read at start (records too large become dead letters): here it shrinks while the
+    # dataflow runs, which no check at start can foresee.
     topic = cluster.settings.topics.output("customer-stream-count")
-    limit = ConfigEntry("max.message.bytes", "40", incremental_operation=AlterConfigOpType.SET)
-    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[limit])
-    client = admin(cluster.settings)  # must outlive its futures
-    for future in client.incremental_alter_configs([resource]).values():
-        future.result(timeout=30)
-    cluster.produce("streams", [Stream(f"s{i}", f"customer-{i}", "a1") for i in range(50)])
-    done = cluster.run("customer_stream_count")
-    assert done.returncode != 0
-    assert f"not delivered to {topic}: Broker: Message size too large" in done.stderr
+    live = cluster.start("customer_stream_count", {"UTOPIA_TAIL": "true", "UTOPIA_CHANGELOG_FLUSH_MS": "0"})
+    try:
+        cluster.produce("streams", [Stream("s-first", "customer-first", "a1")])
+        cluster.wait_for("customer-stream-count", 1, timeout_s=30)
+        limit = ConfigEntry("max.message.bytes", "40", incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[limit])
+        client = admin(cluster.settings)  # must outlive its futures
+        for future in client.incremental_alter_configs([resource]).values():
+            future.result(timeout=30)
+        cluster.produce("streams", [Stream(f"s{i}", f"customer-{i}", "a1") for i in range(50)])
+        time.sleep(3)  # their deliveries are refused in the background; the next batch reports it
+        cluster.produce("streams", [Stream("s-last", "customer-last", "a1")])
+        _, stderr = live.communicate(timeout=60)
+    finally:
+        live.kill()
+    assert live.returncode != 0
+    assert f"not delivered to {topic}: Broker: Message size too large" in stderr
 
 
 def test_unreachable_broker_is_one_line():

@@ -99,3 +99,20 @@ def test_a_resume_from_recovery_continues_where_it_stopped(tmp_path):
     assert second.returncode == 0, second.stderr
     assert sorted((key, value["alert"], value["sold"]) for key, value in cluster.read("event-alerts")) == [
         (f"e{n}", alert, 4) for n in range(3) for alert in ("NEARLY_SOLD_OUT", "SOLD_OUT")]
+
+
+def test_with_two_workers_every_ticket_counts_once_in_a_zip(replay, tmp_path, monkeypatch):
+    # Two lanes: an event, its tickets and their buyers' homes may be read by different workers, which
+    # do not wait for each other (docs/outputs.md#ordering): a ticket may count before or after its
+    # buyer's move. Every ticket still counts exactly once.
+    cluster, files = replay
+    done = cluster.run("suggested_events_location", "-w", "2")
+    assert done.returncode == 0, done.stderr
+    for name, value in cluster.env.items():
+        monkeypatch.setenv(name, value)
+    run_on_files("suggested_events_location", files, tmp_path)
+    topic = cluster.settings.topics.output("zipcode-tickets")
+    from_files = dict((line["key"], line["value"]) for line in map(json.loads, (tmp_path / f"{topic}.jsonl").open()))
+    from_kafka = dict(cluster.read("zipcode-tickets"))
+    assert from_kafka.keys() == from_files.keys()
+    assert sum(value["tickets"] for value in from_kafka.values()) == sum(v["tickets"] for v in from_files.values())

@@ -142,3 +142,17 @@ def test_matches_the_reference_on_random_logs(log):
         waited = sorted((letter.key, letter.error) for _, letter in io.outputs["dead-letters"]
                         if letter.error.startswith("waited"))
         assert waited == sorted(unfinished)
+
+
+def test_a_processed_ticket_read_by_another_worker_than_its_event_waits_for_the_event_at_its_sales():
+    # Kafka, several workers: the worker that read the event and the one that read the ticket are
+    # two lanes, not ordered with each other; the ticket may reach the event's sales first.
+    from utopia.neighbours import LocatedTicket, NeighbourWatch
+    from utopia.steps import Placed, Sequenced
+
+    sales = NeighbourWatch("e1")
+    ticket = Sequenced(2, 50, LocatedTicket("t1", "ann", "e1", "11111"), 50)
+    assert list(sales.apply(ticket)) == []
+    questions = list(sales.apply(Placed(1, 40, event(capacity=1))))
+    assert len(questions) == 24 and {q.buyer for _, q in questions} == {"ann"}
+    assert (questions[0][1].lane, questions[0][1].position) == (2, 50)

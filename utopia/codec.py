@@ -330,12 +330,15 @@ def fit(letter: DeadLetter, limit: int) -> DeadLetter:
     return letter
 
 
-def too_large(dataflow: str, topic: str, key: str | None, encoded: bytes, limit: int) -> DeadLetter:
-    """The dead letter of an output record that cannot be sent: more than `limit` bytes with its key."""
+def too_large(dataflow: str, topic: str, key: str | None, encoded: bytes, limit: int, room: int | None = None) -> DeadLetter:
+    """The dead letter of an output record that cannot be sent: more than `limit` bytes with its key.
+
+    It is cut to fit in `room` bytes (default: `limit`), what its own Kafka key leaves.
+    """
     size = len(encoded) + (0 if key is None else len(key.encode()))
     letter = DeadLetter(dataflow, topic, -1, -1, key, encoded.decode(),
                         f"output too large: {size:,} bytes with its key, more than the {limit:,} a message may have")
-    return fit(letter, limit)
+    return fit(letter, limit if room is None else room)
 
 
 class Decoder:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable
 
 from bytewax.dataflow import Dataflow
@@ -149,7 +150,7 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
             letter = fit(value, room)
         else:
             text_key = None if key is None else key if type(key) is str else key.decode("utf-8", "replace")
-            letter = too_large(self.dataflow, self.topic, text_key, encoded, room)
+            letter = too_large(self.dataflow, self.topic, text_key, encoded, self.limit, room)
         log.warning("%s: a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
                     self.dataflow, self.topic, len(encoded), self.dead_letters)
         send(self.producer, self.dead_letters, kafka_key, encode(letter))
@@ -177,21 +178,34 @@ RECORD_OVERHEAD = 1024
 """Room left for a record's framing in a batch (headers, lengths, timestamps), by a wide margin."""
 
 
+_limits: dict[tuple[str, str], int] = {}
+_limits_lock = threading.Lock()
+
+
 def message_limit(settings: Settings, topic: str, producer_max: int) -> int:
-    """The most bytes of key and value one message to `topic` may have.
+    """The most bytes of key and value one message to `topic` may have (asked once per process and topic).
 
     The smaller of the producer's limit and the topic's `max.message.bytes`, which the broker
     enforces (1 MB by default; Confluent Cloud allows up to 8 MB). Without the right to read the
-    topic's configuration, the producer's limit alone.
+    topic's configuration, or without an answer in time, the producer's limit alone.
     """
+    with _limits_lock:
+        known = _limits.get((settings.bootstrap_servers, topic))
+        if known is None:
+            known = _limits[settings.bootstrap_servers, topic] = _topic_max(settings, topic, producer_max)
+    return min(producer_max, known) - RECORD_OVERHEAD
+
+
+def _topic_max(settings: Settings, topic: str, default: int) -> int:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    client = admin(settings)  # must outlive its futures
     try:
-        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-        configs = admin(settings).describe_configs([resource], request_timeout=CONNECT_TIMEOUT_S)
+        configs = client.describe_configs([resource], request_timeout=CONNECT_TIMEOUT_S)
         entry = configs[resource].result(timeout=CONNECT_TIMEOUT_S).get("max.message.bytes")
-        topic_max = int(entry.value) if entry is not None and entry.value else producer_max
-    except (KafkaException, ValueError, TypeError):
-        topic_max = producer_max
-    return min(producer_max, topic_max) - RECORD_OVERHEAD
+        return int(entry.value) if entry is not None and entry.value else default
+    except Exception as error:  # noqa: BLE001 -- any failure leaves the producer's own limit
+        log.info("the message size limit of %s is not known (%s): the producer's limit applies", topic, error)
+        return default
 
 
 def send(producer: Producer, topic: str, key: str | bytes | None, value: bytes, timestamp: int = 0) -> None:

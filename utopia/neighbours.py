@@ -25,7 +25,7 @@ import msgspec
 from utopia.codec import InRecord, RequiredWhen, as_in_record
 from utopia.holding import HeldUntilKnown
 from utopia.models import Address, Event, Ticket, ZipcodePopularEventAlert, ZipcodeTickets
-from utopia.sales import EventStatus, nearly_sold_out
+from utopia.sales import EventStatus, first_seen_place, nearly_sold_out
 from utopia.sharding import SHARD_KEYS, shard_key
 from utopia.steps import Lookup, Out, Placed, Sequenced
 from utopia.tickets import capacity_never_came
@@ -161,7 +161,9 @@ class NeighbourWatch(EventStatus):
 
     Every purchase that finds the event at least 90% sold (the NEARLY_SOLD_OUT threshold, whether
     or not it was the one that crossed it) asks every shard of customers about the buyer's zip.
-    Tickets waited in `HomeShard` already; nothing waits here.
+    Tickets waited for their event in `HomeShard` already. Only with several Kafka workers can one
+    come before its event here: when another worker read the event, its lane is not ordered with
+    the ticket's (docs/outputs.md#ordering); it then waits for the event here too.
     """
 
     __slots__ = ()
@@ -172,12 +174,21 @@ class NeighbourWatch(EventStatus):
     def apply(self, item: Placed) -> Iterator[Out]:  # type: ignore[override]
         value = item.value
         if type(value) is Event:
-            yield from super().apply(value)
-            return
+            self.event = first_seen_place(self.event, value)
+            if value.capacity is not None:
+                for waiting in self.held.release():
+                    yield from self.purchased(waiting)
+        elif self.event is None or self.event.capacity is None:
+            self.held.hold(item)
+        else:
+            yield from self.purchased(item)
+
+    def purchased(self, item: Sequenced) -> Iterator[Out]:
         for _ in self.sell():  # sold_out's alerts are not this dataflow's output
             pass
         if nearly_sold_out(self.sold, self.event.capacity):
-            question = PopularPurchase(item.lane, item.position, item.sub, value.eventid, value.zip5, value.customerid)
+            ticket = item.value
+            question = PopularPurchase(item.lane, item.position, item.sub, ticket.eventid, ticket.zip5, ticket.customerid)
             yield from ((key, question) for key in SHARD_KEYS)
 
 
