@@ -58,18 +58,19 @@ class Cluster:
                 send(producer, self.settings.topics.input(topic), record.id, msgspec.json.encode(record))
         producer.flush()
 
-    def run(self, dataflow: str, *args: str) -> subprocess.CompletedProcess:
+    def run(self, dataflow: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """`python -m bytewax.run dataflows.<dataflow>`, as a user runs it, until the inputs end."""
         return subprocess.run(
             [sys.executable, "-m", "bytewax.run", f"dataflows.{dataflow}", *args],
-            env=os.environ | self.env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env=os.environ | self.env | (env or {}), cwd=ROOT, capture_output=True, text=True, timeout=120,
         )
 
-    def start(self, dataflow: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(self, dataflow: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> subprocess.Popen:
         """`python -m bytewax.run dataflows.<dataflow>` left running, e.g. tailing; the caller stops it."""
         return subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", f"dataflows.{dataflow}"], env=os.environ | self.env | (env or {}),
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "bytewax.run", f"dataflows.{dataflow}", *args],
+            env=os.environ | self.env | (env or {}), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True,
         )
 
     def wait_for(self, output: str, count: int, timeout_s: float) -> list[tuple[str | None, dict]]:
@@ -84,23 +85,25 @@ class Cluster:
 
     def read(self, output: str) -> list[tuple[str | None, dict]]:
         """Every record of an output topic, partition by partition."""
-        topic = self.settings.topics.output(output)
-        consumer = Consumer(self.settings.kafka_config() | {
-            "group.id": f"{self.env['UTOPIA_OUTPUT_PREFIX']}test", "enable.partition.eof": True,
-            "enable.auto.commit": False,
-        })
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        pending, records = set(partitions), []
-        while pending:
-            for message in consumer.consume(500, 1.0):
-                if message.error():
-                    assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
-                    pending.discard(message.partition())
-                else:
-                    records.append((_text(message.key()), msgspec.json.decode(message.value())))
-        consumer.close()
-        return records
+        return read_topic(self.settings.kafka_config(), self.settings.topics.output(output),
+                          f"{self.env['UTOPIA_OUTPUT_PREFIX']}test")
+
+
+def read_topic(config: dict, topic: str, group: str = "kafka-workshop-test") -> list[tuple[str | bytes | None, dict]]:
+    """Every record of a topic, partition by partition, with the client settings `config`."""
+    consumer = Consumer(config | {"group.id": group, "enable.partition.eof": True, "enable.auto.commit": False})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    pending, records = set(partitions), []
+    while pending:
+        for message in consumer.consume(500, 1.0):
+            if message.error():
+                assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
+                pending.discard(message.partition())
+            else:
+                records.append((_text(message.key()), msgspec.json.decode(message.value())))
+    consumer.close()
+    return records
 
 
 def _text(key: bytes | None) -> str | bytes | None:

@@ -37,6 +37,8 @@ def test_shared_cluster_names_and_ids_start_with_the_output_prefix():
     ({"KAFKA_BOOTSTRAP_SERVERS": "localhost"}, "KAFKA_BOOTSTRAP_SERVERS='localhost' must be host:port"),
     ({"UTOPIA_START_OFFSET": "middle"}, "UTOPIA_START_OFFSET='middle' is not one of earliest, latest"),
     ({"UTOPIA_TAIL": "maybe"}, "UTOPIA_TAIL='maybe' is not true or false"),
+    ({"UTOPIA_CREATE_TOPICS": "yes"}, "UTOPIA_CREATE_TOPICS='yes' is not true or false"),
+    ({"KAFKA_SSL_CA_LOCATION": "/nowhere/ca.pem"}, "KAFKA_SSL_CA_LOCATION='/nowhere/ca.pem' is not a file"),
     ({"UTOPIA_BATCH_SIZE": "0"}, "UTOPIA_BATCH_SIZE='0' is not a positive whole number"),
     ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_PASSWORD": "s3cret"}, "needs KAFKA_SASL_USERNAME"),
 ])
@@ -53,3 +55,19 @@ def test_every_variable_is_in_the_readme_table():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for name, default, _ in VARIABLES:
         assert f"| `{name}` |" in readme, name
+
+
+def test_a_ca_file_and_any_other_librdkafka_setting_reach_every_client(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    s = Settings.from_env({"KAFKA_SSL_CA_LOCATION": str(ca), "KAFKA_CONFIG_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM": "none",
+                           "KAFKA_CONFIG_SASL_OAUTHBEARER_CLIENT_SECRET": "t0ken", "KAFKA_CONFIG_": "ignored"})
+    assert s.kafka_config() == {
+        "bootstrap.servers": "localhost:9092", "security.protocol": "PLAINTEXT", "ssl.ca.location": str(ca),
+        "ssl.endpoint.identification.algorithm": "none", "sasl.oauthbearer.client.secret": "t0ken"}
+    assert "t0ken" not in repr(s)  # a client setting may be a secret
+
+
+def test_a_client_setting_wins_over_the_projects_own():
+    s = Settings.from_env({"KAFKA_CONFIG_BOOTSTRAP_SERVERS": "other:9093"})
+    assert s.kafka_config()["bootstrap.servers"] == "other:9093"

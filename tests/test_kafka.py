@@ -99,7 +99,7 @@ def test_unreachable_broker_is_one_line():
         env={"KAFKA_BOOTSTRAP_SERVERS": "localhost:1", "PATH": ""}, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 1
-    assert done.stderr.startswith("utopia: cannot reach Kafka at localhost:1 within 10s")
+    assert done.stderr.startswith("utopia customer_stream_count: cannot reach Kafka at localhost:1 within 10s")
     assert done.stderr.count("\n") == 1, done.stderr
 
 
@@ -110,7 +110,7 @@ def test_missing_input_topic_is_one_line(cluster):
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 1
-    assert done.stderr.startswith("utopia: input topic(s) no-such-prefix-streams do not exist"), done.stderr
+    assert done.stderr.startswith("utopia customer_stream_count: input topic(s) no-such-prefix-streams do not exist"), done.stderr
 
 
 def test_sold_out_through_kafka(cluster):

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from confluent_kafka import KafkaException
+
 import dataflows
 from utopia.config import ConfigError, Settings
 
@@ -49,6 +51,9 @@ def run_on_files(name: str, input_dir: Path, output_dir: Path, workers: int = 1)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from utopia.faults import configure_logging
+
+    configure_logging(args.dataflow)
     started = time.monotonic()
     run_on_files(args.dataflow, args.input, args.output, args.workers)
     print(f"{args.dataflow}: done in {time.monotonic() - started:.1f}s, outputs in {args.output}")
@@ -123,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
         args.handler(args)
     except (UsageError, ConfigError) as error:
         sys.exit(_fail(error))
+    except KafkaException as error:  # e.g. an ACL that denies a write: one line, not a traceback
+        reason = error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
+        sys.exit(_fail(f"Kafka refused: {reason}"))
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -30,6 +30,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN (Confluent Cloud), SCRAM-SHA-256 or SCRAM-SHA-512"),
     ("KAFKA_SASL_USERNAME", "", "SASL username (Confluent Cloud: the API key)"),
     ("KAFKA_SASL_PASSWORD", "", "SASL password (Confluent Cloud: the API secret); never printed"),
+    ("KAFKA_SSL_CA_LOCATION", "", "a CA certificate file (PEM) to trust, for a cluster whose CA is not in the system's store"),
     ("UTOPIA_INPUT_PREFIX", "data-demo-", "prefix of the input topics"),
     ("UTOPIA_OUTPUT_PREFIX", "kafka-workshop-", "prefix of the output topics, consumer group and client ids"),
     ("UTOPIA_OUTPUT_SUFFIX", "", "suffix of the output topics, e.g. `-team-bigfoot` on a shared cluster"),
@@ -39,7 +40,10 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("UTOPIA_MAX_IDLE_MS", "1000", "how long a partition fetched to its end holds back the others"),
     ("UTOPIA_CHANGELOG_FLUSH_MS", "1000", "how long a changelog update may wait to be replaced by a newer one"),
     ("UTOPIA_EVENTDATE_ZONE", "UTC", "IANA zone of event dates written without one (the producer's local time)"),
+    ("UTOPIA_CREATE_TOPICS", "false", "true: a dataflow creates its missing output topics; false: it says which and stops"),
 )
+CLIENT_PREFIX = "KAFKA_CONFIG_"
+"""`KAFKA_CONFIG_<NAME>=value` sets any other librdkafka setting: `KAFKA_CONFIG_FETCH_WAIT_MAX_MS` is `fetch.wait.max.ms`."""
 _DEFAULTS = {name: default for name, default, _ in VARIABLES}
 
 
@@ -72,6 +76,8 @@ class Settings:
     sasl_mechanism: str = "PLAIN"
     sasl_username: str = ""
     sasl_password: str = field(default="", repr=False)
+    ssl_ca_location: str = ""
+    client_config: dict[str, str] = field(default_factory=dict, repr=False)  # values may be secrets
     topics: Topics = field(default_factory=Topics)
     start_offset: str = "earliest"
     tail: bool = True
@@ -79,6 +85,7 @@ class Settings:
     max_idle_ms: int = 1000
     changelog_flush_ms: int = 1000
     eventdate_zone: str = "UTC"
+    create_topics: bool = False
 
     @property
     def changelog(self) -> timedelta:
@@ -96,6 +103,12 @@ class Settings:
         def get(name: str) -> str:
             return env.get(name, _DEFAULTS[name]).strip()
 
+        def flag(name: str) -> bool:
+            value = get(name).lower()
+            if value not in ("true", "false"):
+                raise ConfigError(f"{name}={get(name)!r} is not true or false")
+            return value == "true"
+
         def choice(name: str, allowed: tuple[str, ...], normalize=str.upper) -> str:
             value = normalize(get(name))
             if value not in allowed:
@@ -112,9 +125,12 @@ class Settings:
             raise ConfigError(
                 f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
             )
-        tail = get("UTOPIA_TAIL").lower()
-        if tail not in ("true", "false"):
-            raise ConfigError(f"UTOPIA_TAIL={get('UTOPIA_TAIL')!r} is not true or false")
+        ca = get("KAFKA_SSL_CA_LOCATION")
+        if ca and not os.path.isfile(ca):
+            raise ConfigError(f"KAFKA_SSL_CA_LOCATION={ca!r} is not a file")
+        client = {name[len(CLIENT_PREFIX):].lower().replace("_", "."): value.strip()
+                  for name, value in env.items() if name.startswith(CLIENT_PREFIX) and len(name) > len(CLIENT_PREFIX)}
+        tail, create = flag("UTOPIA_TAIL"), flag("UTOPIA_CREATE_TOPICS")
         batch = get("UTOPIA_BATCH_SIZE")
         if not batch.isdigit() or int(batch) < 1:
             raise ConfigError(f"UTOPIA_BATCH_SIZE={batch!r} is not a positive whole number")
@@ -135,17 +151,24 @@ class Settings:
             sasl_mechanism=mechanism,
             sasl_username=username,
             sasl_password=password,
+            ssl_ca_location=ca,
+            client_config=client,
             topics=Topics(get("UTOPIA_INPUT_PREFIX"), get("UTOPIA_OUTPUT_PREFIX"), get("UTOPIA_OUTPUT_SUFFIX")),
             start_offset=choice("UTOPIA_START_OFFSET", START_OFFSETS, normalize=str.lower),
-            tail=tail == "true",
+            tail=tail,
             batch_size=int(batch),
             max_idle_ms=int(idle),
             changelog_flush_ms=int(flush),
             eventdate_zone=zone,
+            create_topics=create,
         )
 
     def kafka_config(self) -> dict[str, str]:
-        """librdkafka settings shared by consumers, producers and the admin client."""
+        """librdkafka settings shared by consumers, producers and the admin client.
+
+        `KAFKA_CONFIG_*` settings come last: what a user sets there wins, as client properties do
+        in Kafka Streams.
+        """
         config = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
         if self.security_protocol.startswith("SASL"):
             config |= {
@@ -153,4 +176,6 @@ class Settings:
                 "sasl.username": self.sasl_username,
                 "sasl.password": self.sasl_password,
             }
-        return config
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        return config | self.client_config

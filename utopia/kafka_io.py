@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from bytewax.dataflow import Dataflow
@@ -28,10 +29,12 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from utopia.codec import KafkaBatch, encode, fit, too_large
 from utopia.config import ConfigError, Settings
+from utopia.faults import broker_watch, client_log, configure_logging, peer_lost_hook
 from utopia.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
-from utopia.runtime import relax_garbage_collector
 from utopia.models import DeadLetter, Output
+from utopia.runtime import relax_garbage_collector
 from utopia.steps import FlowIO, Out, recovery_requested
+from utopia.stopping import stop_on_signals
 
 FETCH_CONFIG = {
     # librdkafka stops fetching a partition once 100,000 of its records wait in the queue and looks
@@ -79,17 +82,20 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
         # it: then auto.offset.reset moves to the earliest record. Unlike the logical beginning,
         # it needs no offset lookup before the first fetch.
         start = 0 if self.settings.start_offset == "earliest" else OFFSET_END
+        watch = broker_watch(self.settings.bootstrap_servers)
         config = self.settings.kafka_config() | CLIENT_CONFIG | FETCH_CONFIG | {
             "group.id": self.settings.topics.client_id(self.dataflow),
             "client.id": self.settings.topics.client_id(self.dataflow),
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
             "auto.offset.reset": "earliest",
+            "logger": client_log,
+            "error_cb": watch.error,
         }
         offset = start if resume_state is None else resume_state
         settings = self.settings
         merger = merger_for((id(self), step_id), settings.batch_size, settings.tail, settings.max_idle_ms / 1000)
-        return MergedPartition(merger, PartitionReader(for_part, config, topic, int(partition), offset))
+        return MergedPartition(merger, PartitionReader(for_part, config, topic, int(partition), offset, watch.answered))
 
 
 class _ProducerPartition(StatelessSinkPartition[Out]):
@@ -109,6 +115,9 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
             "linger.ms": 5,
             "delivery.report.only.error": True,
             "on_delivery": self._failed,
+            # Its log, but not its error callback: a producer polled only per batch hands over an
+            # outage's errors late, after the consumers have seen the broker come back.
+            "logger": client_log,
         }
         self.producer = Producer(config)
         self.topic, self.dataflow = topic, dataflow
@@ -256,36 +265,108 @@ def admin(settings: Settings) -> AdminClient:
 
 
 def existing_topics(settings: Settings) -> set[str]:
-    """The broker's topic names; a ConfigError naming the servers if it does not answer in time."""
+    """The broker's topic names; a ConfigError saying what failed and which variable to check.
+
+    librdkafka retries for ever and tells why only through its error callback: a wrong password,
+    a TLS listener spoken to in plain text, or the reverse, all looked alike here ("cannot reach
+    Kafka ... Broker transport failure", after 10 s). The callback's errors name the cause.
+    """
+    errors: list[KafkaError] = []
     try:
-        return set(admin(settings).list_topics(timeout=CONNECT_TIMEOUT_S).topics)
+        client = AdminClient(settings.kafka_config() | CLIENT_CONFIG | {"logger": _quiet, "error_cb": errors.append})
     except KafkaException as error:
-        reason = error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
-        raise ConfigError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} within {CONNECT_TIMEOUT_S:.0f}s ({reason})"
-        ) from None
+        raise ConfigError(f"a Kafka client setting is not accepted ({_reason(error)}): check the KAFKA_ variables, "
+                          "KAFKA_CONFIG_* included") from None
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        try:
+            return set(client.list_topics(timeout=0.5).topics)
+        except KafkaException as error:
+            last = _reason(error)
+        client.poll(0)  # serves the error callback
+        cause = diagnose(settings, errors)
+        if cause is not None:
+            raise ConfigError(cause)
+        if time.monotonic() > deadline:
+            raise ConfigError(f"cannot reach Kafka at {settings.bootstrap_servers} within {CONNECT_TIMEOUT_S:.0f}s "
+                              f"({last}): check KAFKA_BOOTSTRAP_SERVERS, and that the broker is up")
+
+
+def diagnose(settings: Settings, errors: list[KafkaError]) -> str | None:
+    """What the clients' errors say is wrong with the settings, as one line naming the variable; None if nothing."""
+    servers, protocol = settings.bootstrap_servers, settings.security_protocol
+    for error in errors:
+        text = error.str()
+        if "mechanism handshake failed" in text:  # the listener speaks no SASL, or not this mechanism
+            return (f"Kafka at {servers} does not answer as KAFKA_SECURITY_PROTOCOL={protocol} with "
+                    f"KAFKA_SASL_MECHANISM={settings.sasl_mechanism} expects ({_short(text)}): check "
+                    "KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_MECHANISM")
+        if error.code() == KafkaError._AUTHENTICATION or "Authentication failed" in text:
+            return (f"Kafka at {servers} refused the credentials of KAFKA_SASL_USERNAME={settings.sasl_username!r} "
+                    f"({_short(text)}): check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if "SSL handshake failed" in text or "certificate verify failed" in text:
+            return (f"TLS with Kafka at {servers} failed ({_short(text)}): check KAFKA_SECURITY_PROTOCOL={protocol} "
+                    "(does that listener use TLS?) and KAFKA_SSL_CA_LOCATION (is the broker's CA trusted?)")
+        if "security.protocol" in text or ("SASL" in text and protocol.startswith("SASL")):
+            return (f"Kafka at {servers} does not answer as KAFKA_SECURITY_PROTOCOL={protocol} expects "
+                    f"({_short(text)}): check KAFKA_SECURITY_PROTOCOL")
+    return None
+
+
+def _reason(error: KafkaException) -> str:
+    return error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
+
+
+def _short(text: str) -> str:
+    """librdkafka's message without the broker prefix it repeats (`localhost:9092/bootstrap: `)."""
+    return text.split(": ", 1)[1] if text.count(": ") and "/" in text.split(": ", 1)[0] else text
+
+
+def missing_outputs(settings: Settings, io: KafkaIO, existing: set[str]) -> None:
+    """Output topics are checked at start: reported in one line, or created with UTOPIA_CREATE_TOPICS=true.
+
+    The local broker creates a topic on first write; Confluent Cloud does not, and a run then
+    failed after 31 s with a traceback.
+    """
+    missing = [topic for topic in io.outputs if topic not in existing]
+    if not missing:
+        return
+    if settings.create_topics:
+        from utopia.topics import create  # topics imports this module
+
+        create(settings, names=missing, quiet=True)
+        log.info("created the missing output topic(s) %s", ", ".join(missing))
+        return
+    raise ConfigError(f"output topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: create "
+                      "them with `utopia topics create`, or set UTOPIA_CREATE_TOPICS=true to let the dataflow do it")
 
 
 def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataflow]:
     """The `flow` that `python -m bytewax.run dataflows.<name>` calls: the dataflow on Kafka.
 
     Settings come from the environment and are checked before Bytewax starts, so a bad value,
-    an unreachable broker or a missing input topic ends the run with one line, not a traceback.
+    an unreachable broker or a missing topic ends the run with one line, not a traceback.
     """
 
     def flow() -> Dataflow:
+        name = build.__module__.rsplit(".", 1)[-1]
+        configure_logging(name)
+        sys.excepthook = peer_lost_hook(name, sys.argv)
         try:
             settings = Settings.from_env()
             io = KafkaIO(settings)
             dataflow = build(io)
-            missing = sorted(set(io.inputs) - existing_topics(settings))
+            existing = existing_topics(settings)
+            missing = sorted(set(io.inputs) - existing)
             if missing:
                 raise ConfigError(
                     f"input topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: "
                     "create them with `utopia topics create` or fill them with `utopia generate --to kafka`"
                 )
+            missing_outputs(settings, io, existing)
         except ConfigError as error:
-            sys.exit(f"utopia: {error}")
+            sys.exit(f"utopia {name}: {error}")
+        stop_on_signals(name)
         relax_garbage_collector()
         return dataflow
 

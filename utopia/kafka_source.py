@@ -27,12 +27,14 @@ import time
 import weakref
 import zlib
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from itertools import chain, count
 from operator import itemgetter
 
 from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from utopia import stopping
 from utopia.codec import KafkaBatch
 
 CONNECT_TIMEOUT_S = 10.0
@@ -47,10 +49,12 @@ class PartitionReader:
     """One topic partition: its consumer, and the records fetched but not yet released."""
 
     __slots__ = ("name", "topic", "partition", "rank", "consumer", "pending", "stamps", "last_released",
-                 "next_offset", "committed", "at_end", "idle_since", "ended", "closed")
+                 "next_offset", "committed", "at_end", "idle_since", "ended", "closed", "answered")
 
-    def __init__(self, name: str, config: dict, topic: str, partition: int, offset: int):
+    def __init__(self, name: str, config: dict, topic: str, partition: int, offset: int,
+                 answered: Callable[[], None] = lambda: None):
         self.name, self.topic, self.partition = name, topic, partition
+        self.answered = answered  # told whenever the broker sent something: it is reachable
         self.rank = (topic, partition)  # how records of equal timestamp and offset are ordered
         self.consumer = Consumer(config)
         if offset < 0:
@@ -76,6 +80,7 @@ class PartitionReader:
         messages = self.consumer.consume(max_records, 0)
         if not messages:
             return
+        self.answered()
         if any(map(Message.error, messages)):  # a KafkaError is true, even for code 0
             for message in messages:
                 error = message.error()
@@ -239,6 +244,8 @@ class MergedPartition(StatefulSourcePartition[KafkaBatch, int]):
         return self.merger.lead == self.part.name
 
     def next_batch(self) -> list[KafkaBatch]:
+        if stopping.requested.is_set():  # Ctrl-C or SIGTERM: the input ends here (utopia.stopping)
+            raise StopIteration()
         if self.lead:
             if self.merger.finished:
                 raise StopIteration()

@@ -27,6 +27,7 @@ from bytewax.outputs import Sink
 
 from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, Required, dead_letter
 from utopia.config import Topics
+from utopia import stopping
 from utopia.holding import WaitingLog
 from utopia.models import Output, Record
 from utopia.sharding import SHARD_KEYS, SHARD_NAMES, SHARDS
@@ -86,7 +87,13 @@ def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], 
     """
     decoder = Decoder(flow.flow_id, io.topics, reads, io.zone)
     raw = op.input("consume", flow, io.source(flow.flow_id, decoder.topics))
-    decoded = op.map("decode", raw, decoder.decode)
+
+    def decode(batch: RecordBatch | KafkaBatch) -> Batch:
+        decoded = decoder.decode(batch)
+        stopping.count(len(batch), len(decoded.dead))
+        return decoded
+
+    decoded = op.map("decode", raw, decode)
     dead = op.flat_map("bad_records", decoded, _dead_letters)
     op.output("dead_letters", dead, io.sink(flow.flow_id, "dead-letters"))
     return op.filter("good_records", decoded, _has_records)
@@ -247,15 +254,20 @@ class _ShardLogic(StatefulBatchLogic):
         return [outputs] if outputs else []
 
     def finished(self) -> list[list[Out]]:
-        """What states that wait for something say at the end of the input (`at_end`)."""
-        if not self.step.ends:
+        """What states that wait for something say at the end of the input (`at_end`); nothing at a stop."""
+        if not self.step.ends or stopping.requested.is_set():
             return []
         outputs = [out for state in self.states.values() for out in state.at_end()]
         return [outputs] if outputs else []
 
     def unfinished(self) -> list[list[Out]]:
-        """What still waits at the end of the input, as dead letters (docs/outputs.md#waiting)."""
+        """What still waits at the end of the input, as dead letters (docs/outputs.md#waiting).
+
+        At a stop (utopia.stopping) the input has not ended: what waits is only logged.
+        """
         if not self.step.holds:
+            return []
+        if stopping.requested.is_set():
             return []
         dataflow = self.step.dataflow
         letters = _Unfinished(dead_letter(dataflow, raw, reason)

@@ -22,6 +22,7 @@ from operator import attrgetter
 import msgspec
 from bytewax.operators.windowing import UTC_MIN, UTC_MAX, Clock, ClockLogic, TumblingWindower
 
+from utopia import stopping
 from utopia.codec import Batch, as_in_record
 from utopia.dates import format_instant, instant_ms
 from utopia.models import Artist, NamedArtistStreams, Stream, TrendingArtists
@@ -190,7 +191,13 @@ def add_hour(window: HourCounts, more: HourCounts) -> HourCounts:
 
 
 def closed_window(keyed: tuple[str, tuple[int, HourCounts]]) -> list[tuple[str, HourCounts]]:
-    """A closed window, for the step that knows the artists' names."""
+    """A closed window, for the step that knows the artists' names.
+
+    None that a stop closed (Ctrl-C, utopia.stopping): Bytewax closes every open window when its
+    input ends, but an hour cut short by a stop is not over.
+    """
+    if stopping.requested.is_set():
+        return []
     return [(GLOBAL, keyed[1][1])]
 
 

@@ -1,0 +1,113 @@
+"""Against a secured cluster (SASL_SSL, PLAIN, a CA of its own, the workshop's ACLs): it runs, and failures are one line.
+
+The broker is the test's own (tests/secure_broker.py), started beside the local one on free ports.
+"""
+
+import os
+import subprocess
+import sys
+
+import msgspec
+import pytest
+from confluent_kafka import Producer
+
+from tests.kafka_support import ROOT, read_topic
+from tests.secure_broker import SecureBroker
+from utopia.config import Settings
+from utopia.kafka_io import send
+from utopia.models import Stream
+from utopia.topics import create
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    secured = SecureBroker(tmp_path_factory.mktemp("secured"))
+    admin = Settings.from_env(secured.env("admin"))
+    create(admin, partitions=3, quiet=True)  # auto-creation is off, as on Confluent Cloud
+    producer = Producer(secured.admin_config())
+    for i in range(30):
+        stream = Stream(f"s{i}", f"c{i % 3}", "a1")
+        send(producer, admin.topics.input("streams"), stream.id, msgspec.json.encode(stream))
+    producer.flush()
+    del producer  # it would log its reconnections through the outage test
+    yield secured
+    secured.close()
+
+
+def run(env: dict[str, str], *command: str) -> subprocess.CompletedProcess:
+    command = command or ("-m", "bytewax.run", "dataflows.customer_stream_count")
+    return subprocess.run([sys.executable, *command], env=os.environ | env | {"UTOPIA_TAIL": "false"}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_a_dataflow_runs_as_the_workshop_user_trusting_the_clusters_own_ca(broker):
+    done = run(broker.env("alice"))
+    assert done.returncode == 0, done.stderr
+    counts = read_topic(broker.admin_config(), "kafka-workshop-customer-stream-count")
+    assert {key: value["streams"] for key, value in counts} == {"c0": 10, "c1": 10, "c2": 10}
+
+
+def test_a_wrong_password_says_so_and_which_variables_to_check(broker):
+    done = run(broker.env("alice", password="not-the-password"))
+    assert done.returncode == 1
+    line = one_line(done.stderr)
+    assert line.startswith(f"utopia customer_stream_count: Kafka at localhost:{broker.port} refused the credentials "
+                           "of KAFKA_SASL_USERNAME='alice'"), line
+    assert line.endswith("check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+    assert "not-the-password" not in done.stderr
+
+
+def test_a_ca_not_trusted_says_so_and_which_variable_to_check(broker):
+    done = run(broker.env("alice", ca=False))
+    assert done.returncode == 1
+    line = one_line(done.stderr)
+    assert "TLS with Kafka at" in line and "KAFKA_SSL_CA_LOCATION" in line, line
+
+
+def test_the_generator_denied_a_write_says_so_in_one_line(broker):
+    done = run(broker.env("alice"), "-m", "utopia.cli", "generate", "--to", "kafka", "--customers", "2", "--artists", "1",
+               "--events", "1", "--tickets", "1", "--streams", "1")
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.startswith("utopia")]
+    assert "Traceback" not in done.stderr, done.stderr
+    assert len(lines) == 1 and "data-demo-" in lines[0] and "uthoriz" in lines[0], done.stderr
+
+
+def test_a_broker_outage_is_told_once_when_it_starts_and_once_when_it_ends(broker):
+    import signal
+    import time
+
+    env = os.environ | broker.env("alice") | {"UTOPIA_TAIL": "true", "UTOPIA_OUTPUT_PREFIX": "kafka-workshop-outage-",
+                                                 "UTOPIA_CREATE_TOPICS": "true"}
+    live = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflows.customer_stream_count"], env=env,
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(8)  # it has started and read the streams
+        broker.stop()
+        time.sleep(10)  # librdkafka retries all the while
+        broker.start()
+        producer = Producer(broker.admin_config())  # a new stream: records flow again
+        send(producer, "data-demo-streams", "s-after", msgspec.json.encode(Stream("s-after", "c0", "a1")))
+        producer.flush()
+        time.sleep(8)  # it reconnects and reads it
+        live.send_signal(signal.SIGINT)
+        _, stderr = live.communicate(timeout=60)
+    finally:
+        live.kill()
+        if broker.process.poll() is not None:
+            broker.start()
+    lines = stderr.splitlines()
+    assert sum("is unreachable" in line for line in lines) == 1, stderr
+    assert sum("answers again, after" in line for line in lines) == 1, stderr
+    assert len(lines) < 40, stderr  # librdkafka alone printed hundreds of lines for such an outage
+    assert all(" customer_stream_count " in line for line in lines), stderr
+    counts = read_topic(broker.admin_config(), "kafka-workshop-outage-customer-stream-count")
+    assert dict((key, value["streams"]) for key, value in counts)["c0"] == 11  # exact after the outage
