@@ -55,8 +55,16 @@ generate: topics
 live: topics
 	$(BIN)/utopia generate --to kafka --live
 
+# `make sold-out RECOVERY=1`: with a Bytewax recovery store in .recovery/<dataflow> (made on first use),
+# snapshotted every 10 s; a restart resumes where the last snapshot was (docs/outputs.md#delivery).
 $(DATAFLOWS): topics
+ifeq ($(RECOVERY),1)
+	@test -d .recovery/$(subst -,_,$@) || (mkdir -p .recovery/$(subst -,_,$@) && \
+		$(BIN)/python -m bytewax.recovery .recovery/$(subst -,_,$@) 1)
+	$(RUN) dataflows.$(subst -,_,$@) -r .recovery/$(subst -,_,$@) -s 10 -b 10
+else
 	$(RUN) dataflows.$(subst -,_,$@)
+endif
 
 schemas: install
 	$(BIN)/python -m utopia.schemas

@@ -35,7 +35,7 @@ def test_records_resumed_from_a_snapshot_count_again():
 
 def test_the_waiting_count_is_logged_when_it_changed(caplog, monkeypatch):
     monkeypatch.setattr(HeldUntilKnown, "waiting_in_process", 0)
-    log = WaitingLog("sold_out", every_s=0)
+    log = WaitingLog(every_s=0)
     with caplog.at_level(logging.WARNING, "utopia"):
         log.tick()  # nothing waits: nothing to say
         HeldUntilKnown.waiting_in_process = 7
@@ -44,6 +44,6 @@ def test_the_waiting_count_is_logged_when_it_changed(caplog, monkeypatch):
         HeldUntilKnown.waiting_in_process = 0
         log.tick()
     assert [r.getMessage() for r in caplog.records] == [
-        "sold_out: 7 record(s) wait for a record they refer to",
-        "sold_out: 0 record(s) wait for a record they refer to",
+        "7 record(s) wait for a record they refer to",
+        "0 record(s) wait for a record they refer to",
     ]

@@ -72,10 +72,13 @@ class HeldUntilKnown(Generic[R]):
 
 
 class WaitingLog:
-    """Logs how many records wait in this process, at most once per `every_s` and only on change."""
+    """Logs how many records wait in this process, at most once per `every_s` and only on change.
 
-    def __init__(self, dataflow: str, every_s: float = 30.0):
-        self.dataflow, self.every_s = dataflow, every_s
+    The log line's prefix names the dataflow (utopia.faults.configure_logging).
+    """
+
+    def __init__(self, every_s: float = 30.0):
+        self.every_s = every_s
         self.logged = 0
         self.next_at = time.monotonic() + every_s
 
@@ -86,4 +89,4 @@ class WaitingLog:
         waiting = HeldUntilKnown.waiting_in_process
         if waiting != self.logged:
             self.logged = waiting
-            log.warning("%s: %d record(s) wait for a record they refer to", self.dataflow, waiting)
+            log.warning("%d record(s) wait for a record they refer to", waiting)

@@ -27,6 +27,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from utopia import metrics
 from utopia.codec import KafkaBatch, encode, fit, too_large
 from utopia.config import ConfigError, Settings
 from utopia.faults import broker_watch, client_log, configure_logging, peer_lost_hook
@@ -163,6 +164,7 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
         log.warning("%s: a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
                     self.dataflow, self.topic, len(encoded), self.dead_letters)
         send(self.producer, self.dead_letters, kafka_key, encode(letter))
+        metrics.DEAD_LETTERS.labels(self.dataflow).inc()
 
     def close(self) -> None:
         self.producer.flush()

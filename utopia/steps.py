@@ -27,7 +27,7 @@ from bytewax.outputs import Sink
 
 from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, Required, dead_letter
 from utopia.config import Topics
-from utopia import stopping
+from utopia import metrics, stopping
 from utopia.holding import WaitingLog
 from utopia.models import Output, Record
 from utopia.sharding import SHARD_KEYS, SHARD_NAMES, SHARDS
@@ -88,9 +88,14 @@ def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], 
     decoder = Decoder(flow.flow_id, io.topics, reads, io.zone)
     raw = op.input("consume", flow, io.source(flow.flow_id, decoder.topics))
 
+    read_count, dead_count = metrics.RECORDS_READ.labels(flow.flow_id), metrics.DEAD_LETTERS.labels(flow.flow_id)
+
     def decode(batch: RecordBatch | KafkaBatch) -> Batch:
         decoded = decoder.decode(batch)
         stopping.count(len(batch), len(decoded.dead))
+        read_count.inc(len(batch))
+        if decoded.dead:
+            dead_count.inc(len(decoded.dead))
         return decoded
 
     decoded = op.map("decode", raw, decode)
@@ -110,7 +115,13 @@ def _has_records(batch: Batch) -> bool:
 @operator
 def write(step_id: str, up: Stream[list[Out]], io: FlowIO, output: str) -> None:
     """Write batches of output records to the output called `output`."""
-    op.output("produce", op.flat_map("each", up, _each), io.sink(up.flow().flow_id, output))
+    written = metrics.RECORDS_WRITTEN.labels(up.flow().flow_id, output)
+
+    def each(batch: list[Out]) -> list[Out]:
+        written.inc(len(batch))
+        return batch
+
+    op.output("produce", op.flat_map("each", up, each), io.sink(up.flow().flow_id, output))
 
 
 def _each(batch: list[Out]) -> list[Out]:
@@ -272,6 +283,7 @@ class _ShardLogic(StatefulBatchLogic):
         dataflow = self.step.dataflow
         letters = _Unfinished(dead_letter(dataflow, raw, reason)
                               for state in self.states.values() for raw, reason in state.unfinished())
+        metrics.DEAD_LETTERS.labels(dataflow).inc(len(letters))
         return [letters] if letters else []
 
     def snapshot(self) -> bytes | None:
@@ -544,7 +556,7 @@ def per_key(
             values = [Placed(lane, position + i, v) for i, v in zip(indices, values)]
         return values
 
-    step = _Step(flow_id, new, changelog, holds, WaitingLog(flow_id) if holds else None, recheck,
+    step = _Step(flow_id, new, changelog, holds, WaitingLog() if holds else None, recheck,
                  hasattr(new, "at_end"))
     logic = _OrderedLogic if ordered else _ShardLogic if lookups is None else _JoinLogic
     others = [stream for stream in (also, lookups, in_order) if stream is not None]

@@ -22,7 +22,7 @@ from operator import attrgetter
 import msgspec
 from bytewax.operators.windowing import UTC_MIN, UTC_MAX, Clock, ClockLogic, TumblingWindower
 
-from utopia import stopping
+from utopia import metrics, stopping
 from utopia.codec import Batch, as_in_record
 from utopia.dates import format_instant, instant_ms
 from utopia.models import Artist, NamedArtistStreams, Stream, TrendingArtists
@@ -207,6 +207,7 @@ def closings(keyed: tuple[str, Closings]) -> list[tuple[str, Closings]]:
 
 def late_streams(keyed: tuple[str, tuple[int, HourCounts]]) -> None:
     late = keyed[1][1]
+    metrics.LATE.labels("most_streamed_artists").inc(sum(late.counts.values()))
     log.warning("trending-artists: %d late stream(s) of the hour from %s not counted",
                 sum(late.counts.values()), format_instant(datetime.fromtimestamp(late.start_ms / 1000, UTC)))
 
