@@ -104,7 +104,14 @@ def test_top_customer_artists_killed_and_resumed_ends_on_every_final_value(world
     killed_and_resumed(cluster, records, tmp_path, "top_customer_artists", "top-customer-artists",
                        "top-customer-artists")
     finals = dict(cluster.read("top-customer-artists"))  # the last value of each key
-    assert finals == expected
+    # The first run reads a live feed: a partition still idle when another gets records is not waited
+    # for (docs/outputs.md#ordering), so which of two artists with equal counts got there first may
+    # differ from file mode. The counts may not.
+    assert counts_of(finals) == counts_of(expected)
+
+
+def counts_of(finals: dict) -> dict[str, list[int]]:
+    return {key: [artist["streams"] for artist in value["top"]] for key, value in finals.items()}
 
 
 def test_a_restart_without_recovery_writes_every_alert_again(world):
@@ -145,6 +152,5 @@ def test_two_processes_of_two_workers_give_what_one_worker_gives(world, tmp_path
     if dataflow == "top_customer_artists":
         # Counts are the same; which of two artists with equal counts "got there first" depends on
         # how the workers' partitions interleave (docs/outputs.md#ordering), so compare the counts.
-        got, expected = ({key: [a["streams"] for a in value["top"]] for key, value in finals.items()}
-                         for finals in (got, expected))
+        got, expected = counts_of(got), counts_of(expected)
     assert got == expected

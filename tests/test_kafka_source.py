@@ -105,3 +105,13 @@ def test_a_partition_fetched_to_its_end_is_done_when_not_tailing(monkeypatch, ta
     else:
         assert released == [("streams", 10), ("events", 15), ("streams", 20)]
         assert worker.merger.finished
+
+
+def test_a_full_queue_of_records_at_the_bound_fetches_on_instead_of_waiting_for_ever(monkeypatch):
+    # A batch retried by the producer landed after later ones: its records take their
+    # predecessor's timestamp (20), and a fetch's worth of them sit at the bound.
+    # More of them than a whole batch (100 here), so the queue stays full once events has ended.
+    worker = Worker(monkeypatch, {"streams": [[20] + [5] * 149, [30, EOF]], "events": [[40, EOF]]}, tail=False)
+    released = worker.release() + worker.release() + worker.release()
+    assert released == [("streams", 20)] + [("streams", 5)] * 149 + [("streams", 30), ("events", 40)]
+    assert worker.merger.finished

@@ -114,6 +114,8 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
         config = settings.kafka_config() | CLIENT_CONFIG | {
             "client.id": client_id,
             "linger.ms": 5,
+            # Retried batches keep their order: a changelog's last record must be its last value.
+            "enable.idempotence": True,
             "delivery.report.only.error": True,
             "on_delivery": self._failed,
             # Its log, but not its error callback: a producer polled only per batch hands over an

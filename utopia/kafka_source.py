@@ -167,6 +167,13 @@ class _Merger:
                     return []  # nothing fetched yet: anything may still come first
                 bound = min(bound, seen)
         cuts = [(part, cut) for part in parts if (cut := _before(part.stamps, bound))]
+        if not cuts:
+            # Nothing is earlier than the bound: the partition that sets it holds only records of
+            # that timestamp (a run of older ones written late takes its predecessor's), and as many
+            # as a fetch brings. Fetch on past them, or a full queue would wait for ever.
+            for part in reading:
+                if part.seen == bound and len(part.pending) >= share:
+                    part.fetch(share, self.tail, now)
         return [self._batch(cuts)] if cuts else []
 
     def _batch(self, cuts: list[tuple[PartitionReader, int]]) -> KafkaBatch:

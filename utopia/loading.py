@@ -94,8 +94,11 @@ class _Refused:
 
 def _producer(settings: Settings, refused: _Refused) -> Producer:
     client_id = settings.topics.client_id("generator")
+    # Idempotence keeps each partition in send order through retries: a fresh broker answers the first
+    # requests with "not leader" and, without it, a retried batch landed after later ones.
     return Producer(settings.kafka_config() | {
-        "client.id": client_id, "linger.ms": 20, "compression.type": "lz4", "on_delivery": refused})
+        "client.id": client_id, "linger.ms": 20, "compression.type": "lz4", "enable.idempotence": True,
+        "on_delivery": refused})
 
 
 def _ensure_input_topics(settings: Settings, partitions: int = 3) -> None:
