@@ -163,8 +163,8 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
         else:
             text_key = None if key is None else key if type(key) is str else key.decode("utf-8", "replace")
             letter = too_large(self.dataflow, self.topic, text_key, encoded, self.limit, room)
-        log.warning("%s: a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
-                    self.dataflow, self.topic, len(encoded), self.dead_letters)
+        log.warning("a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
+                    self.topic, len(encoded), self.dead_letters)
         send(self.producer, self.dead_letters, kafka_key, encode(letter))
         metrics.DEAD_LETTERS.labels(self.dataflow).inc()
 
@@ -370,7 +370,7 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
             missing_outputs(settings, io, existing)
         except ConfigError as error:
             sys.exit(f"utopia {name}: {error}")
-        stop_on_signals(name)
+        stop_on_signals()
         relax_garbage_collector()
         return dataflow
 

@@ -26,8 +26,8 @@ import threading
 import time
 import weakref
 import zlib
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from itertools import chain, count
 from operator import itemgetter
 

@@ -25,9 +25,9 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
+from utopia import metrics, stopping
 from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, Required, dead_letter
 from utopia.config import Topics
-from utopia import metrics, stopping
 from utopia.holding import WaitingLog
 from utopia.models import Output, Record
 from utopia.sharding import SHARD_KEYS, SHARD_NAMES, SHARDS
@@ -274,7 +274,7 @@ class _ShardLogic(StatefulBatchLogic):
     def unfinished(self) -> list[list[Out]]:
         """What still waits at the end of the input, as dead letters (docs/outputs.md#waiting).
 
-        At a stop (utopia.stopping) the input has not ended: what waits is only logged.
+        At a stop (utopia.stopping) the input has not ended: what waits stays, and is read again on restart.
         """
         if not self.step.holds:
             return []
@@ -501,6 +501,8 @@ def per_key(
     getters = {kind: field if callable(field) else attrgetter(field) for kind, field in key.items()}
     if tells and changelog is not None:
         raise TypeError(f"{step_id}: a step that tells how far it has sent sends alerts, not a changelog")
+    if in_order is not None and lookups is not None:
+        raise TypeError(f"{step_id}: a step takes another step's items in order or answers lookups, not both")
     marks = frozenset(lookups_from)
     everywhere = frozenset(broadcast)
     wanted = frozenset(getters) | marks | everywhere

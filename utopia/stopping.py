@@ -31,7 +31,7 @@ def count(records: int, dead: int) -> None:
         _read[1] += dead
 
 
-def stop_on_signals(dataflow: str) -> None:
+def stop_on_signals() -> None:
     """Handle SIGINT and SIGTERM in this process as a graceful stop."""
     previous = signal.getsignal(signal.SIGINT)
 
