@@ -156,10 +156,10 @@ class _JsonlPartition(StatelessSinkPartition[Out]):
 
 
 class JsonlSink(DynamicSink[Out]):
-    """One output topic as one JSONL file, lines in the order the workers produce them."""
+    """One output topic as one JSONL file, `<topic>.jsonl`, lines in the order the workers produce them."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, output_dir: Path, topic: str):
+        self.topic, self.path = topic, output_dir / f"{topic}.jsonl"
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _JsonlPartition:
         return _JsonlPartition(self.path)
@@ -177,4 +177,4 @@ class FileIO:
         return MergedFileSource(self.input_dir, topics, self.batch_size)
 
     def sink(self, dataflow: str, output: str) -> JsonlSink:
-        return JsonlSink(self.output_dir / f"{self.topics.output(output)}.jsonl")
+        return JsonlSink(self.output_dir, self.topics.output(output))

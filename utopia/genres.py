@@ -130,6 +130,7 @@ class GenreShard:
 
     placed = (Stream, Artist, Event)
     holds = (Stream, Event)
+    waits = "streams and events wait for their artist's genre"
 
     def __init__(self, key: str):
         self.shard = shard_of(key)

@@ -85,6 +85,7 @@ class HomeShard:
 
     placed = (Address, Event, Ticket)
     holds = (Ticket,)
+    waits = "tickets wait for their event's capacity, then their buyer's home"
     held = HeldUntilKnown
 
     def __init__(self, key: str):

@@ -46,6 +46,7 @@ class EventStatus:
 
     holds = (Ticket,)
     """Tickets arrive as `Sourced` tickets: one may wait for its event forever."""
+    waits = "tickets wait for their event's capacity"
 
     def __init__(self, eventid: str):
         self.eventid = eventid

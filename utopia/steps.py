@@ -480,6 +480,8 @@ def per_key(
       (placed too: `Placed(lane, position, (raw, record))`)
       and what still waits at the end of a finite input goes to the dead letters of `dead_letters`
       (the state says what with `unfinished()`).
+    - `waits`: in words, which records wait in the state and for what ("tickets wait for their
+      event"); the pictures of docs/dataflows.md mark the step with it (utopia.topology).
 
     `lookups` are items from another keyed step that read this step's state as of their place in
     the input (`state.read(lookup)`); `lookups_from` are the record types that cause them upstream.

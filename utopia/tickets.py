@@ -29,6 +29,7 @@ class TicketDesk:
 
     holds = (Ticket,)
     """Tickets reach the desk as `Sourced` tickets: one may wait for its event forever."""
+    waits = "tickets wait for their event's capacity"
 
     def __init__(self, eventid: str):
         self.eventid = eventid

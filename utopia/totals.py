@@ -120,6 +120,7 @@ class EventTotals:
 
     holds = (Ticket,)
     """Tickets arrive as `Sourced` tickets: one may wait for its event forever."""
+    waits = "tickets wait for their event"
 
     def __init__(self, eventid: str):
         self.eventid = eventid

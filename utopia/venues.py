@@ -76,6 +76,7 @@ class EventVenue:
 
     placed = (Event, Ticket)
     """Both come with their place in the input: where a venue's count grew."""
+    waits = "tickets wait for their event's venue"
 
     def __init__(self, eventid: str):
         self.eventid = eventid
@@ -118,6 +119,7 @@ class TicketsWaiting:
     __slots__ = ("eventid", "known", "held")
 
     holds = (Ticket,)
+    waits = "tickets wait for their event"
 
     def __init__(self, eventid: str):
         self.eventid = eventid
