@@ -1,4 +1,4 @@
-"""`utopia demo` / `make demo`: generate a data set, run every dataflow on it in file mode, summarise."""
+"""`utopia demo` / `make demo`: generate a data set, run every dataflow on it in file mode, summarise, tell what they found."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 import msgspec
 
 from utopia.cli import dataflow_names, run_on_files
+from utopia.config import Settings
 from utopia.generator import Sizes
 from utopia.loading import write_dir
+from utopia.story import read_outputs, story
 
 _CATEGORIES = ("status", "alert", "reason")
 
@@ -49,3 +51,6 @@ def run(data: Path, output: Path, seed: int = 42) -> None:
         for path in sorted((output / name).glob("*.jsonl")):
             print(summarize(path))
     print(f"\nAll outputs are in {output}/<dataflow>/<topic>.jsonl")
+    topics = Settings.from_env().topics
+    print("\nWhat each scenario found:")
+    print("\n".join(story((name, read_outputs(output / name, topics)) for name in dataflow_names())))
