@@ -63,24 +63,37 @@ def test_a_remote_broker_is_not_counted_as_the_local_one(tmp_path, monkeypatch):
     assert local_broker(Settings(bootstrap_servers="localhost:9092")) is None
 
 
-def test_worker_counts_take_turns_and_each_gets_its_median_run_and_start_up(monkeypatch):
+def test_kinds_of_run_take_turns_and_each_gets_its_median_run_and_start_up(monkeypatch):
     calls = []
-    # per round: 1 worker on the data, on empty topics, then 2 workers the same
-    seconds = iter([5.0, 0.4, 3.0, 0.6, 4.0, 0.5, 2.0, 0.7, 6.0, 0.3, 2.5, 0.9])
+    # per round: 1 worker on the data, on empty topics; 2 processes the same; 2 separate runs the same
+    seconds = iter([5.0, 0.4, 3.0, 0.6, 9.0, 0.8,
+                    4.0, 0.5, 2.0, 0.7, 8.0, 0.9,
+                    6.0, 0.3, 2.5, 0.9, 7.0, 0.6])
 
-    def fake_run(name, workers, records, settings):
-        calls.append((workers, records))
-        return Run(name, workers, records, next(seconds), 100.0, cpu=float(len(calls)))
+    def fake_run(name, workers, records, settings, separate=False):
+        calls.append((workers, records, separate))
+        return Run(name, workers, records * (workers if separate else 1), next(seconds), 100.0,
+                   cpu=float(len(calls)), separate=separate)
 
     monkeypatch.setattr(bench, "run_dataflow", fake_run)
     monkeypatch.setattr(bench, "host_speed", lambda: 0.1)
     speeds: list[float] = []
-    one, two = bench.measure("top_customer_artists", [1, 2], 1_000_000, None, None, 3, speeds)
-    assert calls == [(1, 1_000_000), (1, 0), (2, 1_000_000), (2, 0)] * 3
+    one, two, apart = bench.measure("top_customer_artists", [1, 2], 1_000_000, None, None, 3, speeds)
+    assert calls == [(1, 1_000_000, False), (1, 0, False), (2, 1_000_000, False), (2, 0, False),
+                     (2, 1_000_000, True), (2, 0, True)] * 3
     assert speeds == [0.1, 0.1, 0.1]
     assert (one.workers, one.seconds, one.startup) == (1, 5.0, 0.4)
     assert (two.workers, two.seconds, two.startup) == (2, 2.5, 0.7)
-    assert (one.cpu, one.startup_cpu, two.cpu, two.startup_cpu) == (1.0, 2.0, 11.0, 8.0)  # the medians' own
+    assert (apart.separate, apart.records, apart.seconds, apart.startup) == (True, 2_000_000, 8.0, 0.8)
+    assert (one.cpu, one.startup_cpu, two.cpu, two.startup_cpu) == (1.0, 2.0, 15.0, 10.0)  # the medians' own
+
+
+def test_the_cost_per_record_takes_start_up_off_and_compares_with_one_worker():
+    runs = [Run("sold_out", 1, 1_000_000, 4.0, 100.0, cpu=4.5, startup_cpu=0.5),
+            Run("sold_out", 2, 1_000_000, 3.0, 100.0, cpu=6.0, startup_cpu=1.0),
+            Run("sold_out", 2, 2_000_000, 5.0, 100.0, cpu=11.0, startup_cpu=1.0, separate=True)]
+    assert [r.cpu_per_million for r in runs] == [4.0, 5.0, 5.0]
+    assert bench.cost_table(runs)[-1] == "| sold_out | 4.00 | 5.00 | 1.25x | 5.00 | 1.25x |"
 
 
 def test_the_instruction_count_child_runs_a_dataflow_on_its_input_and_says_how_many_records_it_read(tmp_path):

@@ -40,6 +40,7 @@ def test_shared_cluster_names_and_ids_start_with_the_output_prefix():
     ({"UTOPIA_CREATE_TOPICS": "yes"}, "UTOPIA_CREATE_TOPICS='yes' is not true or false"),
     ({"KAFKA_SSL_CA_LOCATION": "/nowhere/ca.pem"}, "KAFKA_SSL_CA_LOCATION='/nowhere/ca.pem' is not a file"),
     ({"UTOPIA_BATCH_SIZE": "0"}, "UTOPIA_BATCH_SIZE='0' is not a positive whole number"),
+    ({"UTOPIA_SHARDS": "0"}, "UTOPIA_SHARDS='0' is not a positive whole number"),
     ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_PASSWORD": "s3cret"}, "needs KAFKA_SASL_USERNAME"),
 ])
 def test_bad_values_give_one_line_naming_the_variable(env, message):

@@ -2,12 +2,14 @@
 
 from datetime import timedelta
 
+import pytest
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSource, run_main
 
 from dataflows import customer_stream_count, purchase_event_ticket
 from tests.conftest import plain
 from utopia import steps
+from utopia.config import ConfigError
 from utopia.models import Event, Stream, Ticket
 from utopia.steps import recovery_requested
 from utopia.testing import TestingIO, kafka_records
@@ -61,3 +63,16 @@ def test_a_join_keeps_its_pending_lookups_and_progress_across_a_crash(tmp_path, 
     io = run_with_crash(sold_out.build, records, tmp_path, monkeypatch)
     assert sorted({(v.eventid, v.email) for v in io.values("event-streamer-alerts")}) == [
         ("e1", "before@c1.io"), ("e2", "after@c1.io")]
+
+
+def test_a_recovery_store_resumes_only_with_the_shard_count_it_was_written_with(monkeypatch):
+    """A key's shard depends on UTOPIA_SHARDS: under another count its state would sit in the wrong shard."""
+    monkeypatch.setattr(steps._ShardLogic, "snapshots", True)
+    step = steps._Step("flow", lambda key: [], None, (), None)
+    shard = steps._ShardLogic(None, step)
+    shard.states["c1"] = [7]
+    snapshot = shard.snapshot()
+    assert steps._ShardLogic(snapshot, step).states == {"c1": [7]}
+    monkeypatch.setattr(steps, "SHARDS", steps.SHARDS + 8)
+    with pytest.raises(ConfigError, match=r"written with UTOPIA_SHARDS=24 and this run has 32"):
+        steps._ShardLogic(snapshot, step)

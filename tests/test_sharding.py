@@ -1,5 +1,8 @@
 """Shards split evenly over Bytewax workers: checked on real Bytewax workers, not on our hash."""
 
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 
@@ -8,7 +11,9 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main
 
-from utopia.sharding import SHARD_NAMES, SHARDS, bytewax_route, siphash13
+from utopia.generator import Sizes
+from utopia.loading import write_dir
+from utopia.sharding import SHARD_NAMES, SHARDS, bytewax_route, configured_shards, siphash13
 
 
 def workers_of_shards(workers: int) -> Counter:
@@ -49,3 +54,23 @@ def test_each_shard_has_a_key_of_its_own():
 
     assert [shard_of(key) for key in SHARD_KEYS] == list(range(SHARDS))
     assert shard_of(shard_key("c-0000017")) == shard_of("c-0000017")
+
+
+def test_the_shard_count_is_a_setting():
+    assert configured_shards({}) == 24
+    assert configured_shards({"UTOPIA_SHARDS": "48"}) == 48
+    assert configured_shards({"UTOPIA_SHARDS": "none"}) == 24  # Settings.from_env stops such a run (test_config)
+
+
+def test_another_shard_count_gives_the_same_outputs(tmp_path):
+    """UTOPIA_SHARDS only changes how keys are grouped for the workers, never a result."""
+    write_dir(tmp_path / "in", Sizes(customers=40, artists=8, events=12, tickets=300, streams=800, zipcodes=3), 5)
+    finals = {}
+    for shards in ("24", "5"):
+        out = tmp_path / shards
+        subprocess.run([sys.executable, "-m", "utopia.cli", "run", "sold_out", "--input", str(tmp_path / "in"),
+                        "--output", str(out), "--workers", "2"], env=os.environ | {"UTOPIA_SHARDS": shards},
+                       check=True, capture_output=True)
+        finals[shards] = {path.name: sorted(path.read_text().splitlines()) for path in out.glob("*.jsonl")}
+    assert finals["5"] == finals["24"]
+    assert len(finals["24"]["kafka-workshop-event-streamer-alerts.jsonl"]) > 0

@@ -51,6 +51,8 @@ class Run:
     """Seconds the same run takes on empty input topics: start-up and shutdown, no records."""
     startup_cpu: float = 0.0
     """CPU seconds of that run on empty input topics."""
+    separate: bool = False
+    """`workers` separate 1-worker runs at once, each of the whole input (`records` counts them all)."""
 
     @property
     def cores(self) -> float:
@@ -65,6 +67,11 @@ class Run:
         over every core, the broker's share included.
         """
         return self.seconds / (self.startup + max(self.cpu - self.startup_cpu, 0.0) / cores)
+
+    @property
+    def cpu_per_million(self) -> float:
+        """CPU seconds per million input records, start-up's taken off: what the records themselves cost."""
+        return max(self.cpu - self.startup_cpu, 0.0) / self.records * 1e6
 
     @property
     def rate(self) -> float:
@@ -141,11 +148,13 @@ def raw_limit(settings: Settings) -> Run:
     return Run("raw confluent-kafka + msgspec (streams)", 1, records, seconds, 0.0)
 
 
-def run_dataflow(name: str, workers: int, records: int, settings: Settings) -> Run:
+def run_dataflow(name: str, workers: int, records: int, settings: Settings, separate: bool = False) -> Run:
     """The dataflow from its launch to its exit at the end of the input, as separate processes.
 
     Its output topics are created before and deleted after, as `utopia topics create` would have
     them ready for a real deployment: the run does not wait for the broker to auto-create them.
+    `separate`: `workers` unconnected 1-worker runs at once, each reading the whole input, to tell
+    what two busy processes cost each other on this machine from what exchanging records costs.
     """
     env = os.environ | {
         "UTOPIA_INPUT_PREFIX": settings.topics.input_prefix,
@@ -156,7 +165,10 @@ def run_dataflow(name: str, workers: int, records: int, settings: Settings) -> R
     outputs = dataflow_io(name, run_settings).outputs
     topics.create(run_settings, names=outputs, quiet=True)
     command = [sys.executable, "-m", "bytewax.run", f"dataflows.{name}"]
-    if workers > 1:
+    if separate:
+        commands = [command] * workers
+        records *= workers
+    elif workers > 1:
         addresses = ";".join(f"localhost:{FIRST_PORT + i}" for i in range(workers))
         commands = [command + ["-i", str(i), "-a", addresses] for i in range(workers)]
     else:
@@ -166,9 +178,10 @@ def run_dataflow(name: str, workers: int, records: int, settings: Settings) -> R
     started = time.monotonic()
     processes = [subprocess.Popen(commands[0], env=env, cwd=ROOT)]
     if len(commands) > 1:
-        # The others connect to process 0, and timely retries a refused connection only after a
-        # second: start them once it listens.
-        _wait_listening(FIRST_PORT, processes[0])
+        if not separate:
+            # The others connect to process 0, and timely retries a refused connection only after a
+            # second: start them once it listens.
+            _wait_listening(FIRST_PORT, processes[0])
         processes += [subprocess.Popen(c, env=env, cwd=ROOT) for c in commands[1:]]
     peak_kb = dict.fromkeys(range(len(processes)), 0)
     running, cpu = dict(enumerate(processes)), 0.0
@@ -188,26 +201,27 @@ def run_dataflow(name: str, workers: int, records: int, settings: Settings) -> R
     for process in processes:
         if process.returncode != 0:
             raise SystemExit(f"{name} with {workers} workers failed (exit {process.returncode})")
-    return Run(name, workers, records, seconds, max(peak_kb.values()) / 1024, cpu)
+    return Run(name, workers, records, seconds, max(peak_kb.values()) / 1024, cpu, separate=separate)
 
 
 def measure(name: str, workers: list[int], records: int, settings: Settings, empty: Settings, repeat: int,
             speeds: list[float]) -> list[Run]:
-    """The median run per worker count, each with its median start-up.
+    """The median run per worker count, and per count above 1 as separate 1-worker runs, each with its median start-up.
 
-    Rounds alternate the worker counts (and a host speed check), so that a slower spell of this
+    Rounds alternate the kinds of run (and a host speed check), so that a slower spell of this
     machine, which shares its host, falls on both sides of a comparison rather than on one.
     """
-    done: dict[int, list[Run]] = {w: [] for w in workers}
-    startups: dict[int, list[Run]] = {w: [] for w in workers}
+    kinds = [(w, False) for w in workers] + [(w, True) for w in workers if w > 1]
+    done: dict[tuple[int, bool], list[Run]] = {kind: [] for kind in kinds}
+    startups: dict[tuple[int, bool], list[Run]] = {kind: [] for kind in kinds}
     for _ in range(repeat):
         speeds.append(host_speed())
-        for w in workers:
-            done[w].append(run_dataflow(name, w, records, settings))
-            startups[w].append(run_dataflow(name, w, 0, empty))
+        for w, separate in kinds:
+            done[w, separate].append(run_dataflow(name, w, records, settings, separate))
+            startups[w, separate].append(run_dataflow(name, w, 0, empty, separate))
     medians = []
-    for w in workers:
-        run, startup = median_run(done[w]), median_run(startups[w])
+    for kind in kinds:
+        run, startup = median_run(done[kind]), median_run(startups[kind])
         run.startup, run.startup_cpu = startup.seconds, startup.cpu
         medians.append(run)
     return medians
@@ -361,7 +375,7 @@ def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes, pa
         f"| {raw.dataflow} | 1 | {raw.records:,} | {raw.seconds:.2f} | | {raw.rate:,.0f} | 1.00 | | | | | | | |",
     ]
     single = {r.dataflow: r for r in runs if r.workers == 1}
-    for r in runs:
+    for r in (r for r in runs if not r.separate):
         one = single[r.dataflow]
         speedup = f"{r.rate / one.rate:.2f}x" if r.workers > 1 else ""
         steady = f"{r.rate_after_startup / one.rate_after_startup:.2f}x" if r.workers > 1 else ""
@@ -369,10 +383,39 @@ def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes, pa
         lines.append(f"| {r.dataflow} | {r.workers} | {r.records:,} | {r.seconds:.2f} | {r.startup:.2f} | "
                      f"{r.rate:,.0f} | {r.rate / raw.rate:.2f} | {speedup} | {r.rate_after_startup:,.0f} | {steady} | "
                      f"{r.cpu:.2f} | {r.cores:.2f} | {ceiling} | {r.peak_rss_mb:,.0f} |")
+    lines += cost_table(runs)
     lines += ["", "State size per key (pickled, on a default-size data set: `utopia generate` without options):", "",
               "| state | bytes per key |", "|---|---|"]
     lines += [f"| {label} | {size:,.0f} |" for label, size in states.items()]
     return "\n".join(lines) + "\n"
+
+
+def cost_table(runs: list[Run]) -> list[str]:
+    """CPU per record of 1 worker, of 2 connected processes, and of 2 separate 1-worker runs at once."""
+    single = {r.dataflow: r for r in runs if r.workers == 1}
+    others = sorted({r.workers for r in runs if r.workers > 1})
+    header = ["dataflow", "1 worker"]
+    for w in others:
+        header += [f"{w} processes", f"{w} processes vs 1 worker", f"{w} separate 1-worker runs at once", "vs 1 worker"]
+    lines = [
+        "", "## Cost per record", "",
+        "CPU seconds per million input records (the run's CPU s minus its start-up's, the broker's included). "
+        "**N processes** is one run over N connected processes (`-i`/`-a`), which split the partitions and send "
+        "each record to the process that holds its key's state. **N separate 1-worker runs at once** are N "
+        "unconnected runs, each of the whole input, at the same time: they exchange nothing, so what they cost "
+        "above one worker alone is what busy processes cost each other on this machine (its cores, caches and the "
+        "broker shared); the rest of the connected run's difference is the exchange.", "",
+        "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+    ]
+    for name, one in single.items():
+        cells = [name, f"{one.cpu_per_million:.2f}"]
+        for w in others:
+            for separate in (False, True):
+                run = next((r for r in runs if r.dataflow == name and r.workers == w and r.separate == separate), None)
+                cells += ["", ""] if run is None else [f"{run.cpu_per_million:.2f}",
+                                                       f"{run.cpu_per_million / one.cpu_per_million:.2f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def empty_input(partitions: int) -> Settings:
@@ -407,7 +450,8 @@ def main() -> None:
     for name in args.dataflows:
         records = input_records(name, settings, counts)
         for run in measure(name, args.workers, records, settings, empty, args.repeat, speeds):
-            print(f"{name} x{run.workers}: {run.rate:,.0f} records/s ({run.rate_after_startup:,.0f} after "
+            kind = f"{run.workers} separate" if run.separate else f"x{run.workers}"
+            print(f"{name} {kind}: {run.cpu_per_million:.2f} CPU s per million records; {run.rate:,.0f} records/s ({run.rate_after_startup:,.0f} after "
                   f"{run.startup:.2f}s start-up), {run.cores:.2f} cores busy, {run.peak_rss_mb:,.0f} MB",
                   file=sys.stderr)
             runs.append(run)

@@ -96,13 +96,7 @@ class KafkaBatch:
 
     @staticmethod
     def record(message) -> InRecord:
-        key = message.key()
-        try:
-            text_key = None if key is None else key.decode()
-        except UnicodeDecodeError:
-            text_key = key
-        return InRecord(message.topic(), message.partition(), message.offset(), text_key, message.value(),
-                        message.timestamp()[1])
+        return InRecord(*_message_fields(message))
 
 
 class Batch:
@@ -178,9 +172,18 @@ def as_in_record(raw: InRecord | Message) -> InRecord:
     return raw if isinstance(raw, InRecord) else KafkaBatch.record(raw)
 
 
+def _message_fields(message: Message) -> tuple:
+    """A Kafka message's fields in `InRecord`'s order, its key as text when it is UTF-8."""
+    key = message.key()
+    try:
+        text_key = None if key is None else key.decode()
+    except UnicodeDecodeError:
+        text_key = key
+    return message.topic(), message.partition(), message.offset(), text_key, message.value(), message.timestamp()[1]
+
+
 def _pickled_message(message: Message) -> tuple:
-    record = KafkaBatch.record(message)
-    return InRecord, (record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
+    return InRecord, _message_fields(message)
 
 
 # A record that waits keeps the Kafka message it came in (a C object pickle cannot copy): pickled,

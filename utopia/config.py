@@ -41,6 +41,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("UTOPIA_CHANGELOG_FLUSH_MS", "1000", "how long a changelog update may wait to be replaced by a newer one"),
     ("UTOPIA_EVENTDATE_ZONE", "UTC", "IANA zone of event dates written without one (the producer's local time)"),
     ("UTOPIA_CREATE_TOPICS", "false", "true: a dataflow creates its missing output topics; false: it says which and stops"),
+    ("UTOPIA_SHARDS", "24", "groups of keys a keyed step spreads over workers: at most this many workers share a step"),
 )
 CLIENT_PREFIX = "KAFKA_CONFIG_"
 """`KAFKA_CONFIG_<NAME>=value` sets any other librdkafka setting: `KAFKA_CONFIG_FETCH_WAIT_MAX_MS` is `fetch.wait.max.ms`."""
@@ -140,6 +141,9 @@ class Settings:
         flush = get("UTOPIA_CHANGELOG_FLUSH_MS")
         if not flush.isdigit():
             raise ConfigError(f"UTOPIA_CHANGELOG_FLUSH_MS={flush!r} is not a whole number of milliseconds")
+        shards = get("UTOPIA_SHARDS")
+        if not shards.isdigit() or int(shards) < 1:
+            raise ConfigError(f"UTOPIA_SHARDS={shards!r} is not a positive whole number")
         zone = get("UTOPIA_EVENTDATE_ZONE")
         try:
             zone_named(zone)

@@ -33,7 +33,7 @@ from utopia.config import ConfigError, Settings
 from utopia.faults import broker_watch, client_log, configure_logging, peer_lost_hook
 from utopia.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
 from utopia.models import DeadLetter, Output
-from utopia.runtime import relax_garbage_collector
+from utopia.runtime import keep_thread_state, relax_garbage_collector
 from utopia.steps import FlowIO, Out, recovery_requested
 from utopia.stopping import stop_on_signals
 
@@ -242,6 +242,7 @@ class KafkaTopicSink(DynamicSink[Out]):
         self.settings, self.dataflow, self.topic = settings, dataflow, topic
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProducerPartition:
+        keep_thread_state()  # every worker builds every sink, on its own thread, before any record
         return _ProducerPartition(self.settings, self.dataflow, self.topic)
 
 

@@ -10,15 +10,31 @@ split on real Bytewax workers, so a Bytewax change to its routing shows up as a 
 from __future__ import annotations
 
 import itertools
+import os
 import zlib
+from collections.abc import Mapping
 
-SHARDS = 24
-"""Keys are grouped into this many shards; a shard is the unit Bytewax routes to a worker.
-
-Twice 12, so they split exactly over 2, 3, 4, 6 or 12 workers; few enough that a source batch
+DEFAULT_SHARDS = 24
+"""Twice 12, so shards split exactly over 2, 3, 4, 6 or 12 workers; few enough that a source batch
 becomes two dozen Bytewax items rather than a thousand. Each item costs Bytewax's keyed step a
 Python call and its bookkeeping: with 64, top_customer_artists ran 3.6% more instructions per record.
 """
+
+
+def configured_shards(env: Mapping[str, str] = os.environ) -> int:
+    """`UTOPIA_SHARDS` (docs/outputs.md#shards), read when the module loads, before any setting is checked.
+
+    A value that is not a positive whole number gives the default here; `Settings.from_env`, which
+    every run calls before it starts, then stops the run with a one-line message.
+    """
+    value = env.get("UTOPIA_SHARDS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_SHARDS
+
+
+SHARDS = configured_shards()
+"""Keys are grouped into this many shards; a shard is the unit Bytewax routes to a worker, so at
+most this many workers share a keyed step. Every process of a run must have the same number, and a
+recovery store holds states by shard: it resumes only with the number it was written with."""
 
 _CYCLE = 12
 _MASK = (1 << 64) - 1

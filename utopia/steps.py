@@ -27,7 +27,7 @@ from bytewax.outputs import Sink
 
 from utopia import metrics, stopping
 from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, Required, dead_letter
-from utopia.config import Topics
+from utopia.config import ConfigError, Topics
 from utopia.holding import WaitingLog
 from utopia.models import Output, Record
 from utopia.sharding import SHARD_KEYS, SHARD_NAMES, SHARDS
@@ -203,7 +203,11 @@ class _ShardLogic(StatefulBatchLogic):
         self.states: dict[str, Any] = {}
         self.changed: dict[str, None] = {}  # an ordered set of the keys to flush
         if snapshot is not None:
-            self._restore(*pickle.loads(snapshot))
+            shards, state = pickle.loads(snapshot)
+            if shards != SHARDS:  # its keys belong to other shards now: their states would never be found
+                raise ConfigError(f"the recovery store was written with UTOPIA_SHARDS={shards} and this run has "
+                                  f"{SHARDS}: resume with {shards}, or start with a new recovery store")
+            self._restore(*state)
         self.step = step
         self.flush_at: datetime | None = None
         self.recheck_at = None if step.recheck is None else datetime.now(UTC) + step.recheck
@@ -293,7 +297,7 @@ class _ShardLogic(StatefulBatchLogic):
         # unflushed keys go along, so no changelog update is lost on resume.
         if not self.snapshots:
             return None
-        return pickle.dumps(self._snapshot_state(), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((SHARDS, self._snapshot_state()), pickle.HIGHEST_PROTOCOL)
 
     def _snapshot_state(self) -> tuple:
         return self.states, self.changed
@@ -520,7 +524,7 @@ def per_key(
                             pairs.append(pair)
                     continue
                 shards[zlib.crc32(pair[0].encode()) % SHARDS].append(pair)
-            return [(SHARD_NAMES[n], pairs) for n, pairs in enumerate(shards) if pairs]
+            return [(SHARD_NAMES[n], _Parcel(pairs)) for n, pairs in enumerate(shards) if pairs]
         marked = False
         for kind, records, indices in batch.runs(wanted):
             if kind in everywhere:
@@ -540,7 +544,7 @@ def per_key(
             mark = _Mark(batch.lane, batch.end)
             for pairs in shards:
                 pairs.append((None, mark))
-        return [(SHARD_NAMES[n], pairs) for n, pairs in enumerate(shards) if pairs]
+        return [(SHARD_NAMES[n], _Parcel(pairs)) for n, pairs in enumerate(shards) if pairs]
 
     def _keyed(batch: Batch, kind: type, records: list, indices: Sequence[int]) -> tuple[list[str], Iterable[Any]]:
         """The keys and values of a run of records of one type, in C loops where it can."""
@@ -573,6 +577,24 @@ def per_key(
     waited = op.branch("waited_until_the_end", outputs, _is_unfinished)
     op.output("dead_letters", op.flat_map("each_dead_letter", waited.trues, _each), dead_letters.sink(flow_id, "dead-letters"))
     return waited.falses
+
+
+class _Parcel(list):
+    """What a shard is sent of one batch: a list that is pickled once on its way to another process.
+
+    Bytewax pickles whatever crosses processes, and timely serializes a message twice on the way
+    out (once to learn its length, once to write it). A parcel keeps its first pickle for the
+    second time and arrives as a plain list; within a process it is never pickled at all.
+    """
+
+    __slots__ = ("_pickled",)
+
+    def __reduce__(self) -> tuple[Callable, tuple[bytes]]:
+        try:
+            pickled = self._pickled
+        except AttributeError:
+            pickled = self._pickled = pickle.dumps(list(self), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.loads, (pickled,)
 
 
 def _is_unfinished(batch: list[Out]) -> bool:
