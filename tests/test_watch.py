@@ -1,15 +1,19 @@
 """`utopia watch`: what the board keeps of the outputs, and what the dashboard shows, driven headless from files."""
 
 import io
+import signal
+import sys
+import time
 
 import msgspec
 import pytest
 from rich.console import Console
 
 from utopia.board import RATE_WINDOW_S, RECENT, Board
-from utopia.cli import main, run_on_files
+from utopia.cli import dataflow_names, main, run_on_files
 from utopia.config import Topics
 from utopia.generator import Sizes
+from utopia.live_demo import commands, start, stop
 from utopia.loading import write_dir
 from utopia.models import (
     DeadLetter,
@@ -197,3 +201,27 @@ def test_a_missing_directory_is_one_line(tmp_path, capsys):
         main(["watch", "--output", str(tmp_path / "nowhere"), "--once"])
     assert stopped.value.code == 2
     assert capsys.readouterr().err == f"utopia: output directory {tmp_path / 'nowhere'} does not exist\n"
+
+
+# --- live-demo's processes ------------------------------------------------------------------------------------
+
+
+def test_the_live_demo_runs_the_feed_and_every_dataflow():
+    started = commands(rate=100)
+    assert started["generate"][1:] == ["-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "100"]
+    assert sorted(name for name in started if name != "generate") == dataflow_names()
+
+
+def test_stopping_asks_first_and_kills_what_does_not_listen(tmp_path):
+    ready = "print('ready', flush=True); time.sleep(60)"
+    polite = start("polite", [sys.executable, "-c", f"import time; {ready}"], tmp_path)
+    deaf = start("deaf", [sys.executable, "-c", f"import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                          f"{ready}"], tmp_path)
+    while not all(b"ready" in (tmp_path / f"{name}.log").read_bytes() for name in ("polite", "deaf")):
+        time.sleep(0.05)
+    began = time.monotonic()
+    stop({"polite": polite, "deaf": deaf}, grace_s=1.0)
+    assert polite.returncode == -signal.SIGINT  # how Python ends on a KeyboardInterrupt
+    assert deaf.returncode == -signal.SIGKILL
+    assert time.monotonic() - began < 5
+    assert "KeyboardInterrupt" in (tmp_path / "polite.log").read_text()

@@ -99,6 +99,12 @@ def cmd_watch(args: argparse.Namespace) -> None:
     watch(source, Console(), args.seconds, args.once)
 
 
+def cmd_live_demo(args: argparse.Namespace) -> None:
+    from utopia import live_demo
+
+    live_demo.run(args.rate)
+
+
 def parser() -> argparse.ArgumentParser:
     from utopia.loading import add_size_options
 
@@ -140,6 +146,10 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--once", action="store_true", help="print one frame of what is there now and exit")
     watch.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
     watch.set_defaults(handler=cmd_watch)
+
+    live = sub.add_parser("live-demo", help="a live feed and every dataflow in the background, the dashboard in front")
+    live.add_argument("--rate", type=float, default=100.0, help="records per second of the live feed (default 100)")
+    live.set_defaults(handler=cmd_live_demo)
     return main
 
 
