@@ -22,7 +22,7 @@ def render(board: Board, now: float, title: str, notes: Sequence[str] = ()) -> R
     """The whole frame: totals on top, then rankings, alerts, and the rates of every output."""
     return Group(
         Panel(_totals(board), title=title, title_align="left"),
-        Columns([_artists(board), _venues(board), _zips(board)]),
+        Columns([*_artists(board), _venues(board), _zips(board)], padding=(1, 2)),
         _recent(board),
         _rates(board, now),
         *(Text(note, style="yellow") for note in notes),
@@ -62,11 +62,11 @@ def _ranking(title: str, top: list[NamedArtistStreams]) -> Table:
     return _filled(table)
 
 
-def _artists(board: Board) -> RenderableType:
+def _artists(board: Board) -> list[Table]:
     top = board.top_artists.top if board.top_artists else []
     trending = board.trending
     hour = f"trending {trending.window_start[11:16]}-{trending.window_end[11:16]} UTC" if trending else "trending"
-    return Group(_ranking("top artists", top), Text(), _ranking(hour, trending.top if trending else []))
+    return [_ranking("top artists", top), _ranking(hour, trending.top if trending else [])]
 
 
 def _venues(board: Board) -> Table:
@@ -90,17 +90,23 @@ def _latest(title: str, lines: list[str]) -> Text:
 
 
 def _recent(board: Board) -> RenderableType:
-    """Newest first."""
-    return Group(
-        _latest("event alerts", [f"{a.alert} event {a.eventid}: {a.sold:,} sold of {a.capacity:,}"
+    """Newest first, in two columns to keep the frame short."""
+    grid = Table.grid(padding=(0, 4))
+    for _ in range(2):
+        grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    latest = [
+        _latest("event alerts", [f"{a.alert} {a.eventid}: {a.sold:,} of {a.capacity:,} sold"
                                  for a in board.event_alerts]),
-        _latest("top streamers told of a new event", [f"{a.customerid} ({a.streams:,} streams of {a.artistid}): "
-                                                      f"event {a.eventid}" for a in board.streamer_alerts]),
+        _latest("top streamers told of a new event", [f"{a.customerid}: {a.eventid} of {a.artistid} "
+                                                      f"({a.streams:,} streams)" for a in board.streamer_alerts]),
         _latest("neighbours told of a popular event", [
-            f"{a.customerid} in {a.zip5}: event {a.eventid}, bought by {a.buyer_customerid}"
+            f"{a.customerid} in {a.zip5}: {a.eventid} (bought by {a.buyer_customerid})"
             for a in board.zipcode_alerts]),
         _latest("suggestions", [f"{s.reason} {s.eventid} ({s.genre}) for {s.customerid}" for s in board.suggestions]),
-    )
+    ]
+    grid.add_row(latest[0], latest[2])
+    grid.add_row(latest[1], latest[3])
+    return grid
 
 
 def _rates(board: Board, now: float) -> RenderableType:
