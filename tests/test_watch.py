@@ -13,7 +13,7 @@ from utopia.board import RATE_WINDOW_S, RECENT, Board
 from utopia.cli import dataflow_names, main, run_on_files
 from utopia.config import Topics
 from utopia.generator import Sizes
-from utopia.live_demo import commands, start, stop
+from utopia.live_demo import commands, start, stop, stopped
 from utopia.loading import write_dir
 from utopia.models import (
     DeadLetter,
@@ -153,7 +153,7 @@ def test_a_frame_shows_totals_rankings_alerts_and_dead_letters(demo_out):
     for shown in ["1,234 customers", "56,789 streams", "42 events (7 taken place)", "4,321 tickets",
                   "The Bytes", "5,120", "a-2", "Offset Zero", "trending 02:00-03:00 UTC", "Nine Lives",
                   "Red Rocks", "The Fillmore", "318", "80202", "10001",
-                  "NEARLY_SOLD_OUT event e-17: 9 sold of 10", "1 dead letters (sold_out 1)"]:
+                  "NEARLY_SOLD_OUT e-17: 9 of 10 sold", "1 dead letters (sold_out 1)"]:
         assert shown in text, f"{shown!r} not in\n{text}"
     assert "unreadable" not in text
     assert text.index("80202") < text.index("10001")  # busiest first
@@ -225,3 +225,14 @@ def test_stopping_asks_first_and_kills_what_does_not_listen(tmp_path):
     assert deaf.returncode == -signal.SIGKILL
     assert time.monotonic() - began < 5
     assert "KeyboardInterrupt" in (tmp_path / "polite.log").read_text()
+
+
+def test_a_process_that_ended_on_its_own_is_named_under_the_dashboard(tmp_path):
+    ended = start("sold_out", [sys.executable, "-c", "raise SystemExit(2)"], tmp_path)
+    ended.wait()
+    running = start("generate", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path)
+    try:
+        assert stopped({"sold_out": ended, "generate": running}, tmp_path) == [
+            f"sold_out stopped (exit code 2): see {tmp_path / 'sold_out.log'}"]
+    finally:
+        stop({"generate": running}, grace_s=1.0)

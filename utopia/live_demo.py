@@ -89,6 +89,8 @@ def run(rate: float, log_dir: Path = LOG_DIR) -> None:
         print(f"started the live feed at {rate:g} records/s and {len(processes) - 1} dataflows; logs in {log_dir}/; "
               "Ctrl-C stops them all", file=sys.stderr)
         watch(KafkaOutputs(settings), Console(), notes=lambda: stopped(processes, log_dir))
+    except KeyboardInterrupt:
+        pass  # the way a live demo ends: not a failure
     finally:
         print("stopping the feed and the dataflows ...", file=sys.stderr)
         stop(processes)
