@@ -8,7 +8,7 @@ RUN    := $(BIN)/python -m bytewax.run
 DATAFLOWS := customer-stream-count top-customer-artists purchase-event-ticket sold-out most-streamed-artists \
              must-see-venue global-totals suggested-events-genre suggested-events-location
 
-.PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live schemas diagrams bench \
+.PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live live-demo schemas diagrams bench \
         clean instructions $(DATAFLOWS)
 
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make test    install, start the local Kafka broker, run all tests, stop the broker"
 	@echo "make kafka-up | kafka-down | kafka-clean    the local Apache Kafka broker on localhost:9092"
 	@echo "make topics | generate | live               create topics / load a data set / produce live"
+	@echo "make live-demo   a live feed and every dataflow in the background, \`utopia watch\` in front; Ctrl-C stops all"
 	@echo "make <dataflow>   run a dataflow on the local broker, one of: $(DATAFLOWS)"
 	@echo "make schemas | diagrams | bench | instructions"
 
@@ -54,6 +55,10 @@ generate: topics
 
 live: topics
 	$(BIN)/utopia generate --to kafka --live
+
+# Creates the topics itself; the feed's and the dataflows' logs go to .live-demo/<name>.log.
+live-demo: install kafka-up
+	$(BIN)/utopia live-demo
 
 # `make sold-out RECOVERY=1`: with a Bytewax recovery store in .recovery/<dataflow> (made on first use),
 # snapshotted every 10 s; a restart resumes where the last snapshot was (docs/outputs.md#delivery).

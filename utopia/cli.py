@@ -86,6 +86,25 @@ def cmd_demo(args: argparse.Namespace) -> None:
     demo.run(args.data, args.output, args.seed)
 
 
+def cmd_watch(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from utopia.watch import FileOutputs, KafkaOutputs, watch
+
+    if args.seconds is not None and args.seconds <= 0:
+        raise UsageError("--seconds must be more than 0")
+    settings = Settings.from_env()
+    source = (FileOutputs(args.output, settings.topics) if args.output
+              else KafkaOutputs(settings, args.from_beginning))
+    watch(source, Console(), args.seconds, args.once)
+
+
+def cmd_live_demo(args: argparse.Namespace) -> None:
+    from utopia import live_demo
+
+    live_demo.run(args.rate)
+
+
 def parser() -> argparse.ArgumentParser:
     from utopia.loading import add_size_options
 
@@ -119,6 +138,18 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", type=Path, default=Path("demo-out"))
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(handler=cmd_demo)
+
+    watch = sub.add_parser("watch", help="a live dashboard of the outputs, from Kafka or an output directory")
+    watch.add_argument("--output", type=Path, help="a file-mode output directory (or demo-out) to tail, not Kafka")
+    watch.add_argument("--from-beginning", action="store_true",
+                       help="read every output topic from its start (default: only those shown whole)")
+    watch.add_argument("--once", action="store_true", help="print one frame of what is there now and exit")
+    watch.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
+    watch.set_defaults(handler=cmd_watch)
+
+    live = sub.add_parser("live-demo", help="a live feed and every dataflow in the background, the dashboard in front")
+    live.add_argument("--rate", type=float, default=100.0, help="records per second of the live feed (default 100)")
+    live.set_defaults(handler=cmd_live_demo)
     return main
 
 

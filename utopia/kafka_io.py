@@ -58,10 +58,11 @@ CLIENT_CONFIG = {
 
 
 log = logging.getLogger("utopia")
-_quiet = logging.getLogger("utopia.kafka.admin")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
-"""The admin client's librdkafka log: silenced, since failing to connect becomes our one-line error."""
+quiet_log = logging.getLogger("utopia.kafka.admin")
+quiet_log.addHandler(logging.NullHandler())
+quiet_log.propagate = False
+"""The admin client's librdkafka log: silenced, since failing to connect becomes our one-line error (and the
+dashboard's, whose faults show on the dashboard)."""
 
 
 class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
@@ -266,7 +267,7 @@ class KafkaIO:
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka_config() | CLIENT_CONFIG | {"logger": _quiet})
+    return AdminClient(settings.kafka_config() | CLIENT_CONFIG | {"logger": quiet_log})
 
 
 def existing_topics(settings: Settings) -> set[str]:
@@ -278,7 +279,7 @@ def existing_topics(settings: Settings) -> set[str]:
     """
     errors: list[KafkaError] = []
     try:
-        client = AdminClient(settings.kafka_config() | CLIENT_CONFIG | {"logger": _quiet, "error_cb": errors.append})
+        client = AdminClient(settings.kafka_config() | CLIENT_CONFIG | {"logger": quiet_log, "error_cb": errors.append})
     except KafkaException as error:
         raise ConfigError(f"a Kafka client setting is not accepted ({_reason(error)}): check the KAFKA_ variables, "
                           "KAFKA_CONFIG_* included") from None
