@@ -56,9 +56,11 @@ generate: topics
 live: topics
 	$(BIN)/utopia generate --to kafka --live
 
-# Creates the topics itself; the feed's and the dataflows' logs go to .live-demo/<name>.log.
-live-demo: install kafka-up
-	$(BIN)/utopia live-demo
+# Creates the topics itself; the feed's and the dataflows' logs go to .live-demo/<name>.log. Starts the local
+# broker unless KAFKA_BOOTSTRAP_SERVERS names another cluster; FEED=0 when data-demo feeds the inputs already.
+live-demo: install
+	@case "$${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}" in localhost:9092) $(BROKER) up ;; esac
+	$(BIN)/utopia live-demo $(if $(filter 0,$(FEED)),--no-feed)
 
 # `make sold-out RECOVERY=1`: with a Bytewax recovery store in .recovery/<dataflow> (made on first use),
 # snapshotted every 10 s; a restart resumes where the last snapshot was (docs/outputs.md#delivery).

@@ -212,6 +212,10 @@ def test_the_live_demo_runs_the_feed_and_every_dataflow():
     assert sorted(name for name in started if name != "generate") == dataflow_names()
 
 
+def test_on_a_cluster_fed_already_the_live_demo_runs_only_the_dataflows():
+    assert sorted(commands(rate=100, feed=False)) == dataflow_names()
+
+
 def test_stopping_asks_first_and_kills_what_does_not_listen(tmp_path):
     ready = "print('ready', flush=True); time.sleep(60)"
     polite = start("polite", [sys.executable, "-c", f"import time; {ready}"], tmp_path)

@@ -102,7 +102,7 @@ def cmd_watch(args: argparse.Namespace) -> None:
 def cmd_live_demo(args: argparse.Namespace) -> None:
     from utopia import live_demo
 
-    live_demo.run(args.rate)
+    live_demo.run(args.rate, feed=not args.no_feed)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -149,6 +149,8 @@ def parser() -> argparse.ArgumentParser:
 
     live = sub.add_parser("live-demo", help="a live feed and every dataflow in the background, the dashboard in front")
     live.add_argument("--rate", type=float, default=100.0, help="records per second of the live feed (default 100)")
+    live.add_argument("--no-feed", action="store_true",
+                      help="no live feed: the inputs are fed already (the workshop's cluster, fed by data-demo)")
     live.set_defaults(handler=cmd_live_demo)
     return main
 

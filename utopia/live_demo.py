@@ -28,11 +28,12 @@ STOP_GRACE_S = 15.0
 FEED = "generate"
 
 
-def commands(rate: float) -> dict[str, list[str]]:
-    """What runs in the background, by name: the live feed and every dataflow, as a user starts them."""
-    feed = [sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", f"{rate:g}"]
+def commands(rate: float, feed: bool = True) -> dict[str, list[str]]:
+    """What runs in the background, by name: the live feed (unless the inputs are fed already) and every
+    dataflow, as a user starts them."""
+    generate = [sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", f"{rate:g}"]
     flows = {name: [sys.executable, "-m", "bytewax.run", f"dataflows.{name}"] for name in dataflow_names()}
-    return {FEED: feed} | flows
+    return ({FEED: generate} if feed else {}) | flows
 
 
 def start(name: str, command: list[str], log_dir: Path) -> subprocess.Popen:
@@ -74,7 +75,7 @@ def stopped(processes: dict[str, subprocess.Popen], log_dir: Path) -> list[str]:
             for name, process in processes.items() if process.poll() is not None]
 
 
-def run(rate: float, log_dir: Path = LOG_DIR) -> None:
+def run(rate: float, log_dir: Path = LOG_DIR, feed: bool = True) -> None:
     settings = Settings.from_env()
     # Closing the terminal or `kill` stop all as Ctrl-C does. SIGINT too: a shell without job control starts
     # a command put in the background (`&`) with SIGINT ignored, and the live feed would inherit that.
@@ -84,10 +85,11 @@ def run(rate: float, log_dir: Path = LOG_DIR) -> None:
     log_dir.mkdir(exist_ok=True)
     processes: dict[str, subprocess.Popen] = {}
     try:
-        for name, command in commands(rate).items():
+        for name, command in commands(rate, feed).items():
             processes[name] = start(name, command, log_dir)
-        print(f"started the live feed at {rate:g} records/s and {len(processes) - 1} dataflows; logs in {log_dir}/; "
-              "Ctrl-C stops them all", file=sys.stderr)
+        started = f"the live feed at {rate:g} records/s and " if feed else ""
+        print(f"started {started}{len(processes) - feed} dataflows; logs in {log_dir}/; Ctrl-C stops them all",
+              file=sys.stderr)
         watch(KafkaOutputs(settings), Console(), notes=lambda: stopped(processes, log_dir))
     except KeyboardInterrupt:
         pass  # the way a live demo ends: not a failure
