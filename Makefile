@@ -74,17 +74,17 @@ else
 endif
 
 schemas: install
-	$(BIN)/python -m utopia.schemas
+	$(BIN)/python -m utopia.tools.schemas
 
 diagrams: install
-	$(BIN)/python -m utopia.diagrams
+	$(BIN)/python -m utopia.tools.diagrams
 
 clean:
 	rm -rf demo-data demo-out out .pytest_cache .hypothesis
 
 bench: install kafka-up
-	$(BIN)/python -m utopia.bench
+	$(BIN)/python -m utopia.tools.bench
 
 # Instructions per record under valgrind: the same on every run, unlike times on a shared host.
 instructions: install
-	$(BIN)/python -m utopia.instructions
+	$(BIN)/python -m utopia.tools.instructions

@@ -5,11 +5,11 @@ streams -> count per customer -> customer-stream-count (changelog, key customeri
 
 from bytewax.dataflow import Dataflow
 
-from utopia.kafka_io import kafka_entry_point
-from utopia.keys import BY_LISTENER
-from utopia.listening import StreamCount, just_counted
+from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Stream
+from utopia.rules.listening import StreamCount, just_counted
 from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps.keys import BY_LISTENER
 
 
 def build(io: FlowIO) -> Dataflow:

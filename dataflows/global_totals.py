@@ -11,11 +11,13 @@ from functools import partial
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
-from utopia.kafka_io import kafka_entry_point
-from utopia.keys import BY_EVENT
+from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Customer, Event, Stream, Ticket
+from utopia.rules.totals import (
+    CUSTOMER_IDS, Clock, CustomerSeen, EventTotals, Totals, added_up, just_seen, streams_read,
+)
 from utopia.steps import FlowIO, per_key, read, write
-from utopia.totals import CUSTOMER_IDS, Clock, CustomerSeen, EventTotals, Totals, added_up, just_seen, streams_read
+from utopia.steps.keys import BY_EVENT
 
 READS = {Customer: [], Stream: [], Event: [], Ticket: ["eventid"]}
 

@@ -11,15 +11,15 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.operators.windowing import fold_window
 
-from utopia.kafka_io import kafka_entry_point
-from utopia.keys import ARTIST_NAMES_FOR_ALL, BY_LISTENER, STREAMS_AND_NAME_BY_ARTIST
-from utopia.listening import artist_played
+from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Artist, Stream
-from utopia.popularity import ArtistCount, CustomersOfArtist, MostStreamed, NumberOne, stream_or_name
-from utopia.steps import FlowIO, per_key, read, write
-from utopia.trending import (
+from utopia.rules.listening import artist_played
+from utopia.rules.popularity import ArtistCount, CustomersOfArtist, MostStreamed, NumberOne, stream_or_name
+from utopia.rules.trending import (
     CLOCK, HOURS, ArtistNames, add_hour, closed_window, closings, empty_hour, hour_counts, is_hour, late_streams,
 )
+from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps.keys import ARTIST_NAMES_FOR_ALL, BY_LISTENER, STREAMS_AND_NAME_BY_ARTIST
 
 READS = {Stream: ["customerid", "artistid"], Artist: []}
 

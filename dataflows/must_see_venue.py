@@ -9,13 +9,13 @@ events + tickets -> tickets still waiting for their event at the end -> dead let
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
-from utopia.kafka_io import kafka_entry_point
-from utopia.keys import BY_EVENT, VENUES
+from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Event, Ticket, Venue
-from utopia.steps import FlowIO, per_key, read, write
-from utopia.venues import (
+from utopia.rules.venues import (
     EventVenue, TicketsWaiting, VenueCounts, VenueLeader, event_or_customer, nothing, per_metric, venue_name,
 )
+from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps.keys import BY_EVENT, VENUES
 
 READS = {Venue: [], Event: ["venueid"], Ticket: ["eventid", "customerid"]}
 

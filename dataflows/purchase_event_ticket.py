@@ -5,11 +5,11 @@ events + tickets -> ticket desk per event (tickets wait for their event) -> tick
 
 from bytewax.dataflow import Dataflow
 
-from utopia.kafka_io import kafka_entry_point
-from utopia.keys import BY_EVENT
+from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Event, Ticket
+from utopia.rules.tickets import TicketDesk
 from utopia.steps import FlowIO, per_key, read, write
-from utopia.tickets import TicketDesk
+from utopia.steps.keys import BY_EVENT
 
 
 def build(io: FlowIO) -> Dataflow:

@@ -7,12 +7,12 @@ events + streams -> top streamers per artist, at each event record -> only at th
 
 from bytewax.dataflow import Dataflow
 
-from utopia.fans import ArtistFans, CustomerEmail, FirstSighting, fan_or_event
-from utopia.kafka_io import kafka_entry_point
-from utopia.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT, EVENTS_ONLY
+from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Email, Event, Stream, Ticket
-from utopia.sales import EventStatus
+from utopia.rules.fans import ArtistFans, CustomerEmail, FirstSighting, fan_or_event
+from utopia.rules.sales import EventStatus
 from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT, EVENTS_ONLY
 
 READS = {Event: ["artistid"], Ticket: ["eventid"], Stream: ["customerid", "artistid"], Email: ["customerid"]}
 

@@ -11,11 +11,11 @@ events + tickets -> sales per event (tickets wait for their event), as sold_out 
 
 from bytewax.dataflow import Dataflow
 
-from utopia.genres import GenreShard, PopularWatch, customer_shard
-from utopia.kafka_io import kafka_entry_point
-from utopia.keys import BY_EVENT
+from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Artist, Event, Stream, Ticket
+from utopia.rules.genres import GenreShard, PopularWatch, customer_shard
 from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps.keys import BY_EVENT
 
 READS = {Artist: [], Event: ["artistid"], Stream: ["customerid", "artistid"], Ticket: ["eventid"]}
 

@@ -11,13 +11,13 @@ processed tickets, in input order, + events -> sales per event, as sold_out coun
 
 from bytewax.dataflow import Dataflow
 
-from utopia.kafka_io import kafka_entry_point
-from utopia.keys import EVENTS_ONLY
+from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Address, Event, Ticket
-from utopia.neighbours import (
+from utopia.rules.neighbours import (
     A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP, HomeShard, Neighbours, NeighbourWatch, ZipTickets, customer_shard, located_zip,
 )
 from utopia.steps import FlowIO, per_key, read, rekey, write
+from utopia.steps.keys import EVENTS_ONLY
 
 READS = {Address: A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP, Event: [], Ticket: ["customerid", "eventid"]}
 

@@ -5,11 +5,11 @@ streams -> rank artists per customer -> top-customer-artists (changelog, key cus
 
 from bytewax.dataflow import Dataflow
 
-from utopia.kafka_io import kafka_entry_point
-from utopia.keys import BY_LISTENER
-from utopia.listening import FavouriteArtists, artist_played
+from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Stream
+from utopia.rules.listening import FavouriteArtists, artist_played
 from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps.keys import BY_LISTENER
 
 
 def build(io: FlowIO) -> Dataflow:

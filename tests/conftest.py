@@ -25,7 +25,7 @@ def workers(request):
 def pytest_sessionfinish(session, exitstatus):
     """Delete the topics the real-broker tests made (see tests/kafka_support.Cluster)."""
     from tests.kafka_support import Cluster
-    from utopia.topics import delete
+    from utopia.io.topics import delete
 
     for cluster in Cluster.made:
         topics = cluster.topics()

@@ -13,8 +13,8 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from utopia.config import ConfigError, Settings
-from utopia.kafka_io import existing_topics, send
-from utopia.topics import create
+from utopia.io.kafka_io import existing_topics, send
+from utopia.io.topics import create
 
 ROOT = Path(__file__).resolve().parent.parent
 

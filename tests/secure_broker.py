@@ -18,12 +18,7 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka.admin import (
-    AclBinding,
-    AclOperation,
-    AclPermissionType,
-    AdminClient,
-    ResourcePatternType,
-    ResourceType,
+    AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType, ResourceType,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import plain
 from utopia.cli import dataflow_names, load_build
-from utopia.generator import Sizes, generate
+from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import CHANGELOGS, Ticket
-from utopia.testing import TestingIO, kafka_records, run
+from utopia.tools.generator import Sizes, generate
 
 WORLD = Sizes(customers=40, artists=8, events=12, tickets=300, streams=800, zipcodes=3)
 

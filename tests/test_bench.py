@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from utopia import bench
-from utopia.bench import Run, _cpu_seconds, local_broker, median_run
 from utopia.config import Settings
+from utopia.tools import bench
+from utopia.tools.bench import Run, _cpu_seconds, local_broker, median_run
 
 
 def run(seconds: float, cpu: float = 0.0, startup: float = 0.0, startup_cpu: float = 0.0) -> Run:
@@ -97,13 +97,13 @@ def test_the_cost_per_record_takes_start_up_off_and_compares_with_one_worker():
 
 
 def test_the_instruction_count_child_runs_a_dataflow_on_its_input_and_says_how_many_records_it_read(tmp_path):
+    from utopia.io.testing import kafka_records
     from utopia.models import Customer, Stream
-    from utopia.testing import kafka_records
 
     records = kafka_records([Customer(id="c1"), Stream(id="s1", customerid="c1", artistid="a1"),
                              Stream(id="s2", customerid="c1", artistid="a2")])
     (tmp_path / "records.pickle").write_bytes(pickle.dumps(records))
-    done = subprocess.run([sys.executable, "-m", "utopia.instructions", "--child", "customer_stream_count",
+    done = subprocess.run([sys.executable, "-m", "utopia.tools.instructions", "--child", "customer_stream_count",
                            str(tmp_path / "records.pickle")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1] == "input records: 2"  # the streams; customers are not its input

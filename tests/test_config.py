@@ -2,7 +2,7 @@
 
 import pytest
 
-from utopia.config import ConfigError, Settings, VARIABLES
+from utopia.config import VARIABLES, ConfigError, Settings
 
 
 def test_defaults_match_the_spec():

@@ -6,8 +6,8 @@ from dataflows import customer_stream_count
 from tests import reference
 from tests.conftest import plain
 from tests.strategies import stream_log
+from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Stream
-from utopia.testing import TestingIO, kafka_records, run
 
 
 def test_counts_every_stream_of_each_customer():

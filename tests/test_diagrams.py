@@ -11,8 +11,8 @@ import pytest
 
 from utopia.cli import dataflow_names
 from utopia.config import Topics
-from utopia.diagrams import TARGET, mermaid, pictured, rendered
-from utopia.testing import TestingIO
+from utopia.io.testing import TestingIO
+from utopia.tools.diagrams import TARGET, mermaid, pictured, rendered
 
 SYNTAX = re.compile(
     r"flowchart LR"

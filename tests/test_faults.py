@@ -5,7 +5,7 @@ import sys
 
 from confluent_kafka import KafkaError
 
-from utopia.faults import BrokerWatch, RepeatFilter, peer_lost_hook
+from utopia.io.faults import BrokerWatch, RepeatFilter, peer_lost_hook
 
 
 def record(text):

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from utopia.cli import run_on_files
-from utopia.file_io import merged_records
+from utopia.io.file_io import merged_records
 
 
 def write_topic(directory, topic, lines):

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utopia.generator import Sizes, generate, live, timestamp_string
 from utopia.models import INPUT_RECORDS, Event
+from utopia.tools.generator import Sizes, generate, live, timestamp_string
 
 SMALL = Sizes(customers=300, artists=40, events=40, tickets=3000, streams=8000, zipcodes=12)
 

@@ -12,12 +12,12 @@ from tests.conftest import plain
 from tests.strategies import global_totals_log
 from utopia.codec import Decoder, RecordBatch
 from utopia.config import Topics
-from utopia.generator import Sizes, generate
+from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Customer, Event, GlobalTotals, Stream, Ticket
-from utopia.testing import TestingIO, kafka_records, run
-from utopia.totals import (
+from utopia.rules.totals import (
     TOTALS, Clock, Counted, CustomerSeen, EventPart, EventTotals, Totals, added_up, streams_read,
 )
+from utopia.tools.generator import Sizes, generate
 
 NOW = datetime(2027, 6, 26, 21, 19, 45, 676000, tzinfo=UTC)
 PAST, FUTURE = "2027-06-26 21:19:45.675", "2027-06-26 21:19:45.677"  # a millisecond either side of NOW

@@ -4,8 +4,8 @@ import logging
 import pickle
 
 from utopia.codec import InRecord
-from utopia.holding import HeldUntilKnown, Sourced, WaitingLog
 from utopia.models import Ticket
+from utopia.steps.holding import WAITING_LOG, HeldUntilKnown, Sourced, WaitingLog
 
 
 def sourced(n: int) -> Sourced[Ticket]:
@@ -47,3 +47,17 @@ def test_the_waiting_count_is_logged_when_it_changed(caplog, monkeypatch):
         "7 record(s) wait for a record they refer to",
         "0 record(s) wait for a record they refer to",
     ]
+
+
+def test_one_line_says_how_many_wait_in_the_process_however_many_steps_hold_records(caplog, monkeypatch):
+    """suggested_events_genre holds streams (for their artist) and tickets (for their event) in different steps."""
+    from dataflows import suggested_events_genre
+    from utopia.io.testing import TestingIO, kafka_records, run
+    from utopia.models import Stream, Ticket
+
+    monkeypatch.setattr(WAITING_LOG, "next_at", 0.0)  # due now, then not for every_s
+    io = TestingIO(kafka_records([Stream("s1", "c1", "a1"), Ticket("t1", "c1", "e1")]), batch_size=1)
+    with caplog.at_level(logging.WARNING, "utopia"):
+        run(suggested_events_genre.build(io), 1)
+    assert [r.getMessage() for r in caplog.records if "wait for a record" in r.getMessage()] == [
+        "1 record(s) wait for a record they refer to"]

@@ -4,8 +4,8 @@ The items come from every shard of the step before, which says how far it has se
 nothing is applied while something earlier could still arrive, however the items are delivered.
 """
 
-from utopia.sharding import SHARDS
 from utopia.steps import Placed, Sequenced, _Front, _Mark, _OrderedLogic, _Step
+from utopia.steps.sharding import SHARDS
 
 
 class Log:

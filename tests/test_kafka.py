@@ -11,11 +11,11 @@ from dataflows import sold_out
 from tests import reference
 from tests.kafka_support import Cluster
 from utopia.config import ConfigError, Settings
-from utopia.generator import Sizes
-from utopia.loading import produce
-from utopia.kafka_io import KafkaIO, admin
-from utopia.topics import create, delete
+from utopia.io.kafka_io import KafkaIO, admin
+from utopia.io.topics import create, delete
 from utopia.models import Email, Event, Stream, Ticket
+from utopia.tools.generator import Sizes
+from utopia.tools.loading import produce
 
 pytestmark = pytest.mark.kafka
 

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from tests.kafka_support import Cluster
+from utopia.io.kafka_io import existing_topics
+from utopia.io.topics import delete
 from utopia.models import Stream
-from utopia.kafka_io import existing_topics
-from utopia.topics import delete
 
 pytestmark = pytest.mark.kafka
 

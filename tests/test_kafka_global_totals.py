@@ -20,11 +20,11 @@ import pytest
 
 from tests import reference
 from tests.kafka_support import ROOT, Cluster
-from utopia.bench import _wait_listening
 from utopia.cli import run_on_files
-from utopia.generator import Sizes, generate, timestamp_string
-from utopia.loading import produce, write_dir
 from utopia.models import Customer, Event, Stream, Ticket
+from utopia.tools.bench import _wait_listening
+from utopia.tools.generator import Sizes, generate, timestamp_string
+from utopia.tools.loading import produce, write_dir
 
 pytestmark = pytest.mark.kafka
 

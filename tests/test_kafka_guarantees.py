@@ -20,10 +20,9 @@ from confluent_kafka import Producer
 
 from tests.kafka_support import Cluster
 from utopia.cli import run_on_files
-from utopia.generator import Sizes
-from utopia.generator import generate
-from utopia.kafka_io import send
-from utopia.loading import write_dir
+from utopia.io.kafka_io import send
+from utopia.tools.generator import Sizes, generate
+from utopia.tools.loading import write_dir
 
 pytestmark = pytest.mark.kafka
 

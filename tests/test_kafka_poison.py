@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.kafka_support import Cluster
-from utopia.kafka_io import send
+from utopia.io.kafka_io import send
 from utopia.models import Stream
 
 pytestmark = pytest.mark.kafka

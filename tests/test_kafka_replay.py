@@ -15,9 +15,9 @@ import pytest
 
 from tests.kafka_support import Cluster
 from utopia.cli import run_on_files
-from utopia.generator import Sizes
-from utopia.loading import produce, write_dir
 from utopia.models import CHANGELOGS, Event, Ticket
+from utopia.tools.generator import Sizes
+from utopia.tools.loading import produce, write_dir
 
 pytestmark = pytest.mark.kafka
 

@@ -14,9 +14,9 @@ from confluent_kafka import Producer
 from tests.kafka_support import ROOT, read_topic
 from tests.secure_broker import SecureBroker
 from utopia.config import Settings
-from utopia.kafka_io import send
+from utopia.io.kafka_io import send
+from utopia.io.topics import create
 from utopia.models import Stream
-from utopia.topics import create
 
 pytestmark = pytest.mark.kafka
 

@@ -7,8 +7,8 @@ slow fetch, a quiet topic and the end of a partition are played out on a clock t
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from utopia import kafka_source
-from utopia.kafka_source import PartitionReader, _Merger
+from utopia.io import kafka_source
+from utopia.io.kafka_source import PartitionReader, _Merger
 
 MAX_IDLE_S = 1.0
 EOF = "end"

@@ -5,7 +5,7 @@ import pytest
 from tests.kafka_support import Cluster
 from tests.test_watch import frame
 from utopia.models import Customer, Event, Stream, Ticket
-from utopia.watch import KafkaOutputs
+from utopia.tools.watch import KafkaOutputs
 
 pytestmark = pytest.mark.kafka
 

@@ -9,10 +9,10 @@ from dataflows import most_streamed_artists
 from tests import reference
 from tests.conftest import plain
 from tests.strategies import streams_and_artists_log
+from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Artist, Stream
-from utopia.ranking import TopN
-from utopia.testing import TestingIO, kafka_records, run
-from utopia.trending import CLOCK, HOUR_MS, HourCounts
+from utopia.rules.ranking import TopN
+from utopia.rules.trending import CLOCK, HOUR_MS, HourCounts
 
 
 def streams(customer, artist, count, at=None):

@@ -9,9 +9,9 @@ from dataflows import must_see_venue
 from tests import reference
 from tests.conftest import plain
 from tests.strategies import must_see_venue_log
+from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Event, Ticket, Venue
-from utopia.testing import TestingIO, kafka_records, run
-from utopia.venues import NewEvent, NewHolder, VenueCounts, VenueLeader, VenueTotals
+from utopia.rules.venues import NewEvent, NewHolder, VenueCounts, VenueLeader, VenueTotals
 
 
 def run_it(records, workers=1, batch_size=4):

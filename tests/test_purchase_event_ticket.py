@@ -8,8 +8,8 @@ from dataflows import purchase_event_ticket
 from tests import reference
 from tests.conftest import plain
 from tests.strategies import ticket_log
+from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Event, Ticket
-from utopia.testing import TestingIO, kafka_records, run
 
 
 def event(capacity, eventid="e1"):

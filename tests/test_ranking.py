@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from utopia.ranking import TopN
+from utopia.rules.ranking import TopN
 
 
 def full_sort(occurrences, n):

@@ -10,9 +10,9 @@ from dataflows import customer_stream_count, purchase_event_ticket
 from tests.conftest import plain
 from utopia import steps
 from utopia.config import ConfigError
+from utopia.io.testing import TestingIO, kafka_records
 from utopia.models import Event, Stream, Ticket
 from utopia.steps import recovery_requested
-from utopia.testing import TestingIO, kafka_records
 
 
 class CrashingIO(TestingIO):

@@ -6,7 +6,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, cluster_main
 
-from utopia.file_io import JsonlSink
+from utopia.io.file_io import JsonlSink
 
 
 def test_a_worker_thread_keeps_its_thread_locals_between_calls(tmp_path):

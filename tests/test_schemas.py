@@ -2,7 +2,7 @@
 
 import json
 
-from utopia.schemas import ROOT, rendered
+from utopia.tools.schemas import ROOT, rendered
 
 
 def test_schema_files_are_up_to_date():

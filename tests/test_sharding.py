@@ -11,9 +11,9 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main
 
-from utopia.generator import Sizes
-from utopia.loading import write_dir
-from utopia.sharding import SHARD_NAMES, SHARDS, bytewax_route, configured_shards, siphash13
+from utopia.steps.sharding import SHARD_NAMES, SHARDS, bytewax_route, configured_shards, siphash13
+from utopia.tools.generator import Sizes
+from utopia.tools.loading import write_dir
 
 
 def workers_of_shards(workers: int) -> Counter:
@@ -50,7 +50,7 @@ def test_route_matches_rusts_default_hasher():
 
 
 def test_each_shard_has_a_key_of_its_own():
-    from utopia.sharding import SHARD_KEYS, SHARDS, shard_key, shard_of
+    from utopia.steps.sharding import SHARD_KEYS, SHARDS, shard_key, shard_of
 
     assert [shard_of(key) for key in SHARD_KEYS] == list(range(SHARDS))
     assert shard_of(shard_key("c-0000017")) == shard_of("c-0000017")

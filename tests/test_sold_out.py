@@ -9,8 +9,8 @@ from dataflows import sold_out
 from tests import reference
 from tests.conftest import plain
 from tests.strategies import sold_out_log
+from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Email, Event, Stream, Ticket
-from utopia.testing import TestingIO, kafka_records, run
 
 
 def event(capacity, eventid="e1", artist="a1"):

@@ -4,14 +4,14 @@ import re
 
 from utopia.cli import dataflow_names, run_on_files
 from utopia.config import Topics
-from utopia.generator import Sizes
-from utopia.loading import write_dir
 from utopia.models import (
     ArtistStreams, CustomerStreamCount, EventAlert, EventStreamerAlert, GenreEventSuggestion, GlobalTotals,
     MustSeeVenue, NamedArtistStreams, TicketResponse, TopArtists, TopCustomerArtists, TrendingArtists,
     ZipcodePopularEventAlert, ZipcodeTickets,
 )
-from utopia.story import TELLERS, read_outputs, story
+from utopia.tools.generator import Sizes
+from utopia.tools.loading import write_dir
+from utopia.tools.story import TELLERS, read_outputs, story
 
 
 def test_customer_stream_count_tells_the_latest_counts_and_the_most_active():

@@ -10,8 +10,8 @@ from dataflows import suggested_events_genre
 from tests import reference
 from tests.conftest import plain
 from tests.strategies import genre_log
+from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Artist, Event, Stream, Ticket
-from utopia.testing import TestingIO, kafka_records, run
 
 EVERY_WAY = [(1, 1), (1, 3), (7, 1), (7, 3), (1000, 1), (1000, 3)]  # (batch size, workers)
 
@@ -159,10 +159,10 @@ def test_every_suggestion_exactly_once_as_the_reference_says(log, batch_size, wo
 
 def test_a_waiting_event_counts_once_in_the_process_though_every_shard_holds_it():
     from utopia.codec import InRecord
-    from utopia.genres import GenreShard
-    from utopia.holding import HeldUntilKnown
-    from utopia.sharding import SHARD_KEYS
+    from utopia.rules.genres import GenreShard
     from utopia.steps import Placed
+    from utopia.steps.holding import HeldUntilKnown
+    from utopia.steps.sharding import SHARD_KEYS
 
     raw = InRecord("data-demo-events", 0, 0, "e1", b"{}")
     shards = [GenreShard(key) for key in SHARD_KEYS]

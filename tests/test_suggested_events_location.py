@@ -8,8 +8,8 @@ from dataflows import suggested_events_location
 from tests import reference
 from tests.conftest import plain
 from tests.strategies import location_log
+from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Address, Event, Ticket
-from utopia.testing import TestingIO, kafka_records, run
 
 EVERY_WAY = [(1, 1), (1, 3), (7, 1), (7, 3), (1000, 1), (1000, 3)]  # (batch size, workers)
 
@@ -147,7 +147,7 @@ def test_matches_the_reference_on_random_logs(log):
 def test_a_processed_ticket_read_by_another_worker_than_its_event_waits_for_the_event_at_its_sales():
     # Kafka, several workers: the worker that read the event and the one that read the ticket are
     # two lanes, not ordered with each other; the ticket may reach the event's sales first.
-    from utopia.neighbours import LocatedTicket, NeighbourWatch
+    from utopia.rules.neighbours import LocatedTicket, NeighbourWatch
     from utopia.steps import Placed, Sequenced
 
     sales = NeighbourWatch("e1")

@@ -6,8 +6,8 @@ from dataflows import top_customer_artists
 from tests import reference
 from tests.conftest import plain
 from tests.strategies import stream_log
+from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Stream
-from utopia.testing import TestingIO, kafka_records, run
 
 
 def streams_of(customer: str, *artists: str) -> list[Stream]:

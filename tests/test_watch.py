@@ -9,24 +9,17 @@ import msgspec
 import pytest
 from rich.console import Console
 
-from utopia.board import RATE_WINDOW_S, RECENT, Board
 from utopia.cli import dataflow_names, main, run_on_files
 from utopia.config import Topics
-from utopia.generator import Sizes
-from utopia.live_demo import commands, start, stop, stopped
-from utopia.loading import write_dir
 from utopia.models import (
-    DeadLetter,
-    EventAlert,
-    GlobalTotals,
-    MustSeeVenue,
-    NamedArtistStreams,
-    TopArtists,
-    TrendingArtists,
-    ZipcodePopularEventAlert,
-    ZipcodeTickets,
+    DeadLetter, EventAlert, GlobalTotals, MustSeeVenue, NamedArtistStreams, TopArtists, TrendingArtists,
+    ZipcodePopularEventAlert, ZipcodeTickets,
 )
-from utopia.watch import FileOutputs, watch
+from utopia.tools.board import RATE_WINDOW_S, RECENT, Board
+from utopia.tools.generator import Sizes
+from utopia.tools.live_demo import commands, start, stop, stopped
+from utopia.tools.loading import write_dir
+from utopia.tools.watch import FileOutputs, watch
 
 T = 1_764_000_000.0  # a whole second
 TOTALS = GlobalTotals(customers=1234, streams=56789, events=42, tickets=4321, events_occurred=7,

@@ -36,9 +36,9 @@ def load_build(name: str) -> Callable:
 
 def run_on_files(name: str, input_dir: Path, output_dir: Path, workers: int = 1) -> None:
     """Run one dataflow in file mode (docs/outputs.md#file-mode) to completion."""
-    from utopia.file_io import FileIO
-    from utopia.runtime import relax_garbage_collector
-    from utopia.testing import run
+    from utopia.io.file_io import FileIO
+    from utopia.io.runtime import relax_garbage_collector
+    from utopia.io.testing import run
 
     if not input_dir.is_dir():
         raise UsageError(f"input directory {input_dir} does not exist")
@@ -51,7 +51,7 @@ def run_on_files(name: str, input_dir: Path, output_dir: Path, workers: int = 1)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from utopia.faults import configure_logging
+    from utopia.io.faults import configure_logging
 
     configure_logging(args.dataflow)
     started = time.monotonic()
@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from utopia import loading
+    from utopia.tools import loading
 
     if args.live:
         if args.to != "kafka":
@@ -75,13 +75,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_topics(args: argparse.Namespace) -> None:
-    from utopia import topics
+    from utopia.io import topics
 
     topics.create(Settings.from_env(), args.partitions, args.replication)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from utopia import demo
+    from utopia.tools import demo
 
     demo.run(args.data, args.output, args.seed)
 
@@ -89,7 +89,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_watch(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from utopia.watch import FileOutputs, KafkaOutputs, watch
+    from utopia.tools.watch import FileOutputs, KafkaOutputs, watch
 
     if args.seconds is not None and args.seconds <= 0:
         raise UsageError("--seconds must be more than 0")
@@ -100,13 +100,13 @@ def cmd_watch(args: argparse.Namespace) -> None:
 
 
 def cmd_live_demo(args: argparse.Namespace) -> None:
-    from utopia import live_demo
+    from utopia.tools import live_demo
 
     live_demo.run(args.rate, feed=not args.no_feed)
 
 
 def parser() -> argparse.ArgumentParser:
-    from utopia.loading import add_size_options
+    from utopia.tools.loading import add_size_options
 
     main = argparse.ArgumentParser(prog="utopia", description=__doc__.splitlines()[0])
     sub = main.add_subparsers(dest="command", required=True)

@@ -1,0 +1,374 @@
+"""Kafka mode: the dataflows' sources and sinks on a real broker (local, your own, or Confluent Cloud).
+
+Like Bytewax's KafkaSource, every topic partition is an input partition read with `assign()` and
+resumed from recovery snapshots, not from committed offsets. Unlike it, a worker releases the
+records of all its partitions in timestamp order (utopia.io.kafka_source), a release is one batch (a
+list) so the dataflow pays Bytewax's per-item cost per batch, and the group and client ids start
+with the output prefix, as shared clusters require.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import FixedPartitionedSource
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_END, KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from utopia.codec import KafkaBatch, encode, fit, too_large
+from utopia.config import ConfigError, Settings
+from utopia.io import metrics
+from utopia.io.faults import broker_watch, client_log, configure_logging, peer_lost_hook
+from utopia.io.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
+from utopia.io.runtime import keep_thread_state, relax_garbage_collector
+from utopia.io.stopping import stop_on_signals
+from utopia.models import DeadLetter, Output
+from utopia.steps import FlowIO, Out, recovery_requested
+
+FETCH_CONFIG = {
+    # librdkafka stops fetching a partition once 100,000 of its records wait in the queue and looks
+    # again only after fetch.queue.backoff.ms, 1 s by default: that, not the fetch size, capped a
+    # Python consumer near 170k records/s here. Bounded by 4 MB queued instead and retried after
+    # 10 ms, the default 1 MB fetches drain the bench's streams topic at about 1M records/s (the
+    # raw limit in `make bench`), and a partition's first records arrive after 0.04 s, not 0.17 s
+    # as with 10 MB fetches.
+    "queued.min.messages": 1_000_000,
+    "queued.max.messages.kbytes": 4 * 1024,
+    "fetch.queue.backoff.ms": 10,
+    # The broker holds an empty fetch this long: 500 ms by default, paid at start and at the end of a partition.
+    "fetch.wait.max.ms": 100,
+}
+CLIENT_CONFIG = {
+    # librdkafka waits half of this before its first connection to a broker learned from metadata:
+    # 50 ms by default on every client's first request. Failed connections still back off to 10 s.
+    "reconnect.backoff.ms": 10,
+}
+
+
+log = logging.getLogger("utopia")
+quiet_log = logging.getLogger("utopia.kafka.admin")
+quiet_log.addHandler(logging.NullHandler())
+quiet_log.propagate = False
+"""The admin client's librdkafka log: silenced, since failing to connect becomes our one-line error (and the
+dashboard's, whose faults show on the dashboard)."""
+
+
+class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
+    """All partitions of the input topics, each worker's merged in timestamp order (utopia.io.kafka_source)."""
+
+    def __init__(self, settings: Settings, dataflow: str, topics: list[str]):
+        self.settings, self.dataflow, self.topics = settings, dataflow, topics
+
+    def list_parts(self) -> list[str]:
+        # Bytewax deals the parts out to the workers in turn, in the order of their names: named
+        # topic first, a topic's partitions alternate between workers. Named partition first,
+        # all of one topic could land on one worker (the 3 streams partitions of 4 topics did).
+        metadata = admin(self.settings).list_topics(timeout=CONNECT_TIMEOUT_S)
+        return [f"{topic}-{p:05d}" for topic in self.topics for p in sorted(metadata.topics[topic].partitions)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> MergedPartition:
+        topic, partition = for_part.rsplit("-", 1)
+        # "earliest" is offset 0, which the broker answers as out of range once retention deleted
+        # it: then auto.offset.reset moves to the earliest record. Unlike the logical beginning,
+        # it needs no offset lookup before the first fetch.
+        start = 0 if self.settings.start_offset == "earliest" else OFFSET_END
+        watch = broker_watch(self.settings.bootstrap_servers)
+        config = self.settings.kafka_config() | CLIENT_CONFIG | FETCH_CONFIG | {
+            "group.id": self.settings.topics.client_id(self.dataflow),
+            "client.id": self.settings.topics.client_id(self.dataflow),
+            "enable.auto.commit": "false",
+            "enable.partition.eof": "true",
+            "auto.offset.reset": "earliest",
+            "logger": client_log,
+            "error_cb": watch.error,
+        }
+        offset = start if resume_state is None else resume_state
+        settings = self.settings
+        merger = merger_for((id(self), step_id), settings.batch_size, settings.tail, settings.max_idle_ms / 1000)
+        return MergedPartition(merger, PartitionReader(for_part, config, topic, int(partition), offset, watch.answered))
+
+
+class _ProducerPartition(StatelessSinkPartition[Out]):
+    """One worker's producer for one output topic.
+
+    With recovery, every batch is flushed (delivered) before Bytewax can snapshot input offsets past
+    it: at least once. Without, a restart re-reads the input anyway, so waiting for each batch's
+    delivery (linger plus a round trip, per batch) buys nothing: the producer delivers in the
+    background, reports only failures, and a failure fails the dataflow at the next batch or at
+    the end, never silently.
+    """
+
+    def __init__(self, settings: Settings, dataflow: str, topic: str):
+        client_id = settings.topics.client_id(dataflow)
+        config = settings.kafka_config() | CLIENT_CONFIG | {
+            "client.id": client_id,
+            "linger.ms": 5,
+            # Retried batches keep their order: a changelog's last record must be its last value.
+            "enable.idempotence": True,
+            "delivery.report.only.error": True,
+            "on_delivery": self._failed,
+            # Its log, but not its error callback: a producer polled only per batch hands over an
+            # outage's errors late, after the consumers have seen the broker come back.
+            "logger": client_log,
+        }
+        self.producer = Producer(config)
+        self.topic, self.dataflow = topic, dataflow
+        self.dead_letters = settings.topics.output("dead-letters")
+        self.limit = message_limit(settings, topic, int(config.get("message.max.bytes", PRODUCER_MAX_BYTES)))
+        self.flush_every_batch = recovery_requested()
+        self.failures: list[KafkaError] = []
+        self.failed = False
+
+    def _failed(self, error: KafkaError, message: Message) -> None:
+        self.failures.append(error)
+
+    def write_batch(self, items: list[Out]) -> None:
+        produce, topic, limit = self.producer.produce, self.topic, self.limit
+        for key, value in items:
+            encoded = encode(value)
+            kafka_key = None if key is None else key if type(key) is bytes else key.encode()
+            if len(encoded) + (0 if kafka_key is None else len(kafka_key)) > limit:
+                self._too_large(key, value, encoded)
+                continue
+            try:
+                produce(topic, encoded, kafka_key)
+            except BufferError:
+                send(self.producer, topic, kafka_key, encoded)
+        if self.flush_every_batch:
+            self.producer.flush()
+        else:
+            self.producer.poll(0)
+        self._raise_failures()
+
+    def _too_large(self, key: str | bytes | None, value: Output, encoded: bytes) -> None:
+        """A record too large for a message: a dead letter cut to fit instead, and the run goes on.
+
+        One such record used to stop the dataflow on every restart (a poison pill).
+        """
+        kafka_key = None if key is None else (key if type(key) is bytes else key.encode())[:MAX_KEY_BYTES]
+        room = self.limit - (0 if kafka_key is None else len(kafka_key))
+        if isinstance(value, DeadLetter):
+            letter = fit(value, room)
+        else:
+            text_key = None if key is None else key if type(key) is str else key.decode("utf-8", "replace")
+            letter = too_large(self.dataflow, self.topic, text_key, encoded, self.limit, room)
+        log.warning("a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
+                    self.topic, len(encoded), self.dead_letters)
+        send(self.producer, self.dead_letters, kafka_key, encode(letter))
+        metrics.DEAD_LETTERS.labels(self.dataflow).inc()
+
+    def close(self) -> None:
+        self.producer.flush()
+        self._raise_failures()
+
+    def _raise_failures(self) -> None:
+        if not self.failures:
+            return
+        message = f"utopia: {len(self.failures)} record(s) not delivered to {self.topic}: {self.failures[0].str()}"
+        self.failures = []
+        print(message, file=sys.stderr, flush=True)  # Bytewax's own report of the error may not show it
+        if not self.failed:  # a second raise, from `close` while Bytewax unwinds, would abort the process
+            self.failed = True
+            raise KafkaException(message)
+
+
+PRODUCER_MAX_BYTES = 1_000_000
+"""librdkafka's default `message.max.bytes`: the largest message a producer sends."""
+MAX_KEY_BYTES = 1024
+"""A dead letter for a record too large keeps at most this much of its key as its Kafka key."""
+RECORD_OVERHEAD = 1024
+"""Room left for a record's framing in a batch (headers, lengths, timestamps), by a wide margin."""
+
+
+_limits: dict[tuple[str, str], int] = {}
+_limits_lock = threading.Lock()
+
+
+def message_limit(settings: Settings, topic: str, producer_max: int) -> int:
+    """The most bytes of key and value one message to `topic` may have (asked once per process and topic).
+
+    The smaller of the producer's limit and the topic's `max.message.bytes`, which the broker
+    enforces (1 MB by default; Confluent Cloud allows up to 8 MB). Without the right to read the
+    topic's configuration, or without an answer in time, the producer's limit alone.
+    """
+    with _limits_lock:
+        known = _limits.get((settings.bootstrap_servers, topic))
+        if known is None:
+            known = _limits[settings.bootstrap_servers, topic] = _topic_max(settings, topic, producer_max)
+    return min(producer_max, known) - RECORD_OVERHEAD
+
+
+def _topic_max(settings: Settings, topic: str, default: int) -> int:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    client = admin(settings)  # must outlive its futures
+    try:
+        configs = client.describe_configs([resource], request_timeout=CONNECT_TIMEOUT_S)
+        entry = configs[resource].result(timeout=CONNECT_TIMEOUT_S).get("max.message.bytes")
+        return int(entry.value) if entry is not None and entry.value else default
+    except Exception as error:  # noqa: BLE001 -- any failure leaves the producer's own limit
+        log.info("the message size limit of %s is not known (%s): the producer's limit applies", topic, error)
+        return default
+
+
+def send(producer: Producer, topic: str, key: str | bytes | None, value: bytes, timestamp: int = 0) -> None:
+    """Produce one record, waiting for deliveries while the local queue is full.
+
+    Bytewax's KafkaSink fails the dataflow on a full queue instead (bytewax issue #522).
+    """
+    encoded_key = None if key is None else key if type(key) is bytes else key.encode()
+    while True:
+        try:
+            producer.produce(topic, value, encoded_key, timestamp=timestamp)
+            return
+        except BufferError:
+            producer.poll(0.1)
+
+
+class KafkaTopicSink(DynamicSink[Out]):
+    """One output topic; each worker produces its own outputs and flushes every batch."""
+
+    def __init__(self, settings: Settings, dataflow: str, topic: str):
+        self.settings, self.dataflow, self.topic = settings, dataflow, topic
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProducerPartition:
+        keep_thread_state()  # every worker builds every sink, on its own thread, before any record
+        return _ProducerPartition(self.settings, self.dataflow, self.topic)
+
+
+class KafkaIO:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.topics = settings.topics
+        self.changelog = settings.changelog
+        self.zone = settings.zone
+        self.inputs: list[str] = []  # every topic a source was made for, to check they exist
+        self.outputs: list[str] = []
+
+    def source(self, dataflow: str, topics: list[str]) -> KafkaTopicsSource:
+        self.inputs.extend(topics)
+        return KafkaTopicsSource(self.settings, dataflow, topics)
+
+    def sink(self, dataflow: str, output: str) -> KafkaTopicSink:
+        if self.topics.output(output) not in self.outputs:  # several steps may write one topic (dead letters)
+            self.outputs.append(self.topics.output(output))
+        return KafkaTopicSink(self.settings, dataflow, self.topics.output(output))
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka_config() | CLIENT_CONFIG | {"logger": quiet_log})
+
+
+def existing_topics(settings: Settings) -> set[str]:
+    """The broker's topic names; a ConfigError saying what failed and which variable to check.
+
+    librdkafka retries for ever and tells why only through its error callback: a wrong password,
+    a TLS listener spoken to in plain text, or the reverse, all looked alike here ("cannot reach
+    Kafka ... Broker transport failure", after 10 s). The callback's errors name the cause.
+    """
+    errors: list[KafkaError] = []
+    try:
+        client = AdminClient(settings.kafka_config() | CLIENT_CONFIG | {"logger": quiet_log, "error_cb": errors.append})
+    except KafkaException as error:
+        raise ConfigError(f"a Kafka client setting is not accepted ({_reason(error)}): check the KAFKA_ variables, "
+                          "KAFKA_CONFIG_* included") from None
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        try:
+            return set(client.list_topics(timeout=0.5).topics)
+        except KafkaException as error:
+            last = _reason(error)
+        client.poll(0)  # serves the error callback
+        cause = diagnose(settings, errors)
+        if cause is not None:
+            raise ConfigError(cause)
+        if time.monotonic() > deadline:
+            raise ConfigError(f"cannot reach Kafka at {settings.bootstrap_servers} within {CONNECT_TIMEOUT_S:.0f}s "
+                              f"({last}): check KAFKA_BOOTSTRAP_SERVERS, and that the broker is up")
+
+
+def diagnose(settings: Settings, errors: list[KafkaError]) -> str | None:
+    """What the clients' errors say is wrong with the settings, as one line naming the variable; None if nothing."""
+    servers, protocol = settings.bootstrap_servers, settings.security_protocol
+    for error in errors:
+        text = error.str()
+        if "mechanism handshake failed" in text:  # the listener speaks no SASL, or not this mechanism
+            return (f"Kafka at {servers} does not answer as KAFKA_SECURITY_PROTOCOL={protocol} with "
+                    f"KAFKA_SASL_MECHANISM={settings.sasl_mechanism} expects ({_short(text)}): check "
+                    "KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_MECHANISM")
+        if error.code() == KafkaError._AUTHENTICATION or "Authentication failed" in text:
+            return (f"Kafka at {servers} refused the credentials of KAFKA_SASL_USERNAME={settings.sasl_username!r} "
+                    f"({_short(text)}): check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if "SSL handshake failed" in text or "certificate verify failed" in text:
+            return (f"TLS with Kafka at {servers} failed ({_short(text)}): check KAFKA_SECURITY_PROTOCOL={protocol} "
+                    "(does that listener use TLS?) and KAFKA_SSL_CA_LOCATION (is the broker's CA trusted?)")
+        if "security.protocol" in text or ("SASL" in text and protocol.startswith("SASL")):
+            return (f"Kafka at {servers} does not answer as KAFKA_SECURITY_PROTOCOL={protocol} expects "
+                    f"({_short(text)}): check KAFKA_SECURITY_PROTOCOL")
+    return None
+
+
+def _reason(error: KafkaException) -> str:
+    return error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
+
+
+def _short(text: str) -> str:
+    """librdkafka's message without the broker prefix it repeats (`localhost:9092/bootstrap: `)."""
+    return text.split(": ", 1)[1] if text.count(": ") and "/" in text.split(": ", 1)[0] else text
+
+
+def missing_outputs(settings: Settings, io: KafkaIO, existing: set[str]) -> None:
+    """Output topics are checked at start: reported in one line, or created with UTOPIA_CREATE_TOPICS=true.
+
+    The local broker creates a topic on first write; Confluent Cloud does not, and a run then
+    failed after 31 s with a traceback.
+    """
+    missing = [topic for topic in io.outputs if topic not in existing]
+    if not missing:
+        return
+    if settings.create_topics:
+        from utopia.io.topics import create  # topics imports this module
+
+        create(settings, names=missing, quiet=True)
+        log.info("created the missing output topic(s) %s", ", ".join(missing))
+        return
+    raise ConfigError(f"output topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: create "
+                      "them with `utopia topics create`, or set UTOPIA_CREATE_TOPICS=true to let the dataflow do it")
+
+
+def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataflow]:
+    """The `flow` that `python -m bytewax.run dataflows.<name>` calls: the dataflow on Kafka.
+
+    Settings come from the environment and are checked before Bytewax starts, so a bad value,
+    an unreachable broker or a missing topic ends the run with one line, not a traceback.
+    """
+
+    def flow() -> Dataflow:
+        name = build.__module__.rsplit(".", 1)[-1]
+        configure_logging(name)
+        sys.excepthook = peer_lost_hook(name, sys.argv)
+        try:
+            settings = Settings.from_env()
+            io = KafkaIO(settings)
+            dataflow = build(io)
+            existing = existing_topics(settings)
+            missing = sorted(set(io.inputs) - existing)
+            if missing:
+                raise ConfigError(
+                    f"input topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: "
+                    "create them with `utopia topics create` or fill them with `utopia generate --to kafka`"
+                )
+            missing_outputs(settings, io, existing)
+        except ConfigError as error:
+            sys.exit(f"utopia {name}: {error}")
+        stop_on_signals()
+        relax_garbage_collector()
+        return dataflow
+
+    flow.__doc__ = build.__doc__
+    return flow

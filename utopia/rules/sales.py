@@ -1,0 +1,85 @@
+"""How an event sells: tickets against the latest capacity, and the two alerts (sold_out)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import msgspec
+
+from utopia.codec import InRecord, as_in_record
+from utopia.models import Event, EventAlert, EventAlertKind, Ticket
+from utopia.rules.tickets import capacity_never_came
+from utopia.steps import Out
+from utopia.steps.holding import HeldUntilKnown, Sourced
+
+log = logging.getLogger("utopia")
+
+
+def nearly_sold_out(sold: int, capacity: int) -> bool:
+    """At least 90% sold, in exact integer arithmetic (docs/outputs.md#thresholds)."""
+    return 10 * sold >= 9 * capacity
+
+
+def first_seen_place(known: Event | None, update: Event) -> Event:
+    """The event as updated by a later record: new capacity and date, but the artist and venue it was first seen with.
+
+    data-demo never moves an event, so counts by venue or artist only ever grow
+    (docs/outputs.md#sold_out); a record that would move one is logged and not followed.
+    """
+    if known is None or (update.artistid, update.venueid) == (known.artistid, known.venueid):
+        return update
+    log.warning("event %s was re-sent with artist %s, venue %s; it keeps artist %s, venue %s",
+                update.id, update.artistid, update.venueid, known.artistid, known.venueid)
+    return msgspec.structs.replace(update, artistid=known.artistid, venueid=known.venueid)
+
+
+class EventStatus:
+    """One event's sales: every ticket counts, and each threshold alerts once, when a ticket first reaches it.
+
+    A ticket that comes before its event (or while its capacity is null) is held and counted right
+    after the event record that brings the capacity. A capacity change alone raises no alert, and
+    an alert once raised is never repeated, even if a raised capacity makes it untrue for a while.
+    """
+
+    __slots__ = ("eventid", "event", "sold", "alerted", "held")
+
+    holds = (Ticket,)
+    """Tickets arrive as `Sourced` tickets: one may wait for its event forever."""
+    waits = "tickets wait for their event's capacity"
+
+    def __init__(self, eventid: str):
+        self.eventid = eventid
+        self.event: Event | None = None
+        self.sold = 0
+        self.alerted: set[EventAlertKind] = set()
+        self.held: HeldUntilKnown[Ticket] = HeldUntilKnown()
+
+    def apply(self, record: Event | Sourced[Ticket]) -> Iterator[Out]:
+        if isinstance(record, Event):
+            self.event = first_seen_place(self.event, record)
+            if record.capacity is not None:
+                for _ in self.held.release():
+                    yield from self.sell()
+        elif self.event is None or self.event.capacity is None:
+            self.held.hold(record)
+        else:
+            yield from self.sell()
+
+    def sell(self) -> Iterator[Out]:
+        self.sold += 1
+        capacity = self.event.capacity
+        if "NEARLY_SOLD_OUT" not in self.alerted and nearly_sold_out(self.sold, capacity):
+            yield self.alert("NEARLY_SOLD_OUT")
+        if "SOLD_OUT" not in self.alerted and self.sold >= capacity:
+            yield self.alert("SOLD_OUT")
+
+    def alert(self, kind: EventAlertKind) -> Out:
+        self.alerted.add(kind)
+        event, capacity = self.event, self.event.capacity
+        remaining = max(capacity - self.sold, 0)
+        return self.eventid, EventAlert(self.eventid, event.artistid, event.venueid, capacity, self.sold, remaining, kind)
+
+    def unfinished(self) -> list[tuple[InRecord, str]]:
+        reason = capacity_never_came(self.eventid, self.event)
+        return [(as_in_record(raw), reason) for raw, _ in self.held.release()]

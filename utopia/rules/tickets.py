@@ -1,0 +1,62 @@
+"""The ticket desk of one event: confirm while there is capacity, reject after (purchase_event_ticket)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from utopia.codec import InRecord, as_in_record
+from utopia.models import Event, Ticket, TicketResponse
+from utopia.steps import Out
+from utopia.steps.holding import HeldUntilKnown, Sourced
+
+
+def capacity_never_came(eventid: str, event: Event | None) -> str:
+    """Why a ticket of this event waited until the end of the input."""
+    if event is None:
+        return f"waited for event {eventid}, which never arrived"
+    return f"waited for the capacity of event {eventid}, which never arrived (the event's capacity is null)"
+
+
+class TicketDesk:
+    """Per event: the first `capacity` tickets are confirmed, later ones rejected (docs/outputs.md#purchase_event_ticket).
+
+    The latest capacity counts, so raising it after a sell-out confirms new tickets again. A ticket
+    that comes before its event (or while the event's capacity is still null) is held and decided
+    right after the event record that brings the capacity.
+    """
+
+    __slots__ = ("eventid", "event", "confirmed", "held")
+
+    holds = (Ticket,)
+    """Tickets reach the desk as `Sourced` tickets: one may wait for its event forever."""
+    waits = "tickets wait for their event's capacity"
+
+    def __init__(self, eventid: str):
+        self.eventid = eventid
+        self.event: Event | None = None
+        self.confirmed = 0
+        self.held: HeldUntilKnown[Ticket] = HeldUntilKnown()
+
+    def apply(self, record: Event | Sourced[Ticket]) -> Iterator[Out]:
+        if isinstance(record, Event):
+            self.event = record
+            if record.capacity is not None:
+                for _, ticket in self.held.release():
+                    yield self.decide(ticket)
+        elif self.event is None or self.event.capacity is None:
+            self.held.hold(record)
+        else:
+            yield self.decide(record[1])
+
+    def decide(self, ticket: Ticket) -> Out:
+        capacity = self.event.capacity
+        if self.confirmed < capacity:
+            self.confirmed += 1
+            status, remaining = "CONFIRMED", capacity - self.confirmed
+        else:
+            status, remaining = "REJECTED", 0
+        return ticket.id, TicketResponse(ticket.id, self.eventid, ticket.customerid, status, remaining)
+
+    def unfinished(self) -> list[tuple[InRecord, str]]:
+        reason = capacity_never_came(self.eventid, self.event)
+        return [(as_in_record(raw), reason) for raw, _ in self.held.release()]

@@ -1,0 +1,271 @@
+"""Trending artists: the 3 most streamed of each UTC hour of `streamtime` (docs/outputs.md#most_streamed_artists).
+
+Bytewax's own windowing does the hours: `fold_window` with a `TumblingWindower` aligned to the hour
+and an event-time clock with 5 minutes of wait. A window costs a Python call per item, so the streams
+of one batch are counted per hour first (`hour_counts`), on the worker that read them, and one item
+per hour and batch reaches the window.
+
+The clock is Bytewax's `EventClock` kept per lane (per worker reading the input), the watermark
+being the lowest of theirs: workers do not wait for each other, and with one clock for all, a
+worker a few minutes of stream time ahead would make every stream of the others late.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from itertools import accumulate
+from operator import attrgetter
+
+import msgspec
+from bytewax.operators.windowing import UTC_MAX, UTC_MIN, Clock, ClockLogic, TumblingWindower
+
+from utopia.codec import Batch, as_in_record
+from utopia.dates import format_instant, instant_ms
+from utopia.io import metrics, stopping
+from utopia.models import Artist, NamedArtistStreams, Stream, TrendingArtists
+from utopia.rules.popularity import GLOBAL, TOP_ARTISTS
+from utopia.steps import Out, Placed
+
+log = logging.getLogger("utopia")
+
+HOUR_MS = 3_600_000
+WAIT_MS = 300_000
+"""How far behind the newest stream time the watermark is: a stream may come this late and still count."""
+
+
+class HourCounts(msgspec.Struct, gc=False):
+    """Streams of one UTC hour, in one batch or (folded) in the whole window: count and when reached, per artist."""
+
+    start_ms: int
+    newest_ms: int
+    lane: int
+    counts: dict[str, int]
+    reached: dict[str, int]
+    """Input position of each artist's latest stream here: where it reached its count (ties go to the earlier)."""
+
+
+class Closings(msgspec.Struct, gc=False):
+    """Where in a batch each hour was closed: the first stream at least the wait past the hour's end."""
+
+    at: dict[int, int]
+    """Hour end (epoch ms) -> input position of that stream."""
+
+
+class LaneClock(Clock[HourCounts, dict]):
+    """An `EventClock` per lane of input, the watermark the lowest of theirs (and it never goes back)."""
+
+    def build(self, resume_state: dict | None) -> _LaneClockLogic:
+        return _LaneClockLogic({} if resume_state is None else resume_state)
+
+
+class _LaneClockLogic(ClockLogic[HourCounts, dict]):
+    def __init__(self, lanes: dict[int, tuple[datetime, datetime]]):
+        self.lanes = lanes  # lane -> (its newest stream time, the system time it was seen)
+        self.now = datetime.now(UTC)
+        self.watermark = UTC_MIN
+
+    def before_batch(self) -> None:
+        self.now = max(self.now, datetime.now(UTC))
+
+    def on_item(self, value: HourCounts) -> tuple[datetime, datetime]:
+        at = datetime.fromtimestamp(value.newest_ms / 1000, UTC)
+        newest = self.lanes.get(value.lane)
+        if newest is None or at > newest[0]:
+            self.lanes[value.lane] = (at, self.now)
+        return at, self._watermark()
+
+    def _watermark(self) -> datetime:
+        # As EventClock: a lane's newest time less the wait, moving on with the system clock since.
+        lowest = min(newest - WAIT + (self.now - seen) for newest, seen in self.lanes.values())
+        self.watermark = max(self.watermark, lowest)
+        return self.watermark
+
+    def on_notify(self) -> datetime:
+        self.before_batch()
+        return self._watermark() if self.lanes else self.watermark
+
+    def on_eof(self) -> datetime:
+        return UTC_MAX
+
+    def to_system_utc(self, timestamp: datetime) -> datetime:
+        return timestamp  # as EventClock: stream time is taken for system time
+
+    def snapshot(self) -> dict:
+        return self.lanes
+
+
+WAIT = timedelta(milliseconds=WAIT_MS)
+CLOCK = LaneClock()
+HOURS = TumblingWindower(length=timedelta(milliseconds=HOUR_MS), align_to=datetime(2000, 1, 1, tzinfo=UTC))
+
+
+def hour_counts(batch: Batch) -> list[tuple[str, HourCounts | Closings]]:
+    """The streams of a batch counted per hour of their time (the record's timestamp if it has none).
+
+    A stream more than the wait older than one before it in the batch is late already: the window
+    would see it after its newer neighbour. It is logged, not counted. Also says where in the batch
+    each hour closed (`Closings`), for the names on its record.
+    """
+    hours: dict[int, HourCounts] = {}
+    closings: dict[int, int] = {}
+    for _, streams, indices in batch.runs((Stream,)):
+        times = list(map(instant_ms, map(_streamtime, streams)))
+        if None in times:
+            times = [at if at is not None else as_in_record(raw).timestamp for at, raw in zip(times, batch.raw(indices))]
+        positions = [batch.position + index for index in indices]
+        artists = list(map(_artistid, streams))
+        in_order = times == sorted(times)
+        _closings(times, positions, closings)
+        if not in_order:
+            times, artists, positions = _on_time(times, artists, positions)
+        starts = [at - at % HOUR_MS for at in times]
+        # An artist's last stream is where it reached its count; in time order, an hour's last is its newest.
+        newest = dict(zip(starts, times)) if in_order else _newest_per_hour(starts, times)
+        counts = Counter(zip(starts, artists))
+        reached = dict(zip(zip(starts, artists), positions))
+        for (start, artist), n in counts.items():
+            hour = hours.get(start)
+            if hour is None:
+                hour = hours[start] = HourCounts(start, newest[start], batch.lane, {}, {})
+            else:
+                hour.newest_ms = max(hour.newest_ms, newest[start])
+            hour.counts[artist] = hour.counts.get(artist, 0) + n
+            hour.reached[artist] = reached[start, artist]
+    items: list[tuple[str, HourCounts | Closings]] = [(GLOBAL, hour) for hour in hours.values()]
+    if closings:
+        items.append((GLOBAL, Closings(closings)))
+    return items
+
+
+def _closings(times: list[int], positions: list[int], closings: dict[int, int]) -> None:
+    """Each hour end that the newest stream time so far passes by the wait, and the stream that first did."""
+    newest = list(accumulate(times, max))
+    end = (times[0] - WAIT_MS) - (times[0] - WAIT_MS) % HOUR_MS
+    while end + WAIT_MS <= newest[-1]:
+        first = bisect.bisect_left(newest, end + WAIT_MS)
+        closings.setdefault(end, positions[first])
+        end += HOUR_MS
+
+
+def is_hour(item: tuple[str, HourCounts | Closings]) -> bool:
+    return isinstance(item[1], HourCounts)
+
+
+def _on_time(times: list[int], artists: list[str], positions: list[int]) -> tuple[list[int], list[str], list[int]]:
+    """The streams not late behind a newer one before them in the batch; the late ones are logged."""
+    kept = [(at, artist, position) for at, artist, position, newest
+            in zip(times, artists, positions, accumulate(times, max, initial=-1 << 62))
+            if at >= newest - WAIT_MS]
+    if len(kept) < len(times):
+        log.warning("trending-artists: %d late stream(s) not counted", len(times) - len(kept))
+    return [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
+
+
+def _newest_per_hour(starts: list[int], times: list[int]) -> dict[int, int]:
+    newest: dict[int, int] = {}
+    for start, at in zip(starts, times):
+        newest[start] = max(at, newest.get(start, at))
+    return newest
+
+
+_streamtime, _artistid = attrgetter("streamtime"), attrgetter("artistid")
+
+
+def empty_hour() -> HourCounts:
+    return HourCounts(0, 0, 0, {}, {})
+
+
+def add_hour(window: HourCounts, more: HourCounts) -> HourCounts:
+    """Fold one batch's counts of the hour into the window's."""
+    counts, reached = window.counts, window.reached
+    for artist, n in more.counts.items():
+        counts[artist] = counts.get(artist, 0) + n
+        if more.reached[artist] > reached.get(artist, -1):
+            reached[artist] = more.reached[artist]
+    window.start_ms = more.start_ms
+    window.newest_ms = max(window.newest_ms, more.newest_ms)
+    return window
+
+
+def closed_window(keyed: tuple[str, tuple[int, HourCounts]]) -> list[tuple[str, HourCounts]]:
+    """A closed window, for the step that knows the artists' names.
+
+    None that a stop closed (Ctrl-C, utopia.io.stopping): Bytewax closes every open window when its
+    input ends, but an hour cut short by a stop is not over.
+    """
+    if stopping.requested.is_set():
+        return []
+    return [(GLOBAL, keyed[1][1])]
+
+
+def closings(keyed: tuple[str, Closings]) -> list[tuple[str, Closings]]:
+    return [keyed]
+
+
+def late_streams(keyed: tuple[str, tuple[int, HourCounts]]) -> None:
+    late = keyed[1][1]
+    metrics.LATE.labels("most_streamed_artists").inc(sum(late.counts.values()))
+    log.warning("trending-artists: %d late stream(s) of the hour from %s not counted",
+                sum(late.counts.values()), format_instant(datetime.fromtimestamp(late.start_ms / 1000, UTC)))
+
+
+class ArtistNames:
+    """Every artist's names with their places in the input, put on each closed hour's top 3 (null while unknown).
+
+    An hour's record names its artists as they were when it closed: at the stream that passed its
+    end by the wait (`Closings`), or at the end of the input. The closed window and that stream
+    come by different paths, so a window waits here until it is known where it closed; as of a
+    place in the input, the names are the same however records are batched.
+    """
+
+    __slots__ = ("names", "closed_at", "waiting")
+
+    placed = (Artist,)
+
+    def __init__(self, _key: str):
+        self.names: dict[str, tuple[list[int], list[str | None]]] = {}
+        self.closed_at: dict[int, int] = {}  # hour end -> position of the stream that closed it
+        self.waiting: list[HourCounts] = []
+
+    def apply(self, item: Placed | Closings | HourCounts) -> list[Out]:
+        if isinstance(item, Placed):
+            artist = item.value
+            positions, names = self.names.setdefault(artist.id, ([], []))
+            at = bisect.bisect(positions, item.position)
+            positions.insert(at, item.position)
+            names.insert(at, artist.name)
+            return []
+        if isinstance(item, Closings):
+            for end, position in item.at.items():
+                self.closed_at[end] = min(position, self.closed_at.get(end, position))
+        else:
+            self.waiting.append(item)
+        waiting, self.waiting, out = self.waiting, [], []
+        for hour in waiting:
+            closed = [position for end, position in self.closed_at.items() if end >= hour.start_ms + HOUR_MS]
+            if closed:
+                out.append(self.record(hour, min(closed)))
+            else:
+                self.waiting.append(hour)
+        return out
+
+    def at_end(self) -> list[Out]:
+        """The hours closed by the end of the input, named with the latest names."""
+        waiting, self.waiting = self.waiting, []
+        return [self.record(hour, None) for hour in waiting]
+
+    def record(self, hour: HourCounts, position: int | None) -> Out:
+        counts, reached = hour.counts, hour.reached
+        top = sorted(counts, key=lambda artist: (-counts[artist], reached[artist]))[:TOP_ARTISTS]
+        start = format_instant(datetime.fromtimestamp(hour.start_ms / 1000, UTC))
+        end = format_instant(datetime.fromtimestamp((hour.start_ms + HOUR_MS) / 1000, UTC))
+        named = [NamedArtistStreams(artist, self.name(artist, position), counts[artist]) for artist in top]
+        return start, TrendingArtists(start, end, named)
+
+    def name(self, artistid: str, position: int | None) -> str | None:
+        positions, names = self.names.get(artistid, ((), ()))
+        known = len(positions) if position is None else bisect.bisect(positions, position)
+        return names[known - 1] if known else None

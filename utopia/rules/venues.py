@@ -1,0 +1,252 @@
+"""The must-see venue: which venue has hosted the most events, and which has the most customers (must_see_venue).
+
+Three keyed steps, so that no one step sees every record and the one global step sees little:
+
+1. per event (`EventVenue`): the venue the event was first seen with. Tickets reach a venue through
+   their event, so a ticket that comes before its event waits there. Each new fact about a venue (a
+   new event; a customer holding a ticket to one of its events) goes on with its place in the input.
+   (`TicketsWaiting` holds the same early tickets as they were read, for the dead letters.)
+2. per venue (`VenueCounts`): its distinct events and distinct customers, the input position where
+   each count was reached, and its name. A changelog: only changed counts leave, at most once per
+   flush interval.
+3. per metric (`VenueLeader`, keys `events` and `customers`): the leading venue by the ranking rule,
+   from the positions, not from the order counts arrive in (they come from several workers).
+
+See docs/outputs.md#must_see_venue.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from utopia.codec import InRecord, as_in_record
+from utopia.models import Event, MustSeeVenue, Ticket, Venue
+from utopia.rules.ranking import TopN
+from utopia.steps import Out, Placed
+from utopia.steps.holding import HeldUntilKnown, Sourced
+
+log = logging.getLogger("utopia")
+
+ALL_VENUES = "venues"
+"""The key of every venue's totals on their way to the leaders (split by metric before the ranking)."""
+METRICS = ("events", "customers")
+
+
+def event_never_came(eventid: str) -> str:
+    """Why a ticket waited until the end of the input: here a ticket needs its event's venue only."""
+    return f"waited for event {eventid}, which never arrived"
+
+
+class NewEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """An event first seen at a venue, at this input position."""
+
+    position: int
+
+
+class NewHolder(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """A customer holding a ticket to an event at the venue, counted at this input position.
+
+    A ticket that waited for its event counts when it is released: at its event's position.
+    The venue decides whether the customer is new there (they may hold tickets to several of its events).
+    """
+
+    customerid: str
+    position: int
+
+
+def event_or_customer(record: Event | Ticket) -> Event | str:
+    """What reaches an event's step: an event whole (it is rare), of a ticket only its customer."""
+    return record if isinstance(record, Event) else record.customerid
+
+
+class EventVenue:
+    """Per event: the venue it was first seen with, and the tickets (their customers) that wait for it.
+
+    A later record of the event naming another venue does not move it (docs/outputs.md#sold_out:
+    data-demo never moves an event, and venue counts only ever grow): it is logged and ignored.
+    Held tickets are released right after the event's first record, at that record's position,
+    because a held record counts when it is released (docs/outputs.md#ranking).
+    The tickets held here are only customer ids with positions; `TicketsWaiting` keeps the same
+    tickets as they were read, and dead-letters those whose event never comes.
+    """
+
+    __slots__ = ("eventid", "venueid", "held")
+
+    placed = (Event, Ticket)
+    """Both come with their place in the input: where a venue's count grew."""
+    waits = "tickets wait for their event's venue"
+
+    def __init__(self, eventid: str):
+        self.eventid = eventid
+        self.venueid: str | None = None
+        self.held: list[str] = []
+
+    def apply(self, placed: Placed) -> tuple[Out, ...]:
+        record = placed.value
+        if type(record) is str:  # a ticket's customer
+            if self.venueid is None:
+                self.held.append(record)
+                return ()
+            return ((self.venueid, NewHolder(record, placed.position)),)
+        venueid = record.venueid
+        if self.venueid is not None:
+            if venueid != self.venueid:
+                log.warning("event %s was re-sent with venue %s; it keeps venue %s",
+                            self.eventid, venueid, self.venueid)
+            return ()
+        self.venueid, position = venueid, placed.position
+        held, self.held = self.held, []
+        return ((venueid, NewEvent(position)), *((venueid, NewHolder(c, position)) for c in held))
+
+
+def nothing(_record: Event | Ticket) -> None:
+    """What `TicketsWaiting` needs of a record: only its kind (an event comes as None, a ticket as a pair)."""
+    return None
+
+
+class TicketsWaiting:
+    """Per event: its tickets as read, held until the event is first seen, for the dead letters.
+
+    `EventVenue` needs the tickets' input positions and the step machinery gives a record either
+    its position or its raw form, not both: this step keeps the raw form of the tickets that wait,
+    so that at the end of a finite input each ticket whose event never came goes to the dead
+    letters as it was read (docs/outputs.md#waiting). It outputs nothing else, and most tickets
+    pass through it without being stored.
+    """
+
+    __slots__ = ("eventid", "known", "held")
+
+    holds = (Ticket,)
+    waits = "tickets wait for their event"
+
+    def __init__(self, eventid: str):
+        self.eventid = eventid
+        self.known = False
+        self.held: HeldUntilKnown[None] = HeldUntilKnown()
+
+    def apply(self, record: Sourced[None] | None) -> tuple[()]:
+        if record is None:  # the event
+            if not self.known:
+                self.known = True
+                self.held.release()
+        elif not self.known:
+            self.held.hold(record)
+        return ()
+
+    def unfinished(self) -> list[tuple[InRecord, str]]:
+        reason = event_never_came(self.eventid)
+        return [(as_in_record(raw), reason) for raw, _ in self.held.release()]
+
+
+def venue_name(record: Venue) -> str | None:
+    """What reaches a venue's counts of its own record: its name."""
+    return record.name
+
+
+class VenueTotals(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One venue's counts, the input positions where each was reached, and its latest name."""
+
+    venueid: str
+    events: int
+    events_reached: int
+    customers: int
+    customers_reached: int
+    name: str | None
+
+
+class VenueCounts:
+    """Per venue: distinct events, distinct customers (each at the position it first held a ticket here), and name.
+
+    Facts come from the events' steps, several shards of them, so not in input order: a count's
+    "reached" position is the latest position among the facts it counts, which is where the count
+    got to its value in input order whatever order the facts arrived in. A customer keeps the
+    earliest position seen, so a ticket that arrives late but came first still counts first.
+    The name is null until the venue's record comes; a venue with nothing counted is in no ranking.
+    """
+
+    __slots__ = ("venueid", "events", "events_reached", "customers", "customers_reached", "name")
+
+    def __init__(self, venueid: str):
+        self.venueid = venueid
+        self.events = 0
+        self.events_reached = -1
+        self.customers: dict[str, int] = {}  # customer -> position where they first count here
+        self.customers_reached = -1
+        self.name: str | None = None
+
+    def apply(self, item: NewHolder | NewEvent | str | None) -> bool:
+        kind = type(item)
+        if kind is NewHolder:
+            customers, position = self.customers, item.position
+            known = customers.get(item.customerid)
+            if known is None:
+                customers[item.customerid] = position
+                if position > self.customers_reached:
+                    self.customers_reached = position
+                return True
+            if position >= known:
+                return False
+            customers[item.customerid] = position  # an earlier ticket that arrived later
+            if known == self.customers_reached:
+                self.customers_reached = max(customers.values())
+            return True
+        if kind is NewEvent:
+            self.events += 1
+            if item.position > self.events_reached:
+                self.events_reached = item.position
+            return True
+        if item == self.name:
+            return False
+        self.name = item
+        return self.events > 0 or bool(self.customers)
+
+    def value(self) -> Out:
+        return ALL_VENUES, VenueTotals(self.venueid, self.events, self.events_reached, len(self.customers),
+                                       self.customers_reached, self.name)
+
+
+def per_metric(totals: list[Out]) -> list[Out]:
+    """Every venue's totals to both leaders (each reads its own count)."""
+    return [(metric, total) for _, total in totals for metric in METRICS]
+
+
+class VenueLeader:
+    """Per metric (`events` or `customers`): the leading venue, its count and its latest name.
+
+    Ranked by the ranking rule on the positions where counts were reached, so the leader does not
+    depend on the order the venues' counts arrive in. The value changes when the leader, its count
+    or its name changes; a venue that only ties the leader does not take its place.
+    """
+
+    __slots__ = ("metric", "top", "names", "shown")
+
+    def __init__(self, metric: str):
+        self.metric = metric
+        self.top: TopN[str] = TopN(1)
+        self.names: dict[str, str | None] = {}
+        self.shown: tuple | None = None
+
+    def apply(self, total: VenueTotals) -> bool:
+        venueid = total.venueid
+        if self.metric == "events":
+            count, reached = total.events, total.events_reached
+        else:
+            count, reached = total.customers, total.customers_reached
+        self.names[venueid] = total.name
+        top = self.top
+        if count and (count, reached) != (top.count(venueid), (top.reached or {}).get(venueid)):
+            top.raise_to(venueid, count, reached)
+        if not top.top:
+            return False
+        leader = top.top[0]
+        now = (leader, top.count(leader), self.names[leader])
+        if now == self.shown:
+            return False
+        self.shown = now
+        return True
+
+    def value(self) -> Out:
+        venueid, count, name = self.shown
+        return self.metric, MustSeeVenue(self.metric, venueid, name, count)

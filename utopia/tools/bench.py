@@ -1,0 +1,464 @@
+"""`make bench`: throughput and memory of every dataflow through the local broker, beside the raw client limit.
+
+Loads a data set once into `bench-<streams>-<tickets>-<seed>-<partitions>p-data-demo-*` topics (kept for later runs),
+measures how fast plain confluent-kafka with msgspec drains the streams topic (the raw limit), then runs
+each dataflow with `python -m bytewax.run` (1 worker, then 2 processes) from the beginning until its input
+ends, and on empty topics (its start-up), a few times each, and writes the median runs to docs/benchmarks.md
+with the CPU time they took, the local broker's included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pickle
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from utopia.cli import dataflow_names
+from utopia.config import Settings
+from utopia.io import topics
+from utopia.io.kafka_io import FETCH_CONFIG, KafkaIO
+from utopia.models import INPUT_RECORDS, Stream
+from utopia.tools.generator import Sizes, generate
+from utopia.tools.loading import produce
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORT = ROOT / "docs" / "benchmarks.md"
+FIRST_PORT = 2101
+"""Timely's cluster ports for runs with several processes: this one and the next ones."""
+BENCH_SIZES = Sizes(customers=100_000, artists=2_000, events=2_000, tickets=200_000, streams=1_000_000, zipcodes=25)
+
+
+@dataclass
+class Run:
+    dataflow: str
+    workers: int
+    records: int
+    seconds: float
+    peak_rss_mb: float
+    cpu: float = 0.0
+    """CPU seconds of the dataflow's processes, every thread (librdkafka's too), plus the local broker's."""
+    startup: float = 0.0
+    """Seconds the same run takes on empty input topics: start-up and shutdown, no records."""
+    startup_cpu: float = 0.0
+    """CPU seconds of that run on empty input topics."""
+    separate: bool = False
+    """`workers` separate 1-worker runs at once, each of the whole input (`records` counts them all)."""
+
+    @property
+    def cores(self) -> float:
+        """How many cores the run kept busy on average."""
+        return self.cpu / self.seconds
+
+    def ceiling(self, cores: int) -> float:
+        """How many times faster than this run any run on more processes can be, with `cores` cores.
+
+        It cannot start faster (each process starts as this one does), and at best the CPU time of
+        the records (this run's minus its start-up's; more processes only add to it) spreads evenly
+        over every core, the broker's share included.
+        """
+        return self.seconds / (self.startup + max(self.cpu - self.startup_cpu, 0.0) / cores)
+
+    @property
+    def cpu_per_million(self) -> float:
+        """CPU seconds per million input records, start-up's taken off: what the records themselves cost."""
+        return max(self.cpu - self.startup_cpu, 0.0) / self.records * 1e6
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+    @property
+    def rate_after_startup(self) -> float:
+        return self.records / (self.seconds - self.startup)
+
+
+def input_settings(sizes: Sizes, seed: int, partitions: int) -> Settings:
+    tag = f"bench-{sizes.streams}-{sizes.tickets}-{seed}-{partitions}p-"
+    return Settings.from_env(os.environ | {"UTOPIA_INPUT_PREFIX": f"{tag}data-demo-", "UTOPIA_TAIL": "false"})
+
+
+def topic_sizes(settings: Settings) -> dict[str, int]:
+    """Records per input topic already on the broker (high watermarks)."""
+    consumer = Consumer(settings.kafka_config() | {"group.id": settings.topics.client_id("bench")})
+    sizes = {}
+    metadata = consumer.list_topics(timeout=10)
+    for name in INPUT_RECORDS:
+        topic = settings.topics.input(name)
+        if topic in metadata.topics:
+            marks = [_watermarks(consumer, TopicPartition(topic, p)) for p in metadata.topics[topic].partitions]
+            sizes[name] = sum(high - low for low, high in marks)  # retention may have deleted some
+    consumer.close()
+    return sizes
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, timeout_s: float = 30.0) -> tuple[int, int]:
+    """Low and high watermark, waiting while the broker is still electing leaders (just after it started)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=10)
+        except KafkaException as error:
+            electing = error.args[0].code() in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+            if not electing or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def load(settings: Settings, sizes: Sizes, seed: int, partitions: int) -> dict[str, int]:
+    counts = topic_sizes(settings)
+    if counts.get("streams") == sizes.streams and counts.get("tickets") == sizes.tickets:
+        print(f"input already loaded: {counts}", file=sys.stderr)
+        return counts
+    started = time.monotonic()
+    counts = produce(settings, sizes, seed, partitions)
+    print(f"loaded in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    return counts
+
+
+def raw_limit(settings: Settings) -> Run:
+    """confluent-kafka batch consume + msgspec decode of the whole streams topic, one process, same fetch settings."""
+    topic = settings.topics.input("streams")
+    consumer = Consumer(settings.kafka_config() | FETCH_CONFIG | {
+        "group.id": settings.topics.client_id("bench"), "enable.partition.eof": True, "enable.auto.commit": False})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    decoder = msgspec.json.Decoder(Stream)
+    started = time.monotonic()
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    pending, records = set(partitions), 0
+    while pending:
+        for message in consumer.consume(1000, 0.05):
+            error = message.error()
+            if error is None:
+                decoder.decode(message.value())
+                records += 1
+            elif error.code() == KafkaError._PARTITION_EOF:
+                pending.discard(message.partition())
+    seconds = time.monotonic() - started
+    consumer.close()
+    return Run("raw confluent-kafka + msgspec (streams)", 1, records, seconds, 0.0)
+
+
+def run_dataflow(name: str, workers: int, records: int, settings: Settings, separate: bool = False) -> Run:
+    """The dataflow from its launch to its exit at the end of the input, as separate processes.
+
+    Its output topics are created before and deleted after, as `utopia topics create` would have
+    them ready for a real deployment: the run does not wait for the broker to auto-create them.
+    `separate`: `workers` unconnected 1-worker runs at once, each reading the whole input, to tell
+    what two busy processes cost each other on this machine from what exchanging records costs.
+    """
+    env = os.environ | {
+        "UTOPIA_INPUT_PREFIX": settings.topics.input_prefix,
+        "UTOPIA_OUTPUT_PREFIX": f"bench-{uuid.uuid4().hex[:6]}-",
+        "UTOPIA_TAIL": "false",
+    }
+    run_settings = Settings.from_env(env)
+    outputs = dataflow_io(name, run_settings).outputs
+    topics.create(run_settings, names=outputs, quiet=True)
+    command = [sys.executable, "-m", "bytewax.run", f"dataflows.{name}"]
+    if separate:
+        commands = [command] * workers
+        records *= workers
+    elif workers > 1:
+        addresses = ";".join(f"localhost:{FIRST_PORT + i}" for i in range(workers))
+        commands = [command + ["-i", str(i), "-a", addresses] for i in range(workers)]
+    else:
+        commands = [command]
+    broker = local_broker(settings)
+    broker_cpu = _cpu_seconds(broker) if broker else 0.0
+    started = time.monotonic()
+    processes = [subprocess.Popen(commands[0], env=env, cwd=ROOT)]
+    if len(commands) > 1:
+        if not separate:
+            # The others connect to process 0, and timely retries a refused connection only after a
+            # second: start them once it listens.
+            _wait_listening(FIRST_PORT, processes[0])
+        processes += [subprocess.Popen(c, env=env, cwd=ROOT) for c in commands[1:]]
+    peak_kb = dict.fromkeys(range(len(processes)), 0)
+    running, cpu = dict(enumerate(processes)), 0.0
+    while running:
+        for n, process in list(running.items()):
+            peak_kb[n] = max(peak_kb[n], _high_water_kb(process.pid))
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)  # unlike Popen.poll, says what it cost
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                cpu += usage.ru_utime + usage.ru_stime
+                del running[n]
+        time.sleep(0.02)
+    seconds = time.monotonic() - started
+    if broker:
+        cpu += _cpu_seconds(broker) - broker_cpu
+    topics.delete(run_settings, outputs)
+    for process in processes:
+        if process.returncode != 0:
+            raise SystemExit(f"{name} with {workers} workers failed (exit {process.returncode})")
+    return Run(name, workers, records, seconds, max(peak_kb.values()) / 1024, cpu, separate=separate)
+
+
+def measure(name: str, workers: list[int], records: int, settings: Settings, empty: Settings, repeat: int,
+            speeds: list[float]) -> list[Run]:
+    """The median run per worker count, and per count above 1 as separate 1-worker runs, each with its median start-up.
+
+    Rounds alternate the kinds of run (and a host speed check), so that a slower spell of this
+    machine, which shares its host, falls on both sides of a comparison rather than on one.
+    """
+    kinds = [(w, False) for w in workers] + [(w, True) for w in workers if w > 1]
+    done: dict[tuple[int, bool], list[Run]] = {kind: [] for kind in kinds}
+    startups: dict[tuple[int, bool], list[Run]] = {kind: [] for kind in kinds}
+    for _ in range(repeat):
+        speeds.append(host_speed())
+        for w, separate in kinds:
+            done[w, separate].append(run_dataflow(name, w, records, settings, separate))
+            startups[w, separate].append(run_dataflow(name, w, 0, empty, separate))
+    medians = []
+    for kind in kinds:
+        run, startup = median_run(done[kind]), median_run(startups[kind])
+        run.startup, run.startup_cpu = startup.seconds, startup.cpu
+        medians.append(run)
+    return medians
+
+
+def host_speed() -> float:
+    """CPU seconds a fixed pure-Python loop takes now: how fast this machine is at the moment."""
+    started, total = time.thread_time(), 0
+    for n in range(2_000_000):
+        total += n
+    return time.thread_time() - started
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run of median duration (of an odd number): one real run, not a blend of several."""
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+
+
+def local_broker(settings: Settings) -> int | None:
+    """The process id of the broker `make kafka-up` started, if the bench runs on it (its CPU time counts)."""
+    if not all(s.strip().startswith(("localhost:", "127.0.0.1:")) for s in settings.bootstrap_servers.split(",")):
+        return None
+    home = Path(os.environ.get("KAFKA_HOME_DIR", ROOT / ".kafka"))
+    try:
+        pid = int((home / "broker.pid").read_text())
+        _cpu_seconds(pid)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of a running process, all its threads."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+
+
+def _wait_listening(port: int, process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """Until a socket listens on this local port (read from /proc/net, so nothing connects to it)."""
+    suffix, deadline = f":{port:04X}", time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as lines:
+                next(lines)
+                if any(f[1].endswith(suffix) and f[3] == "0A" for f in map(str.split, lines)):  # 0A: LISTEN
+                    return
+        time.sleep(0.01)
+
+
+def _high_water_kb(pid: int) -> int:
+    """VmHWM, the peak resident memory of this process image (ru_maxrss would count the parent's
+    memory at fork time too). 0 once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def state_sizes(sizes: Sizes, seed: int) -> dict[str, float]:
+    """Pickled bytes per key of the per-key state, on a default-size generated data set."""
+    from utopia.models import Event, Ticket
+    from utopia.rules.fans import ArtistFans, CustomerEmail, FirstSighting, fan_or_event
+    from utopia.rules.listening import FavouriteArtists, StreamCount, artist_played, just_counted
+    from utopia.rules.sales import EventStatus
+    from utopia.rules.tickets import TicketDesk
+    from utopia.steps import Placed
+    from utopia.steps.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT, BY_LISTENER, EVENTS_ONLY
+
+    records = [g.value for g in generate(Sizes(), seed)]
+
+    def placed(value):  # what a state that keeps places in the input gets
+        return Placed(0, 0, value)
+
+    def sourced(record):  # what a state that holds tickets gets
+        return (None, record) if type(record) is Ticket else record
+
+    def fan(record):
+        value = fan_or_event(record)
+        return placed(value) if type(record) is Event else value
+
+    kinds = {  # the state, where records meet it, what of a record it gets: as in the dataflows
+        "StreamCount (per customer)": (StreamCount, BY_LISTENER, just_counted),
+        "FavouriteArtists (per customer)": (FavouriteArtists, BY_LISTENER, artist_played),
+        "TicketDesk (per event)": (TicketDesk, BY_EVENT, sourced),
+        "EventStatus (per event)": (EventStatus, BY_EVENT, sourced),
+        "ArtistFans (per artist)": (ArtistFans, BY_ARTIST, fan),
+        "FirstSighting (per event)": (FirstSighting, EVENTS_ONLY, placed),
+        "CustomerEmail (per customer)": (CustomerEmail, BY_CUSTOMER, placed),
+    }
+    out = {}
+    for label, (state, fields, value_of) in kinds.items():
+        states = {}
+        for r in records:
+            if type(r) in fields:
+                key = getattr(r, fields[type(r)])
+                applied = states.setdefault(key, state(key)).apply(value_of(r))
+                if not isinstance(applied, bool):  # an alert state's outputs come from a generator
+                    list(applied)
+        out[label] = len(pickle.dumps(states, pickle.HIGHEST_PROTOCOL)) / max(len(states), 1)
+    return out
+
+
+def dataflow_io(name: str, settings: Settings) -> KafkaIO:
+    """The dataflow built on Kafka, to learn the topics it reads (`inputs`) and writes (`outputs`)."""
+    io = KafkaIO(settings)
+    importlib.import_module(f"dataflows.{name}").build(io)
+    return io
+
+
+def input_records(name: str, settings: Settings, counts: dict[str, int]) -> int:
+    """How many records the topics this dataflow reads hold."""
+    inputs = dataflow_io(name, settings).inputs
+    return sum(counts[short] for short in INPUT_RECORDS if settings.topics.input(short) in inputs)
+
+
+def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes, partitions: int, repeat: int,
+           speeds: list[float]) -> str:
+    cores = os.cpu_count() or 1
+    lines = [
+        "# Benchmarks", "",
+        f"Generated by `make bench` (`python -m utopia.tools.bench`) on this machine ({cores} cores, the broker "
+        f"on the same machine). Each dataflow row is the run of median duration out of {repeat} (its start-up too), "
+        "1 and 2 workers taking turns. The machine shares its host: a fixed pure-Python loop took "
+        f"{min(speeds):.3f} to {max(speeds):.3f} CPU seconds during this bench, {max(speeds) / min(speeds) - 1:.0%} "
+        "apart, so compare figures of one run rather than of two.",
+        f"Input: {sizes.streams:,} streams, {sizes.tickets:,} tickets, {sizes.customers:,} customers, "
+        f"{sizes.artists:,} artists, {sizes.events:,} events on the local broker ({partitions} partitions a topic).",
+        "",
+        "- **seconds**: wall time from launching the dataflow (`python -m bytewax.run`) to its exit at the end of "
+        "the input; 2 workers are 2 processes (`-i`/`-a`).",
+        "- **records/s**: the records of the topics the dataflow reads, divided by those seconds.",
+        "- **start-up**: the same run on empty input topics (process start, connecting, finding the end of "
+        "every partition, shutdown). **records/s after start-up** divides by the seconds minus that.",
+        "- **CPU s**: CPU time of the dataflow's processes (every thread, librdkafka's too) plus the local broker's "
+        "during the run; **cores busy** is that divided by the seconds.",
+        f"- **ceiling on {cores} cores**: how many times faster than the 1-worker run any run on more "
+        "processes can be here. Each process starts as one worker does, and the CPU time of the records (the "
+        "1-worker run's CPU s minus its start-up's; more processes only add the cost of exchanging them) at best "
+        f"spreads evenly over the {cores} cores, which the broker shares: "
+        f"1-worker seconds / (start-up s + records' CPU s / {cores}).",
+        "",
+        "| what | workers | input records | seconds | start-up s | records/s | vs raw limit | vs 1 worker "
+        "| records/s after start-up | vs 1 worker after start-up | CPU s | cores busy | ceiling on "
+        f"{cores} cores | peak RSS MB (per process) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {raw.dataflow} | 1 | {raw.records:,} | {raw.seconds:.2f} | | {raw.rate:,.0f} | 1.00 | | | | | | | |",
+    ]
+    single = {r.dataflow: r for r in runs if r.workers == 1}
+    for r in (r for r in runs if not r.separate):
+        one = single[r.dataflow]
+        speedup = f"{r.rate / one.rate:.2f}x" if r.workers > 1 else ""
+        steady = f"{r.rate_after_startup / one.rate_after_startup:.2f}x" if r.workers > 1 else ""
+        ceiling = f"{one.ceiling(cores):.2f}x" if r.workers > 1 else ""
+        lines.append(f"| {r.dataflow} | {r.workers} | {r.records:,} | {r.seconds:.2f} | {r.startup:.2f} | "
+                     f"{r.rate:,.0f} | {r.rate / raw.rate:.2f} | {speedup} | {r.rate_after_startup:,.0f} | {steady} | "
+                     f"{r.cpu:.2f} | {r.cores:.2f} | {ceiling} | {r.peak_rss_mb:,.0f} |")
+    lines += cost_table(runs)
+    lines += ["", "State size per key (pickled, on a default-size data set: `utopia generate` without options):", "",
+              "| state | bytes per key |", "|---|---|"]
+    lines += [f"| {label} | {size:,.0f} |" for label, size in states.items()]
+    return "\n".join(lines) + "\n"
+
+
+def cost_table(runs: list[Run]) -> list[str]:
+    """CPU per record of 1 worker, of 2 connected processes, and of 2 separate 1-worker runs at once."""
+    single = {r.dataflow: r for r in runs if r.workers == 1}
+    others = sorted({r.workers for r in runs if r.workers > 1})
+    header = ["dataflow", "1 worker"]
+    for w in others:
+        header += [f"{w} processes", f"{w} processes vs 1 worker", f"{w} separate 1-worker runs at once", "vs 1 worker"]
+    lines = [
+        "", "## Cost per record", "",
+        "CPU seconds per million input records (the run's CPU s minus its start-up's, the broker's included). "
+        "**N processes** is one run over N connected processes (`-i`/`-a`), which split the partitions and send "
+        "each record to the process that holds its key's state. **N separate 1-worker runs at once** are N "
+        "unconnected runs, each of the whole input, at the same time: they exchange nothing, so what they cost "
+        "above one worker alone is what busy processes cost each other on this machine (its cores, caches and the "
+        "broker shared); the rest of the connected run's difference is the exchange.", "",
+        "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+    ]
+    for name, one in single.items():
+        cells = [name, f"{one.cpu_per_million:.2f}"]
+        for w in others:
+            for separate in (False, True):
+                run = next((r for r in runs if r.dataflow == name and r.workers == w and r.separate == separate), None)
+                cells += ["", ""] if run is None else [f"{run.cpu_per_million:.2f}",
+                                                       f"{run.cpu_per_million / one.cpu_per_million:.2f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def empty_input(partitions: int) -> Settings:
+    """Settings reading empty input topics (created if missing), to time start-up alone."""
+    prefix = f"bench-empty-{partitions}p-data-demo-"
+    empty = Settings.from_env(os.environ | {"UTOPIA_INPUT_PREFIX": prefix, "UTOPIA_TAIL": "false"})
+    topics.create(empty, partitions, names=[empty.topics.input(n) for n in INPUT_RECORDS], quiet=True)
+    return empty
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m utopia.tools.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataflows", nargs="*", default=dataflow_names(), help="default: all")
+    parser.add_argument("--workers", nargs="*", type=int, default=[1, 2], help="processes per run (must include 1)")
+    parser.add_argument("--seed", type=int, default=1, help="of the generated data set")
+    parser.add_argument("--partitions", type=int, default=3, help="of every input topic (as `utopia topics create`)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, the median reported (odd)")
+    args = parser.parse_args()
+    if args.repeat < 1 or args.repeat % 2 == 0:
+        parser.error("--repeat takes an odd number of runs, so that one of them is the median")
+    if 1 not in args.workers:
+        parser.error("--workers must include 1: the other runs are compared with it")
+    if args.partitions < 1:
+        parser.error("--partitions takes a positive number")
+    sizes = BENCH_SIZES
+    settings = input_settings(sizes, args.seed, args.partitions)
+    counts = load(settings, sizes, args.seed, args.partitions)
+    empty = empty_input(args.partitions)
+    raw = raw_limit(settings)
+    print(f"raw limit: {raw.rate:,.0f} records/s", file=sys.stderr)
+    runs, speeds = [], []
+    for name in args.dataflows:
+        records = input_records(name, settings, counts)
+        for run in measure(name, args.workers, records, settings, empty, args.repeat, speeds):
+            kind = f"{run.workers} separate" if run.separate else f"x{run.workers}"
+            print(f"{name} {kind}: {run.cpu_per_million:.2f} CPU s per million records; {run.rate:,.0f} records/s ({run.rate_after_startup:,.0f} after "
+                  f"{run.startup:.2f}s start-up), {run.cores:.2f} cores busy, {run.peak_rss_mb:,.0f} MB",
+                  file=sys.stderr)
+            runs.append(run)
+    states = state_sizes(sizes, args.seed)
+    REPORT.write_text(report(raw, runs, states, sizes, args.partitions, args.repeat, speeds))
+    print(f"wrote {REPORT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""What `utopia watch` knows about the outputs: the latest totals, rankings and alerts, and the output rates.
+
+Kept apart from drawing (utopia.tools.dashboard) and from reading Kafka or files (utopia.tools.watch), so the
+rules of what is shown are tested with exact records: the latest value per key of a changelog
+(docs/outputs.md#outputs), the newest hour of trending-artists, the last few alerts, and how many
+records each output got over the last complete seconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+
+from utopia.models import (
+    DeadLetter, EventAlert, EventStreamerAlert, GenreEventSuggestion, GlobalTotals, MustSeeVenue, Output, TopArtists,
+    TrendingArtists, ZipcodePopularEventAlert, ZipcodeTickets,
+)
+
+RATE_WINDOW_S = 5
+"""Rates are records per second over this many complete seconds, so one busy second does not jump out."""
+RECENT = 3
+"""How many of the latest alerts of each kind and suggestions are kept."""
+
+WHOLE_HISTORY = frozenset({"global-totals", "top-artists", "trending-artists", "must-see-venue", "zipcode-tickets",
+                           "dead-letters"})
+"""Outputs the board needs from their first record: it shows a latest value per key, the newest window, or a count.
+Of the others it shows only rates and the latest few, which the last records give."""
+
+
+class Board:
+    """The state of the dashboard, built from output records (output name, value, when written).
+
+    Keys are not needed: every key this board tells apart is in the value too (a venue's metric, a zip code).
+    """
+
+    def __init__(self) -> None:
+        self.totals: GlobalTotals | None = None
+        self.top_artists: TopArtists | None = None
+        self.trending: TrendingArtists | None = None
+        self.venues: dict[str, MustSeeVenue] = {}  # by metric: events, customers
+        self.zip_tickets: dict[str, int] = {}
+        self.event_alerts: deque[EventAlert] = deque(maxlen=RECENT)
+        self.streamer_alerts: deque[EventStreamerAlert] = deque(maxlen=RECENT)
+        self.zipcode_alerts: deque[ZipcodePopularEventAlert] = deque(maxlen=RECENT)
+        self.suggestions: deque[GenreEventSuggestion] = deque(maxlen=RECENT)
+        self.dead_letters = 0
+        self.dead_letters_by_dataflow: Counter[str] = Counter()
+        self.unreadable = 0  # records whose value is not the output's (docs/outputs.md), skipped
+        self._written: dict[str, Counter[int]] = {}  # output -> records per whole second of writing
+
+    def add(self, output: str, value: Output, written_at: float) -> None:
+        """One output record; `written_at` is when it was written (epoch seconds), for the rates."""
+        seconds = self._written.setdefault(output, Counter())
+        seconds[int(written_at)] += 1
+        match value:
+            case GlobalTotals():
+                self.totals = value
+            case TopArtists():
+                self.top_artists = value
+            case TrendingArtists() if self.trending is None or value.window_start >= self.trending.window_start:
+                self.trending = value  # ISO-8601 UTC texts of one form sort as their instants
+            case MustSeeVenue():
+                self.venues[value.metric] = value
+            case ZipcodeTickets():
+                self.zip_tickets[value.zip5] = value.tickets
+            case EventAlert():
+                self.event_alerts.append(value)
+            case EventStreamerAlert():
+                self.streamer_alerts.append(value)
+            case ZipcodePopularEventAlert():
+                self.zipcode_alerts.append(value)
+            case GenreEventSuggestion():
+                self.suggestions.append(value)
+            case DeadLetter():
+                self.dead_letters += 1
+                self.dead_letters_by_dataflow[value.dataflow] += 1
+
+    def rate(self, output: str, now: float) -> float:
+        """Records per second written to `output` in the RATE_WINDOW_S whole seconds before the current one."""
+        seconds = self._written.get(output)
+        if not seconds:
+            return 0.0
+        current = int(now)
+        for second in [s for s in seconds if s < current - RATE_WINDOW_S]:
+            del seconds[second]  # too old to count again
+        return sum(seconds[s] for s in range(current - RATE_WINDOW_S, current)) / RATE_WINDOW_S
+
+    def busiest_zips(self, count: int) -> list[tuple[str, int]]:
+        """The zip codes with the most tickets, most first; equal counts by zip code."""
+        return sorted(self.zip_tickets.items(), key=lambda item: (-item[1], item[0]))[:count]

@@ -1,0 +1,155 @@
+"""Putting generated data where the dataflows read it: topic files, or the input topics on Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+from confluent_kafka import Producer
+from tqdm import tqdm
+
+from utopia.config import ConfigError, Settings, Topics
+from utopia.io.kafka_io import send
+from utopia.models import INPUT_RECORDS, Record
+from utopia.tools.generator import Generated, Sizes, generate, live
+
+RECENT_MS = 86_400_000
+"""A data set produced to Kafka starts this long ago."""
+
+
+def add_size_options(parser: argparse.ArgumentParser) -> None:
+    for size in dataclasses.fields(Sizes):
+        parser.add_argument(f"--{size.name}", type=_size, default=size.default, help=f"default {size.default}")
+
+
+def _size(text: str) -> int:
+    """A size option: a usage error below 1, where the generator would fail with no customer or event to pick."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return n
+
+
+def sizes_from(args: argparse.Namespace) -> Sizes:
+    return Sizes(**{size.name: getattr(args, size.name) for size in dataclasses.fields(Sizes)})
+
+
+class FileLine(msgspec.Struct):
+    """A Kafka record as a line of a topic file (docs/outputs.md#file-mode)."""
+
+    key: str | None
+    value: Record | None
+    timestamp: int
+
+
+def _progress(records: Iterable[Generated], sizes: Sizes) -> Iterable[Generated]:
+    expected = sizes.streams + sizes.tickets + sizes.customers * 4 + sizes.artists + sizes.events
+    return tqdm(records, total=expected, unit=" records", unit_scale=True, file=sys.stderr, leave=False, disable=None)
+
+
+def write_dir(directory: Path, sizes: Sizes, seed: int, topics: Topics = Topics(), start_ms: int | None = None) -> dict[str, int]:
+    """Write a generated data set as one `<topic>.jsonl` per input topic; returns the counts.
+
+    `start_ms` (epoch milliseconds) moves the whole data set in time, as `produce` does.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {name: (directory / f"{topics.input(name)}.jsonl").open("wb") for name in INPUT_RECORDS}
+    counts = dict.fromkeys(INPUT_RECORDS, 0)
+    encoder = msgspec.json.Encoder()
+    try:
+        for record in _progress(generate(sizes, seed, start_ms), sizes):
+            files[record.topic].write(encoder.encode(FileLine(record.key, record.value, record.timestamp)) + b"\n")
+            counts[record.topic] += 1
+    finally:
+        for file in files.values():
+            file.close()
+    print(f"generated {sum(counts.values()):,} records into {directory}: {_summary(counts)}")
+    return counts
+
+
+class _Refused:
+    """Deliveries the broker refused (a timestamp too far ahead, a record too large): never silently."""
+
+    def __init__(self) -> None:
+        self.count, self.first = 0, ""
+
+    def __call__(self, error, message) -> None:
+        if error is not None:
+            self.count += 1
+            self.first = self.first or f"{message.topic()}: {error.str()}"
+
+    def check(self) -> None:
+        if self.count:
+            raise ConfigError(f"{self.count:,} record(s) not delivered, the first to {self.first}")
+
+
+def _producer(settings: Settings, refused: _Refused) -> Producer:
+    client_id = settings.topics.client_id("generator")
+    # Idempotence keeps each partition in send order through retries: a fresh broker answers the first
+    # requests with "not leader" and, without it, a retried batch landed after later ones.
+    return Producer(settings.kafka_config() | {
+        "client.id": client_id, "linger.ms": 20, "compression.type": "lz4", "enable.idempotence": True,
+        "on_delivery": refused})
+
+
+def _ensure_input_topics(settings: Settings, partitions: int = 3) -> None:
+    from utopia.io import topics
+
+    topics.create(settings, partitions, names=settings.topics.all_inputs())
+
+
+def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3, start_ms: int | None = None) -> dict[str, int]:
+    """Produce a generated data set to the input topics, keyed by id, with the generated timestamps.
+
+    Missing input topics are created with `partitions` partitions. The data set starts `start_ms`
+    (default: a day ago).
+    """
+    _ensure_input_topics(settings, partitions)
+    refused = _Refused()
+    producer, encoder = _producer(settings, refused), msgspec.json.Encoder()
+    counts = dict.fromkeys(INPUT_RECORDS, 0)
+    # Recent timestamps: the broker would soon delete records older than its retention (7 days by
+    # default), and Kafka 4 rejects timestamps more than an hour ahead.
+    if start_ms is None:
+        start_ms = int(time.time() * 1000) - RECENT_MS
+    for record in _progress(generate(sizes, seed, start_ms), sizes):
+        send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value), record.timestamp)
+        counts[record.topic] += 1
+    producer.flush()
+    refused.check()
+    print(f"produced {sum(counts.values()):,} records to {settings.bootstrap_servers}: {_summary(counts)}")
+    return counts
+
+
+def produce_live(settings: Settings, seed: int, rate: float) -> None:
+    """Keep producing a live world at about `rate` records a second until interrupted."""
+    _ensure_input_topics(settings)
+    refused = _Refused()
+    producer, encoder = _producer(settings, refused), msgspec.json.Encoder()
+    started, sent = time.monotonic(), 0
+    print(f"producing live to {settings.bootstrap_servers} at ~{rate:g} records/s; Ctrl-C stops", file=sys.stderr)
+    try:
+        with tqdm(unit=" records", file=sys.stderr, disable=None) as bar:
+            for record in live(seed):
+                send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value))
+                sent += 1
+                bar.update()
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    producer.poll(0)
+                    time.sleep(ahead)
+    finally:
+        producer.flush()
+        refused.check()
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {topic}" for topic, n in counts.items() if n)
