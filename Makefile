@@ -12,7 +12,7 @@ DATAFLOWS := customer-stream-count top-customer-artists purchase-event-ticket so
         clean instructions $(DATAFLOWS)
 
 help:
-	@echo "make demo    generate data, run every dataflow on files, print a summary (no broker needed)"
+	@echo "make demo    generate data, run every dataflow on files, tell what each found (no broker needed)"
 	@echo "make test    install, start the local Kafka broker, run all tests, stop the broker"
 	@echo "make kafka-up | kafka-down | kafka-clean    the local Apache Kafka broker on localhost:9092"
 	@echo "make topics | generate | live               create topics / load a data set / produce live"
