@@ -1,5 +1,6 @@
 """State survives a crash: with Bytewax recovery, a resumed run continues the counts where they were."""
 
+import pickle
 from datetime import timedelta
 
 import pytest
@@ -76,3 +77,11 @@ def test_a_recovery_store_resumes_only_with_the_shard_count_it_was_written_with(
     monkeypatch.setattr(steps, "SHARDS", steps.SHARDS + 8)
     with pytest.raises(ConfigError, match=r"written with UTOPIA_SHARDS=24 and this run has 32"):
         steps._ShardLogic(snapshot, step)
+
+
+def test_a_recovery_store_of_an_earlier_version_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(steps._ShardLogic, "snapshots", True)
+    step = steps._Step("flow", lambda key: [], None, (), None)
+    earlier = pickle.dumps(({"c1": [7]}, {}))  # (states, changed): no shard count
+    with pytest.raises(ConfigError, match="written by an earlier version"):
+        steps._ShardLogic(earlier, step)

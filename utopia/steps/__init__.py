@@ -203,7 +203,7 @@ class _ShardLogic(StatefulBatchLogic):
         self.states: dict[str, Any] = {}
         self.changed: dict[str, None] = {}  # an ordered set of the keys to flush
         if snapshot is not None:
-            shards, state = pickle.loads(snapshot)
+            shards, state = _shards_and_state(pickle.loads(snapshot))
             if shards != SHARDS:  # its keys belong to other shards now: their states would never be found
                 raise ConfigError(f"the recovery store was written with UTOPIA_SHARDS={shards} and this run has "
                                   f"{SHARDS}: resume with {shards}, or start with a new recovery store")
@@ -304,6 +304,14 @@ class _ShardLogic(StatefulBatchLogic):
 
     def _restore(self, states: dict[str, Any], changed: dict[str, None]) -> None:
         self.states, self.changed = states, changed
+
+
+def _shards_and_state(snapshot: tuple) -> tuple[int, tuple]:
+    """A shard's snapshot: the shard count it was taken under, and the state's own tuple."""
+    if len(snapshot) != 2 or type(snapshot[0]) is not int:
+        raise ConfigError("the recovery store was written by an earlier version, without its shard count: "
+                          "start with a new recovery store")
+    return snapshot
 
 
 class _JoinLogic(_ShardLogic):

@@ -2,9 +2,9 @@
 
 Loads a data set once into `bench-<streams>-<tickets>-<seed>-<partitions>p-data-demo-*` topics (kept for later runs),
 measures how fast plain confluent-kafka with msgspec drains the streams topic (the raw limit), then runs
-each dataflow with `python -m bytewax.run` (1 worker, then 2 processes) from the beginning until its input
-ends, and on empty topics (its start-up), a few times each, and writes the median runs to docs/benchmarks.md
-with the CPU time they took, the local broker's included.
+each dataflow with `python -m bytewax.run` (1 worker, 2 processes, and 2 separate 1-worker runs at once) from
+the beginning until its input ends, and on empty topics (its start-up), a few times each, and writes the median
+runs to docs/benchmarks.md with the CPU time they took, the local broker's included.
 """
 
 from __future__ import annotations
@@ -451,7 +451,8 @@ def main() -> None:
         records = input_records(name, settings, counts)
         for run in measure(name, args.workers, records, settings, empty, args.repeat, speeds):
             kind = f"{run.workers} separate" if run.separate else f"x{run.workers}"
-            print(f"{name} {kind}: {run.cpu_per_million:.2f} CPU s per million records; {run.rate:,.0f} records/s ({run.rate_after_startup:,.0f} after "
+            print(f"{name} {kind}: {run.cpu_per_million:.2f} CPU s per million records; {run.rate:,.0f} records/s "
+                  f"({run.rate_after_startup:,.0f} after "
                   f"{run.startup:.2f}s start-up), {run.cores:.2f} cores busy, {run.peak_rss_mb:,.0f} MB",
                   file=sys.stderr)
             runs.append(run)
