@@ -1,9 +1,9 @@
 """The must-see venue: the venue with the most distinct events, and the one with the most distinct customers.
 
 events + tickets -> the venue of each event (tickets wait for their event) -> new events and customers per venue
+                                         (tickets still waiting at the end -> dead letters)
 venues + those -> distinct events and customers per venue, with its name (changelog: only changed counts go on)
               -> the leader of each metric -> must-see-venue (changelog, key events or customers)
-events + tickets -> tickets still waiting for their event at the end -> dead letters
 """
 
 import bytewax.operators as op
@@ -11,9 +11,7 @@ from bytewax.dataflow import Dataflow
 
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Event, Ticket, Venue
-from utopia.rules.venues import (
-    EventVenue, TicketsWaiting, VenueCounts, VenueLeader, event_or_customer, nothing, per_metric, venue_name,
-)
+from utopia.rules.venues import EventVenue, VenueCounts, VenueLeader, event_or_customer, per_metric, venue_name
 from utopia.steps import FlowIO, per_key, read, write
 from utopia.steps.keys import BY_EVENT, VENUES
 
@@ -23,8 +21,7 @@ READS = {Venue: [], Event: ["venueid"], Ticket: ["eventid", "customerid"]}
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("must_see_venue")
     records = read("venues_events_tickets", flow, io, READS)
-    facts = per_key("venue_of_each_event", records, BY_EVENT, EventVenue, value=event_or_customer)
-    per_key("tickets_waiting_for_their_event", records, BY_EVENT, TicketsWaiting, value=nothing, dead_letters=io)
+    facts = per_key("venue_of_each_event", records, BY_EVENT, EventVenue, value=event_or_customer, dead_letters=io)
     per_venue = per_key("counts_per_venue", records, VENUES, VenueCounts, value=venue_name, also=facts,
                         changelog=io.changelog)
     totals = op.map("to_each_metric", per_venue, per_metric)

@@ -2,6 +2,8 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, settings
 
+from utopia.io.runtime import plan_workers
+
 # Property tests run whole dataflows: no per-example deadline, and no failing a run because a loaded
 # CI machine made example generation slow (a health check, not a finding about the code).
 settings.register_profile(
@@ -19,7 +21,10 @@ def plain(value):
 
 @pytest.fixture(params=[1, 3], ids=["1-worker", "3-workers"])
 def workers(request):
-    return request.param
+    """1 or 3 workers; keyed steps built meanwhile send bundles per worker, as across processes (utopia.steps)."""
+    plan_workers(request.param)
+    yield request.param
+    plan_workers(1)
 
 
 def pytest_sessionfinish(session, exitstatus):

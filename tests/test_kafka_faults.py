@@ -2,7 +2,6 @@
 
 import signal
 import socket
-import subprocess
 import time
 
 import pytest

@@ -11,20 +11,27 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main
 
-from utopia.steps.sharding import SHARD_NAMES, SHARDS, bytewax_route, configured_shards, siphash13
+from utopia.steps.sharding import (
+    SHARD_NAMES, SHARDS, bundle_names, bytewax_route, configured_shards, siphash13, worker_of,
+)
 from utopia.tools.generator import Sizes
 from utopia.tools.loading import write_dir
 
 
+def owners(names: list[str], workers: int) -> dict[str, str]:
+    """The worker thread that holds each key's state, on a real Bytewax cluster."""
+    flow = Dataflow("route")
+    keys = op.input("keys", flow, TestingSource([(name, None) for name in names]))
+    owner = op.stateful_map("owner", keys, lambda state, _: (None, threading.current_thread().name))
+    seen: list = []
+    op.output("out", owner, TestingSink(seen))
+    cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    return dict(seen)
+
+
 def workers_of_shards(workers: int) -> Counter:
     """How many shards each worker thread holds state for, on a real Bytewax cluster."""
-    flow = Dataflow("route")
-    shards = op.input("shards", flow, TestingSource([(name, None) for name in SHARD_NAMES]))
-    owners = op.stateful_map("owner", shards, lambda state, _: (None, threading.current_thread().name))
-    seen: list = []
-    op.output("out", owners, TestingSink(seen))
-    cluster_main(flow, [], 0, worker_count_per_proc=workers)
-    return Counter(owner for _, owner in seen)
+    return Counter(owners(SHARD_NAMES, workers).values())
 
 
 @pytest.mark.parametrize("workers", [2, 3, 4])
@@ -32,6 +39,15 @@ def test_every_worker_gets_an_equal_share_of_the_shards(workers):
     counts = workers_of_shards(workers)
     assert len(counts) == workers
     assert set(counts.values()) == {SHARDS // workers}, counts  # exactly: 24 shards, 2, 3 or 4 workers
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_a_workers_bundle_reaches_the_worker_that_holds_its_shards(workers):
+    names = bundle_names(workers)
+    owner = owners(SHARD_NAMES + names, workers)
+    assert len({owner[name] for name in names}) == workers  # one bundle key per worker
+    for shard in SHARD_NAMES:
+        assert owner[shard] == owner[names[worker_of(shard, workers)]]
 
 
 def test_names_are_distinct_and_our_route_matches_bytewax():

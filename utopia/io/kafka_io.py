@@ -26,7 +26,7 @@ from utopia.config import ConfigError, Settings
 from utopia.io import metrics
 from utopia.io.faults import broker_watch, client_log, configure_logging, peer_lost_hook
 from utopia.io.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
-from utopia.io.runtime import keep_thread_state, relax_garbage_collector
+from utopia.io.runtime import keep_thread_state, plan_workers, relax_garbage_collector, workers_across_processes
 from utopia.io.stopping import stop_on_signals
 from utopia.models import DeadLetter, Output
 from utopia.steps import FlowIO, Out, recovery_requested
@@ -355,6 +355,7 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
         try:
             settings = Settings.from_env()
             io = KafkaIO(settings)
+            plan_workers(workers_across_processes())
             dataflow = build(io)
             existing = existing_topics(settings)
             missing = sorted(set(io.inputs) - existing)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import sys
 import threading
 
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -42,3 +43,37 @@ def keep_thread_state() -> None:
     if not getattr(_kept, "done", False):
         ctypes.pythonapi.PyGILState_Ensure()  # with no release, on purpose
         _kept.done = True
+
+
+_planned_workers = 1
+
+
+def plan_workers(count: int) -> None:
+    """Say how many workers the dataflows built next in this process will share their keyed steps with.
+
+    Keyed steps built for several workers send what one worker has for another in one bundle per
+    batch (utopia.steps): fewer, larger messages between processes. A wrong count costs only that
+    saving; every shard still reaches the worker that owns it.
+    """
+    global _planned_workers
+    _planned_workers = count
+
+
+def planned_workers() -> int:
+    """The count `plan_workers` last set: 1 unless a run said otherwise."""
+    return _planned_workers
+
+
+def workers_across_processes() -> int:
+    """The workers of this `python -m bytewax.run` run in all if they are in several processes (`-a`), else 1.
+
+    Within one process nothing is pickled, and bundles would only add a step. Read with Bytewax's
+    own parser, its environment variables included; 1 outside `bytewax.run`.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is None or spec.name != "bytewax.run":
+        return 1
+    args = main._parse_args()
+    processes = len([address for address in (args.addresses or "").split(";") if address.strip()])
+    return processes * (args.workers_per_process or 1) if processes > 1 else 1

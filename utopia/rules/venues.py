@@ -3,9 +3,9 @@
 Three keyed steps, so that no one step sees every record and the one global step sees little:
 
 1. per event (`EventVenue`): the venue the event was first seen with. Tickets reach a venue through
-   their event, so a ticket that comes before its event waits there. Each new fact about a venue (a
-   new event; a customer holding a ticket to one of its events) goes on with its place in the input.
-   (`TicketsWaiting` holds the same early tickets as they were read, for the dead letters.)
+   their event, so a ticket that comes before its event waits there, as it was read (for the dead
+   letters, should its event never come). Each new fact about a venue (a new event; a customer
+   holding a ticket to one of its events) goes on with its place in the input.
 2. per venue (`VenueCounts`): its distinct events and distinct customers, the input position where
    each count was reached, and its name. A changelog: only changed counts leave, at most once per
    flush interval.
@@ -25,7 +25,7 @@ from utopia.codec import InRecord, as_in_record
 from utopia.models import Event, MustSeeVenue, Ticket, Venue
 from utopia.rules.ranking import TopN
 from utopia.steps import Out, Placed
-from utopia.steps.holding import HeldUntilKnown, Sourced
+from utopia.steps.holding import HeldUntilKnown
 
 log = logging.getLogger("utopia")
 
@@ -67,29 +67,29 @@ class EventVenue:
     A later record of the event naming another venue does not move it (docs/outputs.md#sold_out:
     data-demo never moves an event, and venue counts only ever grow): it is logged and ignored.
     Held tickets are released right after the event's first record, at that record's position,
-    because a held record counts when it is released (docs/outputs.md#ranking).
-    The tickets held here are only customer ids with positions; `TicketsWaiting` keeps the same
-    tickets as they were read, and dead-letters those whose event never comes.
+    because a held record counts when it is released (docs/outputs.md#ranking). At the end of a
+    finite input, each ticket whose event never came goes to the dead letters as it was read.
     """
 
     __slots__ = ("eventid", "venueid", "held")
 
     placed = (Event, Ticket)
     """Both come with their place in the input: where a venue's count grew."""
+    holds = (Ticket,)
     waits = "tickets wait for their event's venue"
 
     def __init__(self, eventid: str):
         self.eventid = eventid
         self.venueid: str | None = None
-        self.held: list[str] = []
+        self.held: HeldUntilKnown[str] = HeldUntilKnown()
 
     def apply(self, placed: Placed) -> tuple[Out, ...]:
         record = placed.value
-        if type(record) is str:  # a ticket's customer
+        if type(record) is tuple:  # a ticket, as read and as its customer
             if self.venueid is None:
-                self.held.append(record)
+                self.held.hold(record)
                 return ()
-            return ((self.venueid, NewHolder(record, placed.position)),)
+            return ((self.venueid, NewHolder(record[1], placed.position)),)
         venueid = record.venueid
         if self.venueid is not None:
             if venueid != self.venueid:
@@ -97,43 +97,8 @@ class EventVenue:
                             self.eventid, venueid, self.venueid)
             return ()
         self.venueid, position = venueid, placed.position
-        held, self.held = self.held, []
-        return ((venueid, NewEvent(position)), *((venueid, NewHolder(c, position)) for c in held))
-
-
-def nothing(_record: Event | Ticket) -> None:
-    """What `TicketsWaiting` needs of a record: only its kind (an event comes as None, a ticket as a pair)."""
-    return None
-
-
-class TicketsWaiting:
-    """Per event: its tickets as read, held until the event is first seen, for the dead letters.
-
-    `EventVenue` needs the tickets' input positions and the step machinery gives a record either
-    its position or its raw form, not both: this step keeps the raw form of the tickets that wait,
-    so that at the end of a finite input each ticket whose event never came goes to the dead
-    letters as it was read (docs/outputs.md#waiting). It outputs nothing else, and most tickets
-    pass through it without being stored.
-    """
-
-    __slots__ = ("eventid", "known", "held")
-
-    holds = (Ticket,)
-    waits = "tickets wait for their event"
-
-    def __init__(self, eventid: str):
-        self.eventid = eventid
-        self.known = False
-        self.held: HeldUntilKnown[None] = HeldUntilKnown()
-
-    def apply(self, record: Sourced[None] | None) -> tuple[()]:
-        if record is None:  # the event
-            if not self.known:
-                self.known = True
-                self.held.release()
-        elif not self.known:
-            self.held.hold(record)
-        return ()
+        held = self.held.release()
+        return ((venueid, NewEvent(position)), *((venueid, NewHolder(customerid, position)) for _, customerid in held))
 
     def unfinished(self) -> list[tuple[InRecord, str]]:
         reason = event_never_came(self.eventid)

@@ -15,8 +15,9 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
-from operator import attrgetter
-from typing import Any, NamedTuple, Protocol, TypeVar
+from functools import partial
+from operator import attrgetter, itemgetter
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import bytewax.operators as op
 import msgspec
@@ -28,9 +29,11 @@ from bytewax.outputs import Sink
 from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, Required, dead_letter
 from utopia.config import ConfigError, Topics
 from utopia.io import metrics, stopping
+from utopia.io.runtime import planned_workers
 from utopia.models import Output, Record
+from utopia.steps import wire
 from utopia.steps.holding import WAITING_LOG, WaitingLog
-from utopia.steps.sharding import SHARD_KEYS, SHARD_NAMES, SHARDS
+from utopia.steps.sharding import SHARD_KEYS, SHARD_NAMES, SHARDS, bundle_names, worker_of
 
 R = TypeVar("R")
 Out = tuple[str | None, Output]
@@ -138,12 +141,16 @@ def rekey(step_id: str, up: Stream[list[Out]], key_of: Callable[[Any], str]) -> 
     return op.map("key_anew", up, keyed)
 
 
-class Placed(msgspec.Struct, frozen=True, gc=False, array_like=True):
+V = TypeVar("V")
+
+
+@wire.wrapper
+class Placed(msgspec.Struct, Generic[V], frozen=True, gc=False, array_like=True):
     """A value with its place in the input: the lane that read it and its position there."""
 
     lane: int
     position: int
-    value: Any
+    value: V
 
 
 class Lookup(msgspec.Struct, frozen=True, gc=False):
@@ -158,7 +165,8 @@ class Lookup(msgspec.Struct, frozen=True, gc=False):
     position: int
 
 
-class Sequenced(Placed, frozen=True, gc=False, array_like=True):
+@wire.wrapper
+class Sequenced(Placed[V], Generic[V], frozen=True, gc=False, array_like=True):
     """An item of one keyed step for another, at its place in the input: `position`, then `sub`.
 
     Items that one record released together (tickets their event released, at its position) go in
@@ -522,7 +530,7 @@ def per_key(
     wanted = frozenset(getters) | marks | everywhere
     ordered = in_order is not None
 
-    def by_shard(batch: Batch | list[tuple[str, Lookup]]) -> list[tuple[str, list[tuple[str | None, Any]]]]:
+    def by_shard(batch: Batch | list[tuple[str, Lookup]]) -> list[tuple[str, Any]]:
         shards: list[list[tuple[str | None, Any]]] = [[] for _ in range(SHARDS)]
         if type(batch) is not Batch:  # from another keyed step: (key, value) pairs
             for pair in batch:
@@ -532,7 +540,7 @@ def per_key(
                             pairs.append(pair)
                     continue
                 shards[zlib.crc32(pair[0].encode()) % SHARDS].append(pair)
-            return [(SHARD_NAMES[n], _Parcel(pairs)) for n, pairs in enumerate(shards) if pairs]
+            return send(shards)
         marked = False
         for kind, records, indices in batch.runs(wanted):
             if kind in everywhere:
@@ -552,7 +560,7 @@ def per_key(
             mark = _Mark(batch.lane, batch.end)
             for pairs in shards:
                 pairs.append((None, mark))
-        return [(SHARD_NAMES[n], _Parcel(pairs)) for n, pairs in enumerate(shards) if pairs]
+        return send(shards)
 
     def _keyed(batch: Batch, kind: type, records: list, indices: Sequence[int]) -> tuple[list[str], Iterable[Any]]:
         """The keys and values of a run of records of one type, in C loops where it can."""
@@ -577,9 +585,14 @@ def per_key(
     logic = _OrderedLogic if ordered else _ShardLogic if lookups is None else _JoinLogic
     others = [stream for stream in (also, lookups, in_order) if stream is not None]
     inputs = op.merge("with_items_of_other_steps", up, *others) if others else up
+    workers = planned_workers()
+    send = _by_worker(workers) if workers > 1 else _each_shard
     sharded = op.flat_map("shard", inputs, by_shard)
+    if workers > 1:  # bundles to workers, then each shard's parcel on its own
+        delivered = op.stateful_batch("deliver_to_each_worker", sharded, _Courier)
+        sharded = op.flat_map_batch("each_shard", delivered, _item_values)
     applied = op.stateful_batch("apply", sharded, lambda snap: logic(snap, step))
-    outputs = op.map("outputs", applied, _value)
+    outputs = op.flat_map_batch("outputs", applied, _item_values)
     if not holds:
         return outputs
     waited = op.branch("waited_until_the_end", outputs, _is_unfinished)
@@ -587,27 +600,72 @@ def per_key(
     return waited.falses
 
 
-class _Parcel(list):
-    """What a shard is sent of one batch: a list that is pickled once on its way to another process.
+def _each_shard(shards: list[list[tuple[str | None, Any]]]) -> list[tuple[str, list[tuple[str | None, Any]]]]:
+    """Each shard's parcel as a Bytewax item, keyed by the shard's name (one worker, or several in one process)."""
+    return [(SHARD_NAMES[n], pairs) for n, pairs in enumerate(shards) if pairs]
+
+
+def _by_worker(workers: int) -> Callable[[list[list[tuple[str | None, Any]]]], list[tuple[str, _Bundle]]]:
+    """For `workers` workers: the shards' parcels in one bundle per worker that owns some, keyed to reach it.
+
+    A batch splits into up to one parcel per shard, and with several processes about half of them
+    go to another one. Each crossing costs Bytewax a pickle, a message and an unpickle whatever its
+    size, and parcels are small (a dozen records on sold_out): bundled, a batch crosses once per
+    worker and step. The worker's `deliver_to_each_worker` step hands each parcel on, keyed by its
+    shard, and Bytewax keeps it there: a shard's worker is the one its bundle went to.
+    """
+    names = bundle_names(workers)
+    owned = [[n for n in range(SHARDS) if worker_of(SHARD_NAMES[n], workers) == w] for w in range(workers)]
+    shard_names = [[SHARD_NAMES[n] for n in shards] for shards in owned]
+
+    def bundles(shards: list[list[tuple[str | None, Any]]]) -> list[tuple[str, _Bundle]]:
+        sent = []
+        for name, indices, of_worker in zip(names, owned, shard_names):
+            # (shard name, pairs) of the worker's shards that have something to send, in C loops
+            bundle = _Bundle(filter(_second, zip(of_worker, map(shards.__getitem__, indices))))
+            if bundle:
+                sent.append((name, bundle))
+        return sent
+
+    return bundles
+
+
+class _Bundle(list):
+    """The parcels `(shard name, pairs)` of one batch for one worker: encoded once if it goes to another process.
 
     Bytewax pickles whatever crosses processes, and timely serializes a message twice on the way
-    out (once to learn its length, once to write it). A parcel keeps its first pickle for the
-    second time and arrives as a plain list; within a process it is never pickled at all.
+    out (once to learn its length, once to write it). A bundle pickles as `utopia.steps.wire`'s
+    encoding of its parcels, made once, and arrives as a plain list; within a process it is never
+    encoded at all.
     """
 
-    __slots__ = ("_pickled",)
+    __slots__ = ("_encoded",)
 
     def __reduce__(self) -> tuple[Callable, tuple[bytes]]:
         try:
-            pickled = self._pickled
+            encoded = self._encoded
         except AttributeError:
-            pickled = self._pickled = pickle.dumps(list(self), protocol=pickle.HIGHEST_PROTOCOL)
-        return pickle.loads, (pickled,)
+            encoded = self._encoded = wire.encode(self)
+        return wire.decode, (encoded,)
+
+
+class _Courier(StatefulBatchLogic):
+    """A worker's bundles of one step, handed on parcel by parcel, each keyed by its shard; it keeps nothing."""
+
+    def __init__(self, snapshot: None):
+        pass
+
+    def on_batch(self, bundles: list[list[tuple[str, list]]]) -> tuple[list[tuple[str, list]], bool]:
+        return [parcel for bundle in bundles for parcel in bundle], False
+
+    def snapshot(self) -> None:
+        return None
 
 
 def _is_unfinished(batch: list[Out]) -> bool:
     return type(batch) is _Unfinished
 
 
-def _value(keyed: tuple[str, list[Out]]) -> list[Out]:
-    return keyed[1]
+_second = itemgetter(1)
+_item_values = partial(map, _second)
+"""The values of a batch of a keyed step's `(key, value)` items, in one C loop (`op.map` calls Python per item)."""

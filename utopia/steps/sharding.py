@@ -107,3 +107,18 @@ SHARD_KEYS = [next(f"shard-{n}-{m}" for m in itertools.count() if shard_of(f"sha
 def shard_key(key: str) -> str:
     """The key of the state that serves `key`'s whole shard."""
     return SHARD_KEYS[shard_of(key)]
+
+
+def worker_of(key: str, workers: int) -> int:
+    """The worker Bytewax sends `key` to, of `workers` in all."""
+    return bytewax_route(key) % workers
+
+
+def bundle_names(workers: int) -> list[str]:
+    """For each of `workers` workers, a key Bytewax sends to it: the key of its bundles (utopia.steps)."""
+    names: dict[int, str] = {}
+    candidates = (f"bundle-{n}" for n in itertools.count())
+    while len(names) < workers:
+        name = next(candidates)
+        names.setdefault(worker_of(name, workers), name)
+    return [names[w] for w in range(workers)]
