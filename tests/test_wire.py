@@ -92,6 +92,14 @@ def test_values_of_several_shapes_come_back_in_their_order():
     assert wire.decode(payload) == [("0", mixed[:20]), ("1", mixed[20:])]
 
 
+def test_a_bundle_of_more_shapes_than_one_byte_tells_apart_travels_pickled_whole(monkeypatch):
+    monkeypatch.setattr(wire, "_INDEX", wire._INDEX[:2])  # as if a byte had two values
+    mixed = [("k", "text"), ("k", 1), ("k", 2.5), (None, _Mark(1, 2, 3))]
+    payload = wire.encode([("0", mixed)])
+    assert [descriptor for descriptor, _ in wire._OUTER_DECODER.decode(payload)[4]] == ["pickle"]
+    assert wire.decode(payload) == [("0", mixed)]
+
+
 def kafka_raw(value: Any) -> Any:
     """A value as a Kafka run would send it: its raw records as Kafka messages."""
     if isinstance(value, Placed):

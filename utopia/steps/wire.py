@@ -2,8 +2,9 @@
 
 With several processes, about half of what a keyed step receives comes from another process, and
 Bytewax pickles whatever crosses. Pickle handles a msgspec Struct through its generic `__reduce__`
-protocol, a dozen Python-level steps per record. msgspec encodes and decodes a whole list of
-values of one type in one C call, given that type.
+protocol, one record at a time: pickling `(key, Placed(...))` took 0.30 us against 0.04 us for a
+pair of strings. msgspec encodes and decodes a whole list of values of one type in one C call,
+given that type.
 
 So the pairs of the parcels bound for one worker (utopia.steps bundles them) are cut into runs of
 consecutive values of one shape; each run travels as msgpack with a descriptor of its type, from
@@ -74,11 +75,14 @@ def encode(parcels: list[tuple[str, list[Pair]]]) -> bytes:
     for shape, start, end in _spans(values) if _plain_keys(keys) else ():
         n = index.get(shape)
         if n is None:
+            if len(columns) == len(_INDEX):  # more shapes than one byte tells apart
+                columns = []
+                break
             n = index[shape] = len(columns)
             columns.append([])
         columns[n].extend(values[start:end])
         order.append(_INDEX[n] * (end - start))
-    if not columns or len(columns) > len(_INDEX):  # keys of other types, or too many shapes: pickled whole
+    if not columns:  # keys of other types, or too many shapes: pickled whole
         return _OUTER_ENCODER.encode((names, counts, keys, b"", [(_PICKLED, msgspec.Raw(_pickled(values)))]))
     runs = []
     for shape, column in zip(index, columns):
