@@ -1,7 +1,9 @@
-"""Worker threads keep their Python thread state: what a dataflow keeps per thread lasts between calls."""
+"""How a dataflow process runs: worker threads keep their Python thread state, the planned worker count, scheduling."""
 
 import argparse
 import importlib.machinery
+import os
+import subprocess
 import sys
 import threading
 import types
@@ -61,3 +63,45 @@ def test_bundles_are_planned_for_the_workers_of_several_processes(monkeypatch, a
 
 def test_outside_bytewax_run_no_bundles_are_planned():
     assert workers_across_processes() == 1  # pytest's own __main__
+
+
+SCHEDULING = """
+import os, threading
+from utopia.io.runtime import favour_throughput, set_up_worker_thread
+{before}
+favour_throughput()
+policies = {{}}
+def worker():  # as Bytewax starts a worker thread: from the main thread, after the dataflow is built
+    policies["worker"] = os.sched_getscheduler(0)
+    set_up_worker_thread()
+thread = threading.Thread(target=worker)
+thread.start()
+thread.join()
+names = {{os.SCHED_OTHER: "other", os.SCHED_BATCH: "batch", os.SCHED_IDLE: "idle"}}
+print(names[policies["worker"]], names[os.sched_getscheduler(0)])
+"""
+
+
+def policies_of_a_run(before: str = "") -> list[str]:
+    """The scheduling policies of a worker thread and of the main thread, in a process of its own."""
+    done = subprocess.run([sys.executable, "-c", SCHEDULING.format(before=before)], capture_output=True, text=True,
+                          check=True)
+    return done.stdout.split()
+
+
+def test_a_dataflow_process_runs_its_workers_for_throughput_and_its_main_thread_when_a_core_is_idle():
+    assert policies_of_a_run() == ["batch", "idle"]
+
+
+def test_a_process_started_under_another_policy_is_left_as_it_is():
+    assert policies_of_a_run("os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))") == ["idle", "idle"]
+    assert policies_of_a_run("os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))") == ["batch", "batch"]
+
+
+def test_workers_in_a_process_that_does_other_work_leave_its_scheduling_alone(tmp_path):
+    """The tests run dataflows on worker threads too: the test process keeps its policy."""
+    before = os.sched_getscheduler(0)
+    flow = Dataflow("scheduling")
+    op.output("out", op.input("items", flow, TestingSource([("k", {"n": 1})])), JsonlSink(tmp_path, "out"))
+    cluster_main(flow, [], 0, worker_count_per_proc=2)
+    assert os.sched_getscheduler(0) == before == os.SCHED_OTHER

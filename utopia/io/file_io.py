@@ -17,7 +17,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from utopia.codec import InRecord, RecordBatch, encode
 from utopia.config import Settings
-from utopia.io.runtime import keep_thread_state
+from utopia.io.runtime import set_up_worker_thread
 from utopia.steps import Out
 
 
@@ -163,7 +163,7 @@ class JsonlSink(DynamicSink[Out]):
         self.topic, self.path = topic, output_dir / f"{topic}.jsonl"
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _JsonlPartition:
-        keep_thread_state()  # every worker builds every sink, on its own thread, before any record
+        set_up_worker_thread()  # every worker builds every sink, on its own thread, before any record
         return _JsonlPartition(self.path)
 
 

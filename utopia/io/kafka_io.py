@@ -26,7 +26,9 @@ from utopia.config import ConfigError, Settings
 from utopia.io import metrics
 from utopia.io.faults import broker_watch, client_log, configure_logging, peer_lost_hook
 from utopia.io.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
-from utopia.io.runtime import keep_thread_state, plan_workers, relax_garbage_collector, workers_across_processes
+from utopia.io.runtime import (
+    favour_throughput, plan_workers, relax_garbage_collector, set_up_worker_thread, workers_across_processes,
+)
 from utopia.io.stopping import stop_on_signals
 from utopia.models import DeadLetter, Output
 from utopia.steps import FlowIO, Out, recovery_requested
@@ -237,7 +239,7 @@ class KafkaTopicSink(DynamicSink[Out]):
         self.settings, self.dataflow, self.topic = settings, dataflow, topic
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProducerPartition:
-        keep_thread_state()  # every worker builds every sink, on its own thread, before any record
+        set_up_worker_thread()  # every worker builds every sink, on its own thread, before any record
         return _ProducerPartition(self.settings, self.dataflow, self.topic)
 
 
@@ -369,6 +371,7 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
             sys.exit(f"utopia {name}: {error}")
         stop_on_signals()
         relax_garbage_collector()
+        favour_throughput()
         return dataflow
 
     flow.__doc__ = build.__doc__
