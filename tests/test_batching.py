@@ -1,15 +1,18 @@
 """Outputs never depend on batching, nor on the number of workers (docs/outputs.md#ordering).
 
 Every dataflow runs on the same generated input (with bad records, tombstones and tickets for an
-event that never comes) with batches of 1, 7 and the whole input, on 1 and 3 workers. Alerts must
-be the same multiset every time, and every changelog key must end on the same value.
+event that never comes) with batches of 1, 7 and the whole input, on 1 and 3 workers, and once on
+3 workers built as for a run with recovery (states kept by shard, not by worker). Alerts must be
+the same multiset every time, and every changelog key must end on the same value.
 """
 
 from collections import Counter
+from unittest.mock import patch
 
 import pytest
 
 from tests.conftest import plain
+from utopia import steps
 from utopia.cli import dataflow_names, load_build
 from utopia.io.runtime import plan_workers
 from utopia.io.testing import TestingIO, kafka_records, run
@@ -33,11 +36,14 @@ def records():
 RECORDS = records()
 
 
-def outcome(name: str, batch_size: int, workers: int) -> dict[str, Counter | dict]:
+def outcome(name: str, batch_size: int, workers: int, recovery: bool = False) -> dict[str, Counter | dict]:
     io = TestingIO(RECORDS, batch_size=batch_size)
     plan_workers(workers)  # with 3, keyed steps send bundles per worker, as across processes
+    # with recovery, states stay keyed by shard: bundles are handed on to each shard by a step of their own
+    recovering = patch.object(steps._ShardLogic, "snapshots", recovery)
     try:
-        flow = load_build(name)(io)
+        with recovering:
+            flow = load_build(name)(io)
     finally:
         plan_workers(1)
     run(flow, workers)
@@ -58,3 +64,4 @@ def test_same_outputs_whatever_the_batch_size_and_worker_count(name):
     for batch_size in (1, 7, len(RECORDS)):
         for workers in (1, 3):
             assert outcome(name, batch_size, workers) == expected, (batch_size, workers)
+    assert outcome(name, 7, 3, recovery=True) == expected

@@ -1,16 +1,21 @@
-"""Shards split evenly over Bytewax workers: checked on real Bytewax workers, not on our hash."""
+"""Shards split evenly over Bytewax workers (checked on real Bytewax workers, not on our hash), and a worker's
+shards answer as one Bytewax state."""
 
 import os
 import subprocess
 import sys
 import threading
 from collections import Counter
+from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main
 
+from utopia.rules.listening import StreamCount
+from utopia.steps import _ShardLogic, _Step, _WorkerShards
 from utopia.steps.sharding import (
     SHARD_NAMES, SHARDS, bundle_names, bytewax_route, configured_shards, siphash13, worker_of,
 )
@@ -90,3 +95,21 @@ def test_another_shard_count_gives_the_same_outputs(tmp_path):
         finals[shards] = {path.name: sorted(path.read_text().splitlines()) for path in out.glob("*.jsonl")}
     assert finals["5"] == finals["24"]
     assert len(finals["24"]["kafka-workshop-event-streamer-alerts.jsonl"]) > 0
+
+
+def test_a_workers_shards_flush_their_changelogs_each_when_due():
+    """Without recovery a worker's shards are one Bytewax state: its timer is the earliest of theirs."""
+    step = _Step("test", StreamCount, timedelta(seconds=60), (), None)
+    worker = _WorkerShards(partial(_ShardLogic, None, step))
+    assert worker.notify_at() is None  # nothing to flush
+    before = datetime.now(UTC)
+    bundle = [(SHARD_NAMES[0], [("c1", None), ("c1", None)]), (SHARD_NAMES[5], [("c2", None)])]
+    assert worker.on_batch([bundle]) == ([], False)  # a changelog waits for its flush
+    worker.shards[SHARD_NAMES[5]].flush_at = before  # shard 5 is due, shard 0 in a minute
+    assert worker.notify_at() == before
+    outputs, _ = worker.on_notify()
+    assert [(key, value.streams) for batch in outputs for key, value in batch] == [("c2", 1)]
+    assert before + timedelta(seconds=59) < worker.notify_at() <= datetime.now(UTC) + timedelta(seconds=60)
+    worker.on_batch([[(SHARD_NAMES[5], [("c2", None)])]])
+    outputs, _ = worker.on_eof()  # the end of the input flushes every shard
+    assert sorted((key, value.streams) for batch in outputs for key, value in batch) == [("c1", 2), ("c2", 2)]

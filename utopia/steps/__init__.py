@@ -588,10 +588,15 @@ def per_key(
     workers = planned_workers()
     send = _by_worker(workers) if workers > 1 else _each_shard
     sharded = op.flat_map("shard", inputs, by_shard)
-    if workers > 1:  # bundles to workers, then each shard's parcel on its own
+    if workers == 1:
+        applied = op.stateful_batch("apply", sharded, lambda snap: logic(snap, step))
+    elif _ShardLogic.snapshots:  # bundles to workers, then each shard's parcel on its own, its state kept by shard
         delivered = op.stateful_batch("deliver_to_each_worker", sharded, _Courier)
         sharded = op.flat_map_batch("each_shard", delivered, _item_values)
-    applied = op.stateful_batch("apply", sharded, lambda snap: logic(snap, step))
+        applied = op.stateful_batch("apply", sharded, lambda snap: logic(snap, step))
+    else:  # bundles to workers, each applied there by the worker's shards
+        shards_of_worker = partial(_WorkerShards, partial(logic, None, step))
+        applied = op.stateful_batch("apply_on_each_worker", sharded, lambda _: shards_of_worker())
     outputs = op.flat_map_batch("outputs", applied, _item_values)
     if not holds:
         return outputs
@@ -611,8 +616,9 @@ def _by_worker(workers: int) -> Callable[[list[list[tuple[str | None, Any]]]], l
     A batch splits into up to one parcel per shard, and with several processes about half of them
     go to another one. Each crossing costs Bytewax a pickle, a message and an unpickle whatever its
     size, and parcels are small (7 records on average on sold_out): bundled, a batch crosses once per
-    worker and step. The worker's `deliver_to_each_worker` step hands each parcel on, keyed by its
-    shard, and Bytewax keeps it there: a shard's worker is the one its bundle went to.
+    worker and step. A shard's parcels always go in the bundle of the same worker, which applies
+    them (`_WorkerShards`); with recovery its `deliver_to_each_worker` step hands each parcel on,
+    keyed by its shard, and Bytewax keeps it on that worker: a shard's worker is its bundle's.
     """
     names = bundle_names(workers)
     owned = [[n for n in range(SHARDS) if worker_of(SHARD_NAMES[n], workers) == w] for w in range(workers)]
@@ -657,6 +663,55 @@ class _Courier(StatefulBatchLogic):
 
     def on_batch(self, bundles: list[list[tuple[str, list]]]) -> tuple[list[tuple[str, list]], bool]:
         return [parcel for bundle in bundles for parcel in bundle], False
+
+    def snapshot(self) -> None:
+        return None
+
+
+class _WorkerShards(StatefulBatchLogic):
+    """The shards of one keyed step that live on one worker, fed whole bundles (a run without recovery).
+
+    Bytewax keeps state per key, and the key of a bundle is its worker, so here the worker's
+    shards are one state: no step hands the parcels on, and a batch costs one Bytewax item and one
+    exchange per worker and step, not two. With recovery the states stay keyed by shard (the
+    `deliver_to_each_worker` step), so that a recovery store resumes under any worker count.
+    """
+
+    def __init__(self, new_shard: Callable[[], _ShardLogic]):
+        self.new_shard = new_shard
+        self.shards: dict[str, _ShardLogic] = {}
+
+    def on_batch(self, bundles: list[list[tuple[str, list]]]) -> tuple[list[list[Out]], bool]:
+        parcels: dict[str, list[list]] = {}
+        for bundle in bundles:
+            for name, pairs in bundle:
+                batches = parcels.get(name)
+                if batches is None:
+                    parcels[name] = [pairs]
+                else:
+                    batches.append(pairs)
+        shards, outputs = self.shards, []
+        for name, batches in parcels.items():
+            shard = shards.get(name)
+            if shard is None:
+                shard = shards[name] = self.new_shard()
+            outputs.extend(shard.on_batch(batches)[0])
+        return outputs, False
+
+    def on_notify(self) -> tuple[list[list[Out]], bool]:
+        now = datetime.now(UTC)
+        outputs = []
+        for shard in self.shards.values():
+            due = shard.notify_at()
+            if due is not None and due <= now:
+                outputs.extend(shard.on_notify()[0])
+        return outputs, False
+
+    def on_eof(self) -> tuple[list[list[Out]], bool]:
+        return [out for shard in self.shards.values() for out in shard.on_eof()[0]], False
+
+    def notify_at(self) -> datetime | None:
+        return min(filter(None, (shard.notify_at() for shard in self.shards.values())), default=None)
 
     def snapshot(self) -> None:
         return None
