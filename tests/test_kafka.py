@@ -11,8 +11,8 @@ from dataflows import sold_out
 from tests import reference
 from tests.kafka_support import Cluster
 from utopia.config import ConfigError, Settings
-from utopia.io.kafka_io import KafkaIO, admin
-from utopia.io.topics import create, delete
+from utopia.io.kafka_io import KafkaIO, admin, existing_topics
+from utopia.io.topics import create, delete, visible
 from utopia.models import Email, Event, Stream, Ticket
 from utopia.tools.generator import Sizes
 from utopia.tools.loading import produce
@@ -138,6 +138,17 @@ def test_a_topic_named_twice_is_created_once(cluster):
     topic = cluster.settings.topics.output("twice")
     assert create(cluster.settings, names=[topic, topic], quiet=True) == [topic]
     delete(cluster.settings, [topic, topic])
+
+
+def test_a_created_topic_is_listed_when_create_returns(cluster):
+    """A dataflow started right after must find it: `create` waits for the broker's metadata."""
+    topic = cluster.settings.topics.output("listed")
+    assert create(cluster.settings, names=[topic], quiet=True) == [topic]
+    assert topic in existing_topics(cluster.settings)
+    delete(cluster.settings, [topic])
+    never = cluster.settings.topics.output("never-created")
+    with pytest.raises(ConfigError, match=r".*-never-created were created but are still not listed after 0 s"):
+        visible(cluster.settings, [never], timeout_s=0.3)
 
 
 def test_a_dataflow_lists_each_output_topic_once():

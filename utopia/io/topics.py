@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
 
@@ -33,9 +35,24 @@ def create(
             except KafkaException as error:
                 if error.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise ConfigError(f"cannot create topic {name}: {error.args[0].str()}") from None
+        visible(settings, missing)
     if not quiet:
         print(f"topics: {len(missing)} created, {len(wanted) - len(missing)} already there")
     return missing
+
+
+def visible(settings: Settings, names: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until the broker lists these new topics in its metadata.
+
+    A created topic is committed before every broker's metadata knows it: a dataflow started right
+    after asked a busy local broker too soon and found its output topics missing (`make bench`).
+    """
+    deadline = time.monotonic() + timeout_s
+    while missing := sorted(set(names) - existing_topics(settings)):
+        if time.monotonic() > deadline:
+            raise ConfigError(f"topic(s) {', '.join(missing)} were created but are still not listed after "
+                              f"{timeout_s:.0f} s")
+        time.sleep(0.1)
 
 
 def delete(settings: Settings, names: list[str]) -> None:
