@@ -22,9 +22,13 @@ class ScriptedConsumer:
         self.topic = config["topic"]
         self.fetches = list(config["script"])
         self.offset = 0
+        self.calls: list[str] = []
+
+    def list_topics(self, topic: str, timeout: float) -> None:
+        self.calls.append(f"metadata of {topic}")
 
     def assign(self, partitions) -> None:
-        pass
+        self.calls.append(f"assign {partitions[0].topic} from {partitions[0].offset}")
 
     def consume(self, max_records: int, timeout: float) -> list[Message]:
         fetch = self.fetches.pop(0) if self.fetches else NOTHING
@@ -115,3 +119,10 @@ def test_a_full_queue_of_records_at_the_bound_fetches_on_instead_of_waiting_for_
     released = worker.release() + worker.release() + worker.release()
     assert released == [("streams", 20)] + [("streams", 5)] * 149 + [("streams", 30), ("events", 40)]
     assert worker.merger.finished
+
+
+def test_a_reader_learns_its_partitions_leader_before_it_is_assigned(monkeypatch):
+    """Assigned with the leader unknown, one partition's first fetch came after 1.0 s, not 0.1 s."""
+    monkeypatch.setattr(kafka_source, "Consumer", ScriptedConsumer)
+    reader = PartitionReader("tickets-00000", {"topic": "tickets", "script": []}, "tickets", 0, 0)
+    assert reader.consumer.calls == ["metadata of tickets", "assign tickets from 0"]
