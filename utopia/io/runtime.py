@@ -35,14 +35,18 @@ def favour_throughput() -> None:
     policy for non-interactive work: its threads do not preempt a running thread when they wake.
     With this and `quiet_main_thread`, the worker threads of a 2-process sold_out run were
     preempted 3,644 times instead of 24,306 (docs/outputs.md#shards). A process started under
-    another policy (`chrt`) is left as it is, and so is any system other than Linux; `nice` is kept.
+    another policy (`chrt`) is left as it is, and so is any system other than Linux or one that
+    refuses; `nice` is kept.
     Only for a process that does nothing but run the dataflow (`bytewax.run`, `utopia run`), never
     for one that runs dataflows among other work, such as the tests.
     """
     global _dedicated
-    if hasattr(os, "SCHED_BATCH") and os.sched_getscheduler(0) == os.SCHED_OTHER:
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-        _dedicated = True
+    try:
+        if hasattr(os, "SCHED_BATCH") and os.sched_getscheduler(0) == os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+            _dedicated = True
+    except OSError:  # a sandbox that refuses: the run goes on as scheduled
+        pass
 
 
 _dedicated = False
@@ -66,7 +70,10 @@ def quiet_main_thread() -> None:
     nothing changes; nor in a process `favour_throughput` was not called in.
     """
     if _dedicated and threading.current_thread() is not threading.main_thread():
-        os.sched_setscheduler(threading.main_thread().native_id, os.SCHED_IDLE, os.sched_param(0))
+        try:
+            os.sched_setscheduler(threading.main_thread().native_id, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:  # a sandbox that refuses: the run goes on as scheduled
+            pass
 
 
 _kept = threading.local()
@@ -98,7 +105,7 @@ def plan_workers(count: int) -> None:
 
     Keyed steps built for several workers send what one worker has for another in one bundle per
     batch (utopia.steps): fewer, larger messages between processes. A wrong count costs only that
-    saving; every shard still reaches the worker that owns it.
+    saving; a shard's records still always reach the same worker.
     """
     global _planned_workers
     _planned_workers = count
