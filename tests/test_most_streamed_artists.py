@@ -1,7 +1,7 @@
 """Most streamed artists: the top 3 overall, customers by their #1 artist, and the trending artists of each hour."""
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 
@@ -156,3 +156,15 @@ def test_the_hours_watermark_is_the_lowest_of_the_workers_clocks():
     assert at >= watermark  # so lane 2's stream is on time
     _, watermark = clock.on_item(hour_of(2, "2026-11-25T10:40:00+00:00"))
     assert watermark == datetime(2026, 11, 25, 10, 25, tzinfo=UTC)  # now lane 1 is the lowest
+
+
+def test_an_hour_no_stream_closes_is_woken_for_when_the_system_clock_closes_it():
+    # Streams of 2020, read in 2026: the hour 10:00-11:00 closes when the watermark (10:25) has moved
+    # 35 minutes on with the system clock, not at once (Bytewax would then wake the step at every step).
+    clock = CLOCK.build(None)
+    assert clock.to_system_utc(datetime(2020, 1, 1, 11, tzinfo=UTC)) is None  # no stream yet: nothing will close
+    clock.before_batch()
+    ms = int(datetime(2020, 1, 1, 10, 30, tzinfo=UTC).timestamp() * 1000)
+    clock.on_item(HourCounts(ms - ms % HOUR_MS, ms, 1, {"a1": 1}, {"a1": 0}))
+    assert clock.to_system_utc(datetime(2020, 1, 1, 11, tzinfo=UTC)) == clock.now + timedelta(minutes=35)
+    assert clock.to_system_utc(datetime(2020, 1, 1, 10, 25, tzinfo=UTC)) == clock.now  # reached: due now

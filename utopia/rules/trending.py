@@ -78,10 +78,12 @@ class _LaneClockLogic(ClockLogic[HourCounts, dict]):
         return at, self._watermark()
 
     def _watermark(self) -> datetime:
-        # As EventClock: a lane's newest time less the wait, moving on with the system clock since.
-        lowest = min(newest - WAIT + (self.now - seen) for newest, seen in self.lanes.values())
-        self.watermark = max(self.watermark, lowest)
+        self.watermark = max(self.watermark, self._lowest())
         return self.watermark
+
+    def _lowest(self) -> datetime:
+        # As EventClock: a lane's newest time less the wait, moving on with the system clock since.
+        return min(newest - WAIT + (self.now - seen) for newest, seen in self.lanes.values())
 
     def on_notify(self) -> datetime:
         self.before_batch()
@@ -90,8 +92,19 @@ class _LaneClockLogic(ClockLogic[HourCounts, dict]):
     def on_eof(self) -> datetime:
         return UTC_MAX
 
-    def to_system_utc(self, timestamp: datetime) -> datetime:
-        return timestamp  # as EventClock: stream time is taken for system time
+    def to_system_utc(self, timestamp: datetime) -> datetime | None:
+        """When, by the system clock, the watermark gets to `timestamp` if no newer stream comes first.
+
+        The window step wakes up then to close a window that no stream closes. Bytewax's `EventClock`
+        takes stream time for system time; on streams older than the system clock that is always
+        already past, so the step was woken again at every step of its worker: busy while the worker
+        waited for input, 62,000 times per process in a 2-process most_streamed_artists bench run.
+        """
+        if not self.lanes:
+            return None
+        if timestamp <= self.watermark:
+            return self.now
+        return self.now + (timestamp - self._lowest())
 
     def snapshot(self) -> dict:
         return self.lanes
