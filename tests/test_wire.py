@@ -38,7 +38,7 @@ def travelled(bundle: list) -> list:
 
 def as_read(value: Any) -> Any:
     """A value with every raw record, whatever form it travelled in, as the `InRecord` it stands for."""
-    if isinstance(value, Message | TravellingRecord):
+    if isinstance(value, Message | TravellingRecord | msgspec.Raw):
         return as_in_record(value)
     if isinstance(value, Placed):
         return msgspec.structs.replace(value, value=as_read(value.value))

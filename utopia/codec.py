@@ -201,15 +201,23 @@ class TravellingRecord(msgspec.Struct, frozen=True, gc=False, array_like=True):
                         map(Message.offset, messages), keys, repeat(None), map(Message.value, messages), timestamps))
 
 
-def as_in_record(raw: InRecord | Message | TravellingRecord) -> InRecord:
-    """A raw record as an `InRecord`: what a Kafka message is turned into to be pickled or dead-lettered."""
+def as_in_record(raw: InRecord | Message | TravellingRecord | msgspec.Raw) -> InRecord:
+    """A raw record as an `InRecord`: what a Kafka message is turned into to be pickled or dead-lettered.
+
+    A message that came from another process is still its encoded `TravellingRecord` (`msgspec.Raw`).
+    """
     kind = type(raw)
     if kind is InRecord:
         return raw
+    if kind is msgspec.Raw:
+        raw, kind = _TRAVELLING.decode(raw), TravellingRecord
     if kind is TravellingRecord:
         key = raw.key if raw.key_bytes is None else raw.key_bytes
         return InRecord(raw.topic, raw.partition, raw.offset, key, raw.value, raw.timestamp)
     return KafkaBatch.record(raw)
+
+
+_TRAVELLING = msgspec.msgpack.Decoder(TravellingRecord)
 
 
 def _message_fields(message: Message) -> tuple:

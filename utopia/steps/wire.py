@@ -14,7 +14,8 @@ which the receiving process builds, once, the typed decoder:
 - a wrapper (a generic Struct with one parameter, its field `value`, such as `Placed`): the wrapper
   of the shape of its value, `Placed[Event]`;
 - a record that may wait, `(raw, record)` with `raw` a Kafka message: the message as a
-  `TravellingRecord`, then the shape of the record.
+  `TravellingRecord`, then the shape of the record. The message arrives still encoded
+  (`msgspec.Raw`): it is only read if the record goes to the dead letters, and most never do.
 
 A shape travels as msgpack only if nothing in its type would decode loosely (`Any`, a bare
 `tuple`) and its first run in the process comes back equal to what was sent; other runs, such as
@@ -47,7 +48,11 @@ _INDEX = [bytes((n,)) for n in range(256)]
 
 
 class _Held:
-    """The shape of a record that may wait: `(raw, record)`, the Kafka message travelling as a `TravellingRecord`."""
+    """The shape of a record that may wait: `(raw, record)`, the Kafka message travelling as a `TravellingRecord`.
+
+    It arrives as `(msgspec.Raw, record)`, which `utopia.codec.as_in_record` reads for a dead letter:
+    decoding a message's seven fields took 290 ns in a micro-benchmark, keeping its bytes 30 ns.
+    """
 
 
 class _Other:
@@ -184,7 +189,7 @@ def _descriptor(shape: Any, run: list) -> str | None:
         try:
             kind = _decoder(descriptor)
             encoded = _ENCODER.encode(_with_messages_converted(shape, run))
-            if not _strict(inspect.type_info(_type_of(shape))) or kind.decode(encoded) != _as_sent(run):
+            if not _strict(inspect.type_info(_type_of(shape))) or _opened(kind.decode(encoded)) != _as_sent(run):
                 descriptor = None
         except (TypeError, ValueError, msgspec.MsgspecError):
             descriptor = None
@@ -224,7 +229,7 @@ def _parse(descriptor: str) -> Any:
     if descriptor.endswith("]"):
         outer, inner = descriptor[:-1].split("[", 1)
         kind = _parse(inner)
-        return tuple[TravellingRecord, kind] if outer == "held" else _named(outer)[kind]
+        return tuple[msgspec.Raw, kind] if outer == "held" else _named(outer)[kind]
     if descriptor in _BY_NAME:
         return _BY_NAME[descriptor]
     return _named(descriptor)
@@ -270,6 +275,19 @@ def _as_sent(run: list) -> list:
     return [_travelling(value) for value in run]
 
 
+def _opened(run: list) -> list:
+    """A decoded run with its held messages decoded too, to compare with `_as_sent`."""
+    return [_open(value) for value in run]
+
+
+def _open(value: Any) -> Any:
+    if type(value) in _WRAPPERS:
+        return msgspec.structs.replace(value, value=_open(value.value))
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is msgspec.Raw:
+        return (_TRAVELLING.decode(value[0]), _open(value[1]))
+    return value
+
+
 def _travelling(value: Any) -> Any:
     if type(value) in _WRAPPERS:
         return msgspec.structs.replace(value, value=_travelling(value.value))
@@ -290,3 +308,4 @@ _OUTER_DECODER = msgspec.msgpack.Decoder(
     tuple[list[str], list[int], list[str | None], bytes, list[tuple[str, msgspec.Raw]]]
 )
 _BYTES_DECODER = msgspec.msgpack.Decoder(bytes)
+_TRAVELLING = msgspec.msgpack.Decoder(TravellingRecord)
