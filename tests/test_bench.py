@@ -86,6 +86,8 @@ def test_kinds_of_run_take_turns_and_each_gets_its_median_run_and_start_up(monke
     assert (two.workers, two.seconds, two.startup) == (2, 2.5, 0.7)
     assert (apart.separate, apart.records, apart.seconds, apart.startup) == (True, 2_000_000, 8.0, 0.8)
     assert (one.cpu, one.startup_cpu, two.cpu, two.startup_cpu) == (1.0, 2.0, 15.0, 10.0)  # the medians' own
+    # the cost per record: the median CPU of the runs (1, 7, 13: each call's number) less that of their start-ups
+    assert (one.records_cpu, two.records_cpu, apart.records_cpu) == (7.0 - 8.0, 9.0 - 10.0, 11.0 - 12.0)
 
 
 def test_the_cost_per_record_takes_start_up_off_and_compares_with_one_worker():

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 import pickle
+import statistics
 import subprocess
 import sys
 import time
@@ -53,6 +54,10 @@ class Run:
     """CPU seconds of that run on empty input topics."""
     separate: bool = False
     """`workers` separate 1-worker runs at once, each of the whole input (`records` counts them all)."""
+    records_cpu: float | None = None
+    """CPU seconds of the records over repeated runs: the median of their CPU s less the median of their
+    start-ups'. A run's duration and its CPU time vary apart on this machine, so the cost per record is
+    not taken from the run of median duration alone."""
 
     @property
     def cores(self) -> float:
@@ -71,7 +76,8 @@ class Run:
     @property
     def cpu_per_million(self) -> float:
         """CPU seconds per million input records, start-up's taken off: what the records themselves cost."""
-        return max(self.cpu - self.startup_cpu, 0.0) / self.records * 1e6
+        cpu = self.cpu - self.startup_cpu if self.records_cpu is None else self.records_cpu
+        return max(cpu, 0.0) / self.records * 1e6
 
     @property
     def rate(self) -> float:
@@ -223,6 +229,7 @@ def measure(name: str, workers: list[int], records: int, settings: Settings, emp
     for kind in kinds:
         run, startup = median_run(done[kind]), median_run(startups[kind])
         run.startup, run.startup_cpu = startup.seconds, startup.cpu
+        run.records_cpu = statistics.median(r.cpu for r in done[kind]) - statistics.median(r.cpu for r in startups[kind])
         medians.append(run)
     return medians
 
@@ -399,7 +406,8 @@ def cost_table(runs: list[Run]) -> list[str]:
         header += [f"{w} processes", f"{w} processes vs 1 worker", f"{w} separate 1-worker runs at once", "vs 1 worker"]
     lines = [
         "", "## Cost per record", "",
-        "CPU seconds per million input records (the run's CPU s minus its start-up's, the broker's included). "
+        "CPU seconds per million input records: the median CPU s of the repeated runs minus the median of their "
+        "start-ups', the broker's included. "
         "**N processes** is one run over N connected processes (`-i`/`-a`), which split the partitions and send "
         "each record to the process that holds its key's state. **N separate 1-worker runs at once** are N "
         "unconnected runs, each of the whole input, at the same time: they exchange nothing, so what they cost "
@@ -432,7 +440,7 @@ def main() -> None:
     parser.add_argument("--workers", nargs="*", type=int, default=[1, 2], help="processes per run (must include 1)")
     parser.add_argument("--seed", type=int, default=1, help="of the generated data set")
     parser.add_argument("--partitions", type=int, default=3, help="of every input topic (as `utopia topics create`)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each, the median reported (odd)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each, the median reported (odd)")
     args = parser.parse_args()
     if args.repeat < 1 or args.repeat % 2 == 0:
         parser.error("--repeat takes an odd number of runs, so that one of them is the median")
