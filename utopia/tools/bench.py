@@ -229,7 +229,8 @@ def measure(name: str, workers: list[int], records: int, settings: Settings, emp
     for kind in kinds:
         run, startup = median_run(done[kind]), median_run(startups[kind])
         run.startup, run.startup_cpu = startup.seconds, startup.cpu
-        run.records_cpu = statistics.median(r.cpu for r in done[kind]) - statistics.median(r.cpu for r in startups[kind])
+        cpus, startup_cpus = [r.cpu for r in done[kind]], [r.cpu for r in startups[kind]]
+        run.records_cpu = statistics.median(cpus) - statistics.median(startup_cpus)
         medians.append(run)
     return medians
 
