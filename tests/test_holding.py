@@ -2,9 +2,13 @@
 
 import logging
 import pickle
+import sys
+
+import msgspec
 
 from utopia.codec import InRecord
 from utopia.models import Ticket
+from utopia.steps import Placed
 from utopia.steps.holding import WAITING_LOG, HeldUntilKnown, Sourced, WaitingLog
 
 
@@ -61,3 +65,17 @@ def test_one_line_says_how_many_wait_in_the_process_however_many_steps_hold_reco
         run(suggested_events_genre.build(io), 1)
     assert [r.getMessage() for r in caplog.records if "wait for a record" in r.getMessage()] == [
         "1 record(s) wait for a record they refer to"]
+
+
+def test_a_held_message_from_another_process_keeps_only_its_own_bytes_not_its_whole_bundle():
+    # Decoded as a view (utopia.steps.wire), a message holds on to the whole bundle it came in.
+    bundle = msgspec.msgpack.encode([[f"t-{n}", b"x" * 100] for n in range(1000)])
+    raws = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode(bundle)
+    held: HeldUntilKnown[Ticket] = HeldUntilKnown()
+    held.hold((raws[7], Ticket("t-7", "c-1", "e-1")))
+    held.hold(Placed(1, 8, (raws[8], Ticket("t-8", "c-1", "e-1"))))
+    del raws
+    assert sys.getrefcount(bundle) == 2  # this name, and the call's argument: nothing held keeps it
+    (first, _), placed = held.release()
+    assert bytes(first) == msgspec.msgpack.encode(["t-7", b"x" * 100])
+    assert bytes(placed.value[0]) == msgspec.msgpack.encode(["t-8", b"x" * 100]) and placed.position == 8

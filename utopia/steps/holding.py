@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+import msgspec
 from confluent_kafka import Message
 
 from utopia.codec import InRecord
@@ -23,6 +24,20 @@ offset, key and value text. From Kafka, `raw` is the message itself, which becom
 only if it is pickled (to another process, or into a snapshot) or dead-lettered: most records wait
 for nothing, and building one per record would cost more than the rest of its journey.
 """
+
+
+def _detached(record: Any) -> Any:
+    """A record to keep, `(raw, record)` or placed: its raw message no longer a view into what it came in.
+
+    A Kafka message from another process arrives still encoded (`msgspec.Raw`, utopia.steps.wire),
+    as a view into the whole bundle it came in: kept as it is, one held ticket would keep that bundle's
+    every byte. Copied, it keeps its own; most records are never held, so most are never copied.
+    """
+    value = getattr(record, "value", record)  # a placed record: its value
+    if type(value) is not tuple or type(value[0]) is not msgspec.Raw:
+        return record
+    detached = (value[0].copy(), value[1])
+    return detached if value is record else msgspec.structs.replace(record, value=detached)
 
 
 class HeldUntilKnown(Generic[R]):
@@ -44,7 +59,7 @@ class HeldUntilKnown(Generic[R]):
         self.waiting: list[Sourced[R]] = []
 
     def hold(self, record: Sourced[R]) -> None:
-        self.waiting.append(record)
+        self.waiting.append(_detached(record))
         self._count(1)
 
     def release(self) -> list[Sourced[R]]:
