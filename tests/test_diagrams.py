@@ -76,3 +76,9 @@ def test_every_step_that_dead_letters_waiting_records_is_marked(name):
     for step in shape.steps:
         if dead_letters in step.writes and not step.reads:  # not the read step's bad records: waiting ones
             assert step.waits, step.name
+
+
+def test_a_step_that_learns_a_table_points_to_the_step_that_reads_it():
+    lines = mermaid(pictured("must_see_venue")).splitlines()
+    assert "venues_events_tickets --> venue_of_each_event_everywhere" in lines
+    assert 'venue_of_each_event_everywhere -- "learned" --> tickets_straight_to_known_venues' in lines

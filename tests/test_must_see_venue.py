@@ -11,7 +11,8 @@ from tests.conftest import plain
 from tests.strategies import must_see_venue_log
 from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Event, Ticket, Venue
-from utopia.rules.venues import NewEvent, NewHolder, VenueCounts, VenueLeader, VenueTotals
+from utopia.rules.venues import KnownVenues, NewEvent, NewHolder, TicketAtVenue, VenueCounts, VenueLeader, VenueTotals
+from utopia.steps import Placed
 
 
 def run_it(records, workers=1, batch_size=4):
@@ -134,6 +135,19 @@ def test_events_need_a_venue_and_tickets_an_event_and_a_customer():
     errors = sorted(plain(v)["error"] for _, v in io.outputs["dead-letters"])
     assert len(errors) == 3 and all(e.startswith("missing field") for e in errors), errors
     assert [e.split("`")[1] for e in errors] == ["customerid", "eventid", "venueid"]
+
+
+def test_a_ticket_goes_straight_to_its_venue_once_its_event_came_before_it():
+    known = KnownVenues()
+    known.learn([Placed(0, 110, event("e1", "v1")), Placed(0, 120, event("e1", "v2"))])  # e1 keeps its first venue
+    tickets = [ticket("t1", "c1", "e1"), ticket("t2", "c2", "e1"), ticket("t3", "c3", "e9"), ticket("t4", "c4", "e1")]
+    # At 105 and 110, t1 and t4 are not after e1 (at 110): they go through e1's step, t1 to wait there.
+    # t2 (at 111) goes straight, counted at its own position, as e1's step would count it; e9 is not known.
+    assert known.straight_to_venue(tickets, 100, [5, 11, 12, 10]) == [
+        tickets[0], TicketAtVenue("v1", NewHolder("c2", 111)), tickets[2], tickets[3]]
+    # Learned later (from another worker's lane, say), e9 takes its tickets straight from then on.
+    known.learn([Placed(1, 50, event("e9", "v3"))])
+    assert known.straight_to_venue(tickets[2:3], 100, [12]) == [TicketAtVenue("v3", NewHolder("c3", 112))]
 
 
 def test_venue_counts_are_right_whatever_order_the_facts_arrive_in():

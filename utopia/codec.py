@@ -123,6 +123,10 @@ class Batch:
             indices = map(self._index.__getitem__, indices)
         return list(map(self._source.raw.__getitem__, indices))
 
+    def with_records(self, records: list[Record]) -> Batch:
+        """This batch with other records in the same places: read from the same raw records, at the same positions."""
+        return Batch(records, self.dead, self._source, self._index)
+
     def runs(self, wanted: Collection[type]) -> Iterator[tuple[type, list[Record], Sequence[int]]]:
         """The records of the wanted types in input order, as runs of one type each, with their indices.
 

@@ -2,10 +2,11 @@
 
 Three keyed steps, so that no one step sees every record and the one global step sees little:
 
-1. per event (`EventVenue`): the venue the event was first seen with. Tickets reach a venue through
-   their event, so a ticket that comes before its event waits there, as it was read (for the dead
-   letters, should its event never come). Each new fact about a venue (a new event; a customer
-   holding a ticket to one of its events) goes on with its place in the input.
+1. per event (`EventVenue`): the venue the event was first seen with. A ticket that comes before
+   its event waits there, as it was read (for the dead letters, should its event never come). Each
+   new fact about a venue (a new event; a customer holding a ticket to one of its events) goes on
+   with its place in the input. Most tickets skip this step: every worker also learns each event's
+   venue (`KnownVenues`), and a ticket whose event came before it goes straight to its venue.
 2. per venue (`VenueCounts`): its distinct events and distinct customers, the input position where
    each count was reached, and its name. A changelog: only changed counts leave, at most once per
    flush interval.
@@ -18,6 +19,8 @@ See docs/outputs.md#must_see_venue.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from operator import attrgetter
 
 import msgspec
 
@@ -59,6 +62,55 @@ class NewHolder(msgspec.Struct, frozen=True, gc=False, array_like=True):
 def event_or_customer(record: Event | Ticket) -> Event | str:
     """What reaches an event's step: an event whole (it is rare), of a ticket only its customer."""
     return record if isinstance(record, Event) else record.customerid
+
+
+class TicketAtVenue(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """A ticket whose event's venue was already known where it was read: what it tells its venue, straight."""
+
+    venueid: str
+    holder: NewHolder
+
+
+class KnownVenues:
+    """Where each event takes place, and from which input position, as this process has learned it.
+
+    A ticket needs its event only for the venue, and without this it would cross to its event's
+    worker and then on to its venue's: two crossings between processes, where most of the cost of
+    scaling out is (docs/outputs.md#shards). Every worker learns every event (its first record, as
+    `EventVenue` keeps it), and a ticket whose event came before it in the input goes straight to
+    its venue as a `TicketAtVenue`, at its own position: just what its event's step would have
+    sent on. Any other ticket takes the long way, through its event's step, where it may wait.
+
+    What a process knows depends on timing, never the result: a ticket that could go straight but
+    finds its event not yet learned goes the long way to the same count. The worker threads of a
+    process share one table (a dict, whose single operations are atomic).
+    """
+
+    __slots__ = ("places",)
+
+    def __init__(self) -> None:
+        self.places: dict[str, tuple[str, int]] = {}  # eventid -> (venueid, position of its first record)
+
+    def learn(self, events: list[Placed]) -> None:
+        places = self.places
+        for placed in events:
+            event = placed.value
+            if event.id not in places:
+                places[event.id] = (event.venueid, placed.position)
+
+    def straight_to_venue(self, tickets: list[Ticket], start: int,
+                          indices: Sequence[int]) -> list[Ticket | TicketAtVenue]:
+        """Each ticket as it goes straight to its venue, or itself if it must go through its event's step.
+
+        The tickets are at `start + index` in the input, an index for each.
+        """
+        known = map(self.places.get, map(_EVENTID, tickets))
+        return [ticket if place is None or place[1] >= start + index
+                else TicketAtVenue(place[0], NewHolder(ticket.customerid, start + index))
+                for ticket, index, place in zip(tickets, indices, known)]
+
+
+_EVENTID = attrgetter("eventid")
 
 
 class EventVenue:
@@ -105,9 +157,9 @@ class EventVenue:
         return [(as_in_record(raw), reason) for raw, _ in self.held.release()]
 
 
-def venue_name(record: Venue) -> str | None:
-    """What reaches a venue's counts of its own record: its name."""
-    return record.name
+def venue_fact(record: Venue | TicketAtVenue) -> str | None | NewHolder:
+    """What reaches a venue's counts: the name on its own record, the holder of a ticket that came straight."""
+    return record.name if type(record) is Venue else record.holder
 
 
 class VenueTotals(msgspec.Struct, frozen=True, gc=False, array_like=True):
@@ -124,10 +176,11 @@ class VenueTotals(msgspec.Struct, frozen=True, gc=False, array_like=True):
 class VenueCounts:
     """Per venue: distinct events, distinct customers (each at the position it first held a ticket here), and name.
 
-    Facts come from the events' steps, several shards of them, so not in input order: a count's
-    "reached" position is the latest position among the facts it counts, which is where the count
-    got to its value in input order whatever order the facts arrived in. A customer keeps the
-    earliest position seen, so a ticket that arrives late but came first still counts first.
+    Facts come from the events' steps, several shards of them, and from tickets that came straight,
+    so not in input order: a count's "reached" position is the latest position among the facts it
+    counts, which is where the count got to its value in input order whatever order the facts
+    arrived in. A customer keeps the earliest position seen, so a ticket that arrives late but came
+    first still counts first.
     The name is null until the venue's record comes; a venue with nothing counted is in no ranking.
     """
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from utopia.models import Artist, Email, Event, Stream, Ticket, Venue
 from utopia.rules.popularity import everyone
+from utopia.rules.venues import TicketAtVenue
 from utopia.steps import KeyFields
 
 BY_EVENT: KeyFields = {Event: "id", Ticket: "eventid"}
@@ -30,5 +31,5 @@ BY_LISTENER: KeyFields = {Stream: "customerid"}
 BY_CUSTOMER: KeyFields = {Email: "customerid"}
 """A customer's email addresses, which the alerts to send them look up."""
 
-VENUES: KeyFields = {Venue: "id"}
-"""A venue's own record, which names it."""
+VENUES: KeyFields = {Venue: "id", TicketAtVenue: "venueid"}
+"""A venue's own record, which names it, and the tickets that go straight to it."""

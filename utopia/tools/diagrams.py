@@ -31,15 +31,16 @@ STYLES = (
 def mermaid(shape: Topology) -> str:
     """The flowchart: input topics into the steps that read them, steps into the topics they write.
 
-    A step that only writes (no stream out) is drawn as the arrows into its topics.
+    A step that only writes (no stream out) is drawn as the arrows into its topics; one that only
+    learns what another step reads, as a step.
     """
-    writers = {step.name: step for step in shape.steps if not step.passes_on}
+    writers = {step.name: step for step in shape.steps if not step.passes_on and step.writes}
     lines = ["flowchart LR"]
     lines += [f"{_topic_id(topic)}[({topic})]" for topic in shape.inputs() + shape.outputs()]
-    lines += [_node(step) for step in shape.steps if step.passes_on]
+    lines += [_node(step) for step in shape.steps if step.name not in writers]
     for step in shape.steps:
         lines += [f"{_topic_id(topic)} --> {step.name}" for topic in step.reads]
-        if step.passes_on:
+        if step.name not in writers:
             lines += [_arrow(step.name, topic) for topic in step.writes]
     for link in shape.links:
         if link.down in writers:

@@ -33,7 +33,7 @@ class Step:
     waits: tuple[str, ...]
     """In words, which records wait here for others; empty where nothing waits."""
     passes_on: bool
-    """Whether it has a stream out; one that has none only writes topics."""
+    """Whether it has a stream out; one that has none writes topics or learns what another step reads."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,26 @@ def topology(flow: Dataflow) -> Topology:
         Link(producers[stream], op.step_name, port)
         for op in flow.substeps
         for port, stream in _ports(op, out=False)
-    )
+    ) + tuple(_learned(flow))
     steps = tuple(
         Step(op.step_name, _found(op, Source), _found(op, Sink), tuple(_waits(op)), bool(op.dwn_names))
         for op in flow.substeps
     )
     return Topology(flow.flow_id, steps, links)
+
+
+def _learned(flow: Dataflow) -> Iterator[Link]:
+    """A step that learns facts into a table (`everywhere`) to each step that reads the table (`shortcut`).
+
+    No stream joins them: what links them is the object whose `learn` one calls and whose other
+    method the other does (utopia.steps), such as `KnownVenues`.
+    """
+    learners = {id(op.learn.__self__): op.step_name
+                for op in flow.substeps if hasattr(getattr(op, "learn", None), "__self__")}
+    for op in flow.substeps:
+        table = getattr(getattr(op, "replace", None), "__self__", None)
+        if table is not None and id(table) in learners:
+            yield Link(learners[id(table)], op.step_name, "learned")
 
 
 def _ports(op: Operator, out: bool) -> Iterator[tuple[str, str]]:
