@@ -180,8 +180,8 @@ class VenueCounts:
     so not in input order: a count's "reached" position is the latest position among the facts it
     counts, which is where the count got to its value in input order whatever order the facts
     arrived in. A customer keeps the earliest position seen, so a ticket that arrives late but came
-    first still counts first.
-    The name is null until the venue's record comes; a venue with nothing counted is in no ranking.
+    first still counts first. The name is null until the venue's record comes; a venue with nothing
+    counted is in no ranking.
     """
 
     __slots__ = ("venueid", "events", "events_reached", "customers", "customers_reached", "name")

@@ -9,11 +9,11 @@ business rules read as if there were no batching.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 import os
 import pickle
 import sys
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
@@ -183,9 +183,11 @@ def everywhere(step_id: str, up: Stream[Batch], kind: type[R], learn: Callable[[
     """Send every record of `kind`, placed, to every worker, where `learn` takes them (in input order per lane).
 
     For a table that each process keeps of facts that records of other lanes need, such as where
-    each event takes place (utopia.rules.venues.KnownVenues). What is learned is a shortcut, never
-    the only way to a result: it is not in recovery snapshots, and a resumed run that has not learned
-    a fact yet takes the long way.
+    each event takes place (utopia.rules.venues.KnownVenues). "Every worker" is those that
+    `plan_workers` counts: all of them when they are in several processes, one when they are the
+    threads of one process, which share its table. What is learned is a shortcut, never the only
+    way to a result: it is not in recovery snapshots, and a resumed run that has not learned a fact
+    yet takes the long way.
     """
     names = bundle_names(planned_workers())
     wanted = (kind,)
