@@ -7,7 +7,7 @@ import pytest
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSource, run_main
 
-from dataflows import customer_stream_count, purchase_event_ticket
+from dataflows import customer_stream_count, must_see_venue, purchase_event_ticket
 from tests.conftest import plain
 from utopia import steps
 from utopia.config import ConfigError
@@ -17,10 +17,16 @@ from utopia.steps import recovery_requested
 
 
 class CrashingIO(TestingIO):
-    """Feeds the batches, aborting the dataflow once before the last one (as a crash would)."""
+    """Feeds the batches, aborting the dataflow once before the last one (as a crash would); built again, it does not."""
+
+    crashed = False
 
     def source(self, dataflow, topics):
-        batches = list(super().source(dataflow, topics)._ib)
+        source = super().source(dataflow, topics)
+        if self.crashed:
+            return source
+        self.crashed = True
+        batches = list(source._ib)
         return TestingSource(batches[:-1] + [TestingSource.ABORT()] + batches[-1:])
 
 
@@ -28,10 +34,10 @@ def run_with_crash(build, records, tmp_path, monkeypatch):
     monkeypatch.setattr(steps._ShardLogic, "snapshots", True)
     init_db_dir(tmp_path, 1)
     io = CrashingIO(kafka_records(records), batch_size=2)
-    flow = build(io)
     recovery = RecoveryConfig(str(tmp_path))
-    run_main(flow, epoch_interval=timedelta(0), recovery_config=recovery)  # stops at the abort
-    run_main(flow, epoch_interval=timedelta(0), recovery_config=recovery)  # resumes after the last snapshot
+    run_main(build(io), epoch_interval=timedelta(0), recovery_config=recovery)  # stops at the abort
+    # Built anew, as a restarted process builds it: nothing learned in memory survives, only the snapshots.
+    run_main(build(io), epoch_interval=timedelta(0), recovery_config=recovery)  # resumes after the last snapshot
     return io
 
 
@@ -46,6 +52,16 @@ def test_held_tickets_survive_a_crash(tmp_path, monkeypatch):
     io = run_with_crash(purchase_event_ticket.build, records, tmp_path, monkeypatch)
     assert sorted((k, v.status) for k, v in io.outputs["ticket-response"]) == [
         ("t1", "CONFIRMED"), ("t2", "CONFIRMED"), ("t3", "REJECTED")]
+
+
+def test_tickets_after_a_resume_count_through_their_event_when_the_new_process_has_not_learned_it(tmp_path,
+                                                                                                  monkeypatch):
+    # e1's venue is learned before the crash; after it, the tickets of e1 find it unknown and go through e1's step,
+    # whose state (the venue) was in the snapshot.
+    records = [Event("e1", venueid="v1"), Ticket("t1", "c1", "e1"), Ticket("t2", "c2", "e1"), Ticket("t3", "c3", "e1")]
+    io = run_with_crash(must_see_venue.build, records, tmp_path, monkeypatch)
+    assert plain(io.latest("must-see-venue")["customers"]) == {
+        "metric": "customers", "venueid": "v1", "name": None, "count": 3}
 
 
 def test_recovery_is_detected_from_bytewax_run_flags():
