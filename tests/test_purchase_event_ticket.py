@@ -10,6 +10,8 @@ from tests.conftest import plain
 from tests.strategies import ticket_log
 from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Event, Ticket
+from utopia.rules.tickets import DeskTicket, TicketDesk, desk_tickets
+from utopia.steps import wire
 
 
 def event(capacity, eventid="e1"):
@@ -75,6 +77,23 @@ def test_every_response_exactly_once_as_the_reference_says(log, workers):
     expected = Counter((k, repr(sorted(v.items()))) for k, v in reference.ticket_responses(good))
     actual = Counter((k, repr(sorted(plain(v).items()))) for k, v in io.outputs["ticket-response"])
     assert actual == expected
+
+
+def test_only_what_the_response_needs_of_a_ticket_goes_to_its_desk():
+    # About half the tickets cross to another process: each takes its id and customer, not the whole record.
+    tickets = [ticket(1), Ticket("t2", customerid=None, eventid="e1", price=None)]
+    assert desk_tickets(tickets) == [DeskTicket("t1", "c1"), DeskTicket("t2", None)]
+    desk = TicketDesk("e1")
+    assert list(desk.apply(event(1))) == []
+    decided = [out for t in desk_tickets(tickets) for out in desk.apply((None, t))]
+    assert [(key, plain(value)) for key, value in decided] == [
+        ("t1", {"ticketid": "t1", "eventid": "e1", "customerid": "c1", "status": "CONFIRMED", "remaining": 0}),
+        ("t2", {"ticketid": "t2", "eventid": "e1", "customerid": None, "status": "REJECTED", "remaining": 0}),
+    ]
+    whole = wire.encode([("0", [("e1", t) for t in tickets])])
+    slim = wire.encode([("0", [("e1", t) for t in desk_tickets(tickets)])])
+    assert wire.decode(slim) == [("0", [("e1", DeskTicket("t1", "c1")), ("e1", DeskTicket("t2", None))])]
+    assert len(slim) < len(whole) - 2 * len(b"customerid")  # field names and the price stay home
 
 
 def test_ticket_without_customer_is_still_decided():

@@ -544,6 +544,7 @@ def per_key(
     new: Callable[[str], KeyState[Any] | ChangelogState[Any]],
     changelog: timedelta | None = None,
     value: Callable[[Any], Any] | None = None,
+    value_of_runs: Mapping[type, Callable[[list], list]] | None = None,
     dead_letters: FlowIO | None = None,
     also: Stream[list[Out]] | None = None,
     lookups: Stream[list[tuple[str, Lookup]]] | None = None,
@@ -557,10 +558,12 @@ def per_key(
 
     Records of a type `key` does not name, or whose key is null, skip this step. `value` picks what
     of a record the state needs (default: the whole record): only that travels to the worker that
-    owns the key, and with several processes it is pickled on the way, so small values keep the
-    exchange cheap. With a `changelog` flush interval, the states are `ChangelogState`s and each
-    changed key's value is sent at most once per interval (and at the end of a finite input);
-    without, they are `KeyState`s whose alerts all leave at once.
+    owns the key, and with several processes it is encoded on the way, so small values keep the
+    exchange cheap. `value_of_runs` does the same, per record type, for a whole run of records in
+    one call, which can use C loops where a Python call per record would cost more than the rest of
+    the record's way; the types it does not name get `value`. With a `changelog` flush interval,
+    the states are `ChangelogState`s and each changed key's value is sent at most once per interval
+    (and at the end of a finite input); without, they are `KeyState`s whose alerts all leave at once.
 
     What the state class declares shapes what it gets (and an `at_end()` method, if it has one, is
     called once at the end of a finite input, for what it still has to say):
@@ -641,7 +644,8 @@ def per_key(
 
     def _values(batch: Batch, kind: type, records: list, indices: Sequence[int]) -> list[Any]:
         """What of a run of records of one type reaches the states: see `placed` and `holds`."""
-        values = records if value is None else list(map(value, records))
+        of_run = value_of_runs.get(kind) if value_of_runs else None
+        values = of_run(records) if of_run is not None else records if value is None else list(map(value, records))
         if kind in holds:
             values = list(zip(batch.raw(indices), values))
         if kind in placed:
