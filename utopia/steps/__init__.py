@@ -560,10 +560,10 @@ def per_key(
     of a record the state needs (default: the whole record): only that travels to the worker that
     owns the key, and with several processes it is encoded on the way, so small values keep the
     exchange cheap. `value_of_runs` does the same, per record type, for a whole run of records in
-    one call, which can use C loops where a Python call per record would cost more than the rest of
-    the record's way; the types it does not name get `value`. With a `changelog` flush interval,
-    the states are `ChangelogState`s and each changed key's value is sent at most once per interval
-    (and at the end of a finite input); without, they are `KeyState`s whose alerts all leave at once.
+    one call, where a Python call per record would cost more than the rest of the record's way;
+    the types it does not name get `value`. With a `changelog` flush interval, the states are
+    `ChangelogState`s and each changed key's value is sent at most once per interval (and at the end
+    of a finite input); without, they are `KeyState`s whose alerts all leave at once.
 
     What the state class declares shapes what it gets (and an `at_end()` method, if it has one, is
     called once at the end of a finite input, for what it still has to say):
