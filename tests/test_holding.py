@@ -4,11 +4,12 @@ import logging
 import pickle
 import sys
 
-import msgspec
+from confluent_kafka import Message
 
 from utopia.codec import InRecord
 from utopia.models import Ticket
-from utopia.steps import Placed
+from utopia.rules.genres import HeldForGenre
+from utopia.steps import Placed, wire
 from utopia.steps.holding import WAITING_LOG, HeldUntilKnown, Sourced, WaitingLog
 
 
@@ -67,15 +68,21 @@ def test_one_line_says_how_many_wait_in_the_process_however_many_steps_hold_reco
         "1 record(s) wait for a record they refer to"]
 
 
-def test_a_held_message_from_another_process_keeps_only_its_own_bytes_not_its_whole_bundle():
-    # Decoded as a view (utopia.steps.wire), a message holds on to the whole bundle it came in.
-    bundle = msgspec.msgpack.encode([[f"t-{n}", b"x" * 100] for n in range(1000)])
-    raws = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode(bundle)
+def test_a_held_message_from_another_process_keeps_only_its_own_record_not_its_whole_bundle():
+    # Decoded, the messages of a run from another process are a view into the whole bundle they came in.
+    messages = [Message(topic="data-demo-tickets", partition=0, offset=n, key=f"t-{n}".encode(), value=b"x" * 100,
+                        timestamp=(1, n)) for n in range(1000)]
+    bundle = wire.encode([("0", [("e-1", (m, Ticket(f"t-{n}", "c-1", "e-1"))) for n, m in enumerate(messages)])])
+    [(_, pairs)] = wire.decode(bundle)
     held: HeldUntilKnown[Ticket] = HeldUntilKnown()
-    held.hold((raws[7], Ticket("t-7", "c-1", "e-1")))
-    held.hold(Placed(1, 8, (raws[8], Ticket("t-8", "c-1", "e-1"))))
-    del raws
+    held.hold(pairs[7][1])
+    held.hold(Placed(1, 8, pairs[8][1]))
+    for_genre = HeldForGenre()
+    for_genre.hold(Placed(1, 9, pairs[9][1]))
+    del pairs
     assert sys.getrefcount(bundle) == 2  # this name, and the call's argument: nothing held keeps it
     (first, _), placed = held.release()
-    assert bytes(first) == msgspec.msgpack.encode(["t-7", b"x" * 100])
-    assert bytes(placed.value[0]) == msgspec.msgpack.encode(["t-8", b"x" * 100]) and placed.position == 8
+    assert first == InRecord("data-demo-tickets", 0, 7, "t-7", b"x" * 100, 7)
+    assert placed.value[0] == InRecord("data-demo-tickets", 0, 8, "t-8", b"x" * 100, 8) and placed.position == 8
+    [genre] = for_genre.release()
+    assert genre.value[0] == InRecord("data-demo-tickets", 0, 9, "t-9", b"x" * 100, 9)

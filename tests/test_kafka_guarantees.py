@@ -123,6 +123,36 @@ def test_a_restart_without_recovery_writes_every_alert_again(world):
     assert set(responses.values()) == {2}  # each of the 3,000 twice
 
 
+def test_a_ticket_that_waits_in_another_process_until_the_end_is_dead_lettered_as_it_was_read(world):
+    """Tickets of events that never come: each event's desk is in one process, its tickets are read by both.
+
+    Those the other process reads cross without their message's bytes (utopia.steps.wire), and
+    their dead letters still carry each message as it was read: partition, offset, key and value.
+    """
+    cluster, _, records = world
+    put(cluster, records)
+    producer, sent = Producer(cluster.settings.kafka_config()), []
+    topic = cluster.settings.topics.input("tickets")
+    for n in range(60):  # events on every worker's shards: some tickets cross, whichever partitions a process reads
+        value = f'{{"id": "t-orphan-{n}", "customerid": "c-{n}", "eventid": "e-never-{n % 12}", "price": 2.5}}'.encode()
+        producer.produce(topic, value, f"t-orphan-{n}".encode(),
+                         on_delivery=lambda error, message: sent.append((message.partition(), message.offset(),
+                                                                         message.key().decode(), message.value())))
+    producer.flush()
+    assert {partition for partition, *_ in sent} == {0, 1, 2}  # read by both processes
+    addresses = ";".join(f"localhost:{port}" for port in free_ports(2))
+    processes = [cluster.start("purchase_event_ticket", {"UTOPIA_TAIL": "false"}, ("-i", str(i), "-a", addresses))
+                 for i in range(2)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    letters = [letter for _, letter in cluster.read("dead-letters") if "event e-never-" in letter["error"]]
+    assert sorted((d["topic"], d["partition"], d["offset"], d["key"], d["value"]) for d in letters) == sorted(
+        (topic, partition, offset, key, value.decode()) for partition, offset, key, value in sent)
+    assert {d["error"] for d in letters} == {f"waited for event e-never-{n}, which never arrived" for n in range(12)}
+    assert len(cluster.read("ticket-response")) == WORLD.tickets  # every other ticket answered
+
+
 def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:

@@ -17,7 +17,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, tzinfo
-from itertools import chain, groupby, repeat
+from itertools import chain, groupby
 from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
@@ -171,67 +171,78 @@ def _indices_by_type(records: list[Record]) -> dict[type, Sequence[int]]:
 _first, _second = itemgetter(0), itemgetter(1)
 
 
-class TravellingRecord(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """A Kafka message on its way to another process (utopia.steps.wire).
+class FarMessages:
+    """The Kafka messages of one run of records that crossed from another process, still encoded (utopia.steps.wire).
 
-    An `InRecord` with its key in two fields, as text or as bytes: msgpack decoding cannot tell them
-    apart in one.
+    Each record of the run stands beside a `FarMessage` that points here. A message is only read
+    for a record that waits (it may become a dead letter), and most never do: the run's messages
+    cross as one list per field, written in C loops with no object per message, and are decoded
+    together the first time one of them is needed.
     """
 
-    topic: str
-    partition: int
-    offset: int
-    key: str | None
-    key_bytes: bytes | None
-    value: bytes | None
-    timestamp: int
+    __slots__ = ("encoded", "records")
 
-    @classmethod
-    def of(cls, message: Message) -> TravellingRecord:
-        topic, partition, offset, key, value, timestamp = _message_fields(message)
-        if type(key) is bytes:
-            return cls(topic, partition, offset, None, key, value, timestamp)
-        return cls(topic, partition, offset, key, None, value, timestamp)
+    def __init__(self, encoded: bytes | memoryview):
+        self.encoded: bytes | memoryview | None = encoded
+        self.records: list[InRecord] | None = None
 
-    @classmethod
-    def of_all(cls, messages: list[Message]) -> list[TravellingRecord]:
-        """`of` each message, in C loops when every key is UTF-8 text."""
-        try:
-            keys = list(map(bytes.decode, map(Message.key, messages)))
-        except (TypeError, UnicodeDecodeError):  # a null key, or one that is not text
-            return list(map(cls.of, messages))
-        timestamps = map(_second, map(Message.timestamp, messages))
-        return list(map(cls, map(Message.topic, messages), map(Message.partition, messages),
-                        map(Message.offset, messages), keys, repeat(None), map(Message.value, messages), timestamps))
+    @staticmethod
+    def encode(messages: list[Message]) -> bytes:
+        """The bytes a `FarMessages` of these messages reads."""
+        return _FIELDS_ENCODER.encode((
+            list(map(Message.topic, messages)), list(map(Message.partition, messages)),
+            list(map(Message.offset, messages)), list(map(Message.key, messages)),
+            list(map(Message.value, messages)), list(map(_second, map(Message.timestamp, messages)))))
+
+    def record(self, index: int) -> InRecord:
+        """The `index`-th message as the `InRecord` it stands for."""
+        if self.records is None:
+            topics, partitions, offsets, keys, values, stamps = _FIELDS.decode(self.encoded)
+            self.records = list(map(InRecord, topics, partitions, offsets, map(_text_key, keys), values, stamps))
+            self.encoded = None  # what it viewed (the bytes of a whole bundle) may go
+        return self.records[index]
 
 
-def as_in_record(raw: InRecord | Message | TravellingRecord | msgspec.Raw) -> InRecord:
-    """A raw record as an `InRecord`: what a Kafka message is turned into to be pickled or dead-lettered.
+class FarMessage(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """The Kafka message of a record that crossed from another process: the `index`-th of `messages`."""
 
-    A message that came from another process is still its encoded `TravellingRecord` (`msgspec.Raw`).
-    """
+    messages: FarMessages
+    index: int
+
+    def __reduce__(self) -> tuple:
+        # Into a recovery snapshot as the record it stands for: its run's bytes are not kept.
+        return self.messages.record(self.index).__reduce__()
+
+
+_FIELDS_ENCODER = msgspec.msgpack.Encoder()
+_FIELDS = msgspec.msgpack.Decoder(
+    tuple[list[str], list[int], list[int], list[bytes | None], list[bytes | None], list[int]])
+
+
+def _text_key(key: bytes | None) -> str | bytes | None:
+    """A Kafka key as `InRecord` keeps it: text when it is UTF-8, else its bytes."""
+    if key is None:
+        return None
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        return key
+
+
+def as_in_record(raw: InRecord | Message | FarMessage) -> InRecord:
+    """A raw record as an `InRecord`: what a Kafka message is turned into to be pickled or dead-lettered."""
     kind = type(raw)
     if kind is InRecord:
         return raw
-    if kind is msgspec.Raw:
-        raw, kind = _TRAVELLING.decode(raw), TravellingRecord
-    if kind is TravellingRecord:
-        key = raw.key if raw.key_bytes is None else raw.key_bytes
-        return InRecord(raw.topic, raw.partition, raw.offset, key, raw.value, raw.timestamp)
+    if kind is FarMessage:
+        return raw.messages.record(raw.index)
     return KafkaBatch.record(raw)
-
-
-_TRAVELLING = msgspec.msgpack.Decoder(TravellingRecord)
 
 
 def _message_fields(message: Message) -> tuple:
     """A Kafka message's fields in `InRecord`'s order, its key as text when it is UTF-8."""
-    key = message.key()
-    try:
-        text_key = None if key is None else key.decode()
-    except UnicodeDecodeError:
-        text_key = key
-    return message.topic(), message.partition(), message.offset(), text_key, message.value(), message.timestamp()[1]
+    return (message.topic(), message.partition(), message.offset(), _text_key(message.key()), message.value(),
+            message.timestamp()[1])
 
 
 def _pickled_message(message: Message) -> tuple:

@@ -21,7 +21,7 @@ from utopia.models import Artist, Event, GenreEventSuggestion, Stream, Ticket
 from utopia.rules.ranking import TopN
 from utopia.rules.sales import EventStatus
 from utopia.steps import Lookup, Out, Placed
-from utopia.steps.holding import HeldUntilKnown
+from utopia.steps.holding import HeldUntilKnown, detached
 from utopia.steps.sharding import SHARD_KEYS, shard_key, shard_of
 
 
@@ -86,7 +86,7 @@ class HeldForGenre(HeldUntilKnown):
         self.counted = 0
 
     def hold(self, record: Placed, counted: bool = True) -> None:  # type: ignore[override]
-        self.waiting.append(record)
+        self.waiting.append(detached(record))
         if counted:
             self.counted += 1
             self._count(1)

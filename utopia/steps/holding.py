@@ -10,34 +10,36 @@ from typing import Any, Generic, TypeVar
 import msgspec
 from confluent_kafka import Message
 
-from utopia.codec import InRecord
+from utopia.codec import FarMessage, InRecord, as_in_record
 
 R = TypeVar("R")
 log = logging.getLogger("utopia")
 
 
-Sourced = tuple[InRecord | Message, R]
+Sourced = tuple[InRecord | Message | FarMessage, R]
 """A record that may have to wait, after the raw record it was decoded from: `(raw, record)`.
 
 If what it waits for never comes, it goes to the dead letters as it was read: its own topic,
-offset, key and value text. From Kafka, `raw` is the message itself, which becomes an `InRecord`
-only if it is pickled (to another process, or into a snapshot) or dead-lettered: most records wait
-for nothing, and building one per record would cost more than the rest of its journey.
+offset, key and value text. From Kafka, `raw` is the message itself (a `FarMessage` if the record
+came from another process), which becomes an `InRecord` only if it is held, pickled into a
+snapshot or dead-lettered: most records wait for nothing, and building one per record would cost
+more than the rest of its journey.
 """
 
 
-def _detached(record: Any) -> Any:
-    """A record to keep, `(raw, record)` or placed: its raw message no longer a view into what it came in.
+def detached(record: Any) -> Any:
+    """A record to keep, `(raw, record)` or placed: its raw message no longer a pointer into what it came in.
 
-    A Kafka message from another process arrives still encoded (`msgspec.Raw`, utopia.steps.wire),
-    as a view into the whole bundle it came in: kept as it is, one held ticket would keep that bundle's
-    every byte. Copied, it keeps its own; most records are never held, so most are never copied.
+    A Kafka message from another process arrives still encoded, with the others of its run
+    (`utopia.codec.FarMessages`, utopia.steps.wire): kept as it is, one held ticket would keep the
+    bytes of its whole bundle. Resolved, it keeps its own record; most records are never held, so
+    most messages are never read.
     """
     value = getattr(record, "value", record)  # a placed record: its value
-    if type(value) is not tuple or type(value[0]) is not msgspec.Raw:
+    if type(value) is not tuple or type(value[0]) is not FarMessage:
         return record
-    detached = (value[0].copy(), value[1])
-    return detached if value is record else msgspec.structs.replace(record, value=detached)
+    kept = (as_in_record(value[0]), value[1])
+    return kept if value is record else msgspec.structs.replace(record, value=kept)
 
 
 class HeldUntilKnown(Generic[R]):
@@ -59,7 +61,7 @@ class HeldUntilKnown(Generic[R]):
         self.waiting: list[Sourced[R]] = []
 
     def hold(self, record: Sourced[R]) -> None:
-        self.waiting.append(_detached(record))
+        self.waiting.append(detached(record))
         self._count(1)
 
     def release(self) -> list[Sourced[R]]:

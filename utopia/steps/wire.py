@@ -7,27 +7,30 @@ pair of strings. msgspec encodes and decodes a whole list of values of one type 
 given that type.
 
 So the pairs of the parcels bound for one worker (utopia.steps bundles them) are cut into runs of
-consecutive values of one shape; each run travels as msgpack with a descriptor of its type, from
-which the receiving process builds, once, the typed decoder:
+consecutive pairs whose values have one shape; each run travels as msgpack with a descriptor of its
+type, from which the receiving process builds, once, the typed decoder:
 
 - a msgspec Struct, a NamedTuple, `str`, `int`, `float`, `bool` or `None`: itself;
 - a wrapper (a generic Struct with one parameter, its field `value`, such as `Placed`): the wrapper
   of the shape of its value, `Placed[Event]`;
-- a record that may wait, `(raw, record)` with `raw` a Kafka message: the message as a
-  `TravellingRecord`, then the shape of the record. The message arrives still encoded
-  (`msgspec.Raw`): it is only read if the record goes to the dead letters, and most never do.
+- a record that may wait, `(raw, record)` with `raw` a Kafka message: `held[...]`, the shape of the
+  record. The run's messages travel beside the records, one list per field, and arrive still
+  encoded (`utopia.codec.FarMessages`): a message is only read if its record waits, and most never do.
 
-A shape travels as msgpack only if nothing in its type would decode loosely (`Any`, a bare
-`tuple`) and its first run in the process comes back equal to what was sent; other runs, such as
-raw records that are already `InRecord`s (from files, or resumed from a snapshot), and parcels cut
-into too many short runs, are pickled. How a parcel travelled never changes what arrives.
+A run of plain values travels as the list of its `(key, value)` pairs, which the receiver decodes
+in one C call, pairs and all: keys are text or None (a keyed step takes each key's crc32 of
+`key.encode()`). A run of held records travels as columns: keys, records (and the wrapper's other
+fields), messages. A shape travels as msgpack only if nothing in its type would decode loosely
+(`Any`, a bare `tuple`) and its first run in the process comes back equal to what was sent; other
+runs, such as raw records that are already `InRecord`s (from files, or resumed from a snapshot), and
+parcels cut into too many short runs, are pickled. How a parcel travelled never changes what arrives.
 """
 
 from __future__ import annotations
 
 import importlib
 import pickle
-from itertools import chain, groupby
+from itertools import accumulate, chain, groupby, repeat
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -35,7 +38,7 @@ import msgspec
 import msgspec.inspect as inspect
 from confluent_kafka import Message
 
-from utopia.codec import TravellingRecord
+from utopia.codec import FarMessage, FarMessages, as_in_record
 
 Pair = tuple[str | None, Any]
 
@@ -44,14 +47,13 @@ _PICKLED = "pickle"
 _PRIMITIVES: dict[type, str] = {str: "str", int: "int", float: "float", bool: "bool", type(None): "None"}
 _BY_NAME: dict[str, Any] = {name: (None if kind is type(None) else kind) for kind, name in _PRIMITIVES.items()}
 _INDEX = [bytes((n,)) for n in range(256)]
-"""A value's shape in a bundle's order: one byte, so a bundle of more than 256 shapes is pickled whole."""
+"""A run's shape in a bundle's order: one byte, so a bundle of more than 256 shapes is pickled whole."""
 
 
 class _Held:
-    """The shape of a record that may wait: `(raw, record)`, the Kafka message travelling as a `TravellingRecord`.
+    """The shape of a record that may wait: `(raw, record)`, its raw record a Kafka message.
 
-    It arrives as `(msgspec.Raw, record)`, which `utopia.codec.as_in_record` reads for a dead letter:
-    decoding a message's seven fields took 290 ns in a micro-benchmark, keeping its bytes 30 ns.
+    It arrives as `(FarMessage, record)`, which `utopia.codec.as_in_record` reads for a dead letter.
     """
 
 
@@ -69,116 +71,148 @@ def wrapper(cls: type) -> type:
 
 
 def encode(parcels: list[tuple[str, list[Pair]]]) -> bytes:
-    """Shards' parcels, `(shard, pairs)`, as bytes for `decode`: their values by shape, and the order they came in."""
+    """Shards' parcels, `(shard, pairs)`, as bytes for `decode`: their pairs by shape, and the order they came in."""
     names = list(map(_FIRST, parcels))
     counts = list(map(len, map(_SECOND, parcels)))
-    pairs = list(chain.from_iterable(map(_SECOND, parcels)))
-    keys, values = list(map(_FIRST, pairs)), list(map(_SECOND, pairs))
-    index: dict[Any, int] = {}
-    columns: list[list] = []
-    order: list[bytes] = []
-    for shape, start, end in _spans(values) if _plain_keys(keys) else ():
-        n = index.get(shape)
-        if n is None:
-            if len(columns) == len(_INDEX):  # more shapes than one byte tells apart
-                columns = []
-                break
-            n = index[shape] = len(columns)
-            columns.append([])
-        columns[n].extend(values[start:end])
-        order.append(_INDEX[n] * (end - start))
-    if not columns:  # keys of other types, or too many shapes: pickled whole
-        return _OUTER_ENCODER.encode((names, counts, keys, b"", [(_PICKLED, msgspec.Raw(_pickled(values)))]))
+    pairs = parcels[0][1] if len(parcels) == 1 else list(chain.from_iterable(map(_SECOND, parcels)))
+    values = list(map(_SECOND, pairs))
+    spans = _spans(values, 0)
+    if len(spans) == 1:  # most bundles: one shape, no order to keep
+        columns: dict[Any, list[Pair]] = {spans[0][0]: pairs}
+        order = b""
+    elif len(set(shape for shape, _, _ in spans)) > len(_INDEX):  # more shapes than one byte tells apart
+        return _OUTER_ENCODER.encode((names, counts, b"", [(_PICKLED, _pickled(pairs))]))
+    else:
+        columns, index, order_parts = {}, {}, []
+        for shape, start, end in spans:
+            column = columns.get(shape)
+            if column is None:
+                column = columns[shape] = []
+                index[shape] = _INDEX[len(index)]
+            column.extend(pairs[start:end])
+            order_parts.append(index[shape] * (end - start))
+        order = b"".join(order_parts)
     runs = []
-    for shape, column in zip(index, columns):
+    for shape, column in columns.items():
         descriptor = _descriptor(shape, column)
         try:
-            payload = None if descriptor is None else _ENCODER.encode(_with_messages_converted(shape, column))
+            payload = None if descriptor is None else _encoded(shape, column, values if column is pairs else None)
         except (TypeError, ValueError, msgspec.MsgspecError):  # a value msgpack cannot carry, whatever its type says
             payload = None
         if payload is None:
             descriptor, payload = _PICKLED, _pickled(column)
-        runs.append((descriptor, msgspec.Raw(payload)))
-    return _OUTER_ENCODER.encode((names, counts, keys, b"".join(order) if len(runs) > 1 else b"", runs))
+        runs.append((descriptor, payload))
+    return _OUTER_ENCODER.encode((names, counts, order, runs))
 
 
 def decode(data: bytes) -> list[tuple[str, list[Pair]]]:
     """The parcels `encode` made these bytes of, each as a plain list of pairs."""
-    names, counts, keys, order, runs = _OUTER_DECODER.decode(data)
-    columns = [pickle.loads(_BYTES_DECODER.decode(payload)) if descriptor == _PICKLED
-               else _decoder(descriptor).decode(payload) for descriptor, payload in runs]
+    names, counts, order, runs = _OUTER_DECODER.decode(data)
+    columns = [pickle.loads(payload) if descriptor == _PICKLED else _decoded(descriptor, payload)
+               for descriptor, payload in runs]
     if len(columns) == 1:
-        values = columns[0]
-    else:  # each value from the column of its shape, in the order they were sent (C loops)
-        values = list(map(next, map([iter(column) for column in columns].__getitem__, order)))
-    pairs = list(zip(keys, values))
-    parcels, start = [], 0
-    for name, count in zip(names, counts):
-        parcels.append((name, pairs[start : start + count]))
-        start += count
-    return parcels
+        pairs = columns[0]
+    else:  # each pair from the column of its shape, in the order they were sent (C loops)
+        pairs = list(map(next, map([iter(column) for column in columns].__getitem__, order)))
+    if len(names) == 1:
+        return [(names[0], pairs)]
+    ends = list(accumulate(counts))
+    return list(zip(names, map(pairs.__getitem__, map(slice, [0, *ends], ends))))
 
 
-def _with_messages_converted(shape: Any, run: list) -> list:
-    """A run to encode, its Kafka messages already `TravellingRecord`s, made in C loops rather than by `enc_hook`.
+def shapes(data: bytes) -> list[str]:
+    """The descriptors of the runs a bundle's bytes carry (`pickle` for those that travel pickled)."""
+    return [descriptor for descriptor, _ in _OUTER_DECODER.decode(data)[3]]
 
-    A wrapper encodes as the array of its fields, so a run of them is encoded as tuples of the same
-    fields, with their held records converted; decoding still makes wrappers.
-    """
+
+def _held_in(shape: Any) -> tuple[type | None, Any] | None:
+    """For a shape of held records, `(wrapper or None, shape of the record)`; None for other shapes."""
     if type(shape) is not tuple:
-        return run
+        return None
     outer, inner = shape
     if outer is _Held:
-        return list(zip(TravellingRecord.of_all(list(map(_FIRST, run))), map(_SECOND, run)))
+        return None, inner
     if type(inner) is tuple and inner[0] is _Held and outer.__struct_config__.array_like:
-        fields = outer.__struct_fields__
-        columns = [list(map(attrgetter(field), run)) for field in fields]
-        held = columns[fields.index("value")]
-        columns[fields.index("value")] = list(zip(TravellingRecord.of_all(list(map(_FIRST, held))), map(_SECOND, held)))
-        return list(zip(*columns))
-    return run
+        return outer, inner[1]
+    return None
 
 
-def _plain_keys(keys: list) -> bool:
-    return set(map(type, keys)) <= {str, type(None)}
+def _encoded(shape: Any, run: list[Pair], values: list | None = None) -> bytes:
+    """A run of pairs of one shape as msgpack: the pairs themselves, or for held records their columns.
+
+    `values` are the run's values if they are at hand already.
+    """
+    held = _held_in(shape)
+    if held is None:
+        return _ENCODER.encode(run)
+    outer, _ = held
+    if values is None:
+        values = list(map(_SECOND, run))
+    if outer is None:
+        fields, sourced = [], values
+    else:  # the wrapper's fields, each a column, its value split into message and record
+        fields = [list(map(attrgetter(field), values)) for field in outer.__struct_fields__ if field != "value"]
+        sourced = list(map(_VALUE, values))
+    messages = FarMessages.encode(list(map(_FIRST, sourced)))
+    return _ENCODER.encode((list(map(_FIRST, run)), fields, list(map(_SECOND, sourced)), messages))
 
 
-def _pickled(values: list) -> bytes:
-    return _ENCODER.encode(pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL))
+def _decoded(descriptor: str, payload: memoryview) -> list[Pair]:
+    decoder, outer = _decoder(descriptor)
+    if outer is False:
+        return decoder.decode(payload)
+    keys, fields, records, messages = decoder.decode(payload)
+    far = FarMessages(messages)
+    sourced = zip(map(FarMessage, repeat(far), range(len(records))), records)
+    if outer is None:
+        return list(zip(keys, sourced))
+    names = outer.__struct_fields__
+    columns = iter(fields)
+    arguments = [sourced if name == "value" else next(columns) for name in names]
+    return list(zip(keys, map(outer, *arguments)))
 
 
-def _spans(values: list) -> list[tuple[Any, int, int]]:
-    """Consecutive values of one shape, as (shape, start, end); `_Other` is the shape of what has no descriptor."""
+def _pickled(pairs: list[Pair]) -> bytes:
+    return pickle.dumps(pairs, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _spans(values: list, offset: int) -> list[tuple[Any, int, int]]:
+    """Consecutive values of one shape, as (shape, start, end) from `offset`; `_Other` is what has no descriptor."""
+    kinds = set(map(type, values))
+    if len(kinds) == 1:  # one type (most runs): no grouping
+        groups: Any = [(kinds.pop(), len(values))]
+    else:
+        groups = ((kind, len(list(group))) for kind, group in groupby(map(type, values)))
     spans: list[tuple[Any, int, int]] = []
     start = 0
-    for kind, group in groupby(map(type, values)):
-        end = start + len(list(group))
+    for kind, length in groups:
+        end = start + length
         if kind in _WRAPPERS:
-            inner = _spans(list(map(_VALUE, values[start:end])))
-            spans.extend(((kind, shape), start + s, start + e) for shape, s, e in inner)
+            inner = _spans(list(map(_VALUE, values[start:end])), offset + start)
+            spans.extend(((kind, shape), s, e) for shape, s, e in inner)
         elif kind is tuple:
-            spans.extend(_tuple_spans(values[start:end], start))
+            spans.extend(_tuple_spans(values[start:end] if length < len(values) else values, offset + start))
         else:
-            spans.append((kind, start, end))
+            spans.append((kind, offset + start, offset + end))
         start = end
     return spans
 
 
-def _tuple_spans(pairs: list, offset: int) -> list[tuple[Any, int, int]]:
+def _tuple_spans(values: list, offset: int) -> list[tuple[Any, int, int]]:
     """The spans of tuples from `offset`: records that may wait, `(message, record)`, by the shape of the record.
 
     A raw record that is already an `InRecord` (read from a file, or resumed from a snapshot) travels pickled.
     """
-    if set(map(len, pairs)) != {2} or set(map(type, map(_FIRST, pairs))) != {Message}:
-        return [(_Other, offset, offset + len(pairs))]
-    return [((_Held, shape), offset + s, offset + e) for shape, s, e in _spans(list(map(_SECOND, pairs)))]
+    if set(map(len, values)) != {2} or set(map(type, map(_FIRST, values))) != {Message}:
+        return [(_Other, offset, offset + len(values))]
+    return [((_Held, shape), s, e) for shape, s, e in _spans(list(map(_SECOND, values)), offset)]
 
 
 _checked: dict[Any, str | None] = {}
 """What is known of each shape in this process: its descriptor, or None if it is pickled."""
 
 
-def _descriptor(shape: Any, run: list) -> str | None:
+def _descriptor(shape: Any, run: list[Pair]) -> str | None:
     """The shape's descriptor if it travels as msgpack; checked on its first run in this process."""
     try:
         return _checked[shape]
@@ -187,9 +221,8 @@ def _descriptor(shape: Any, run: list) -> str | None:
     descriptor = _describe(shape)
     if descriptor is not None:
         try:
-            kind = _decoder(descriptor)
-            encoded = _ENCODER.encode(_with_messages_converted(shape, run))
-            if not _strict(inspect.type_info(_type_of(shape))) or _opened(kind.decode(encoded)) != _as_sent(run):
+            arrived = _decoded(descriptor, memoryview(_encoded(shape, run)))
+            if not _strict(inspect.type_info(_type_of(shape))) or _as_read(arrived) != _as_read(run):
                 descriptor = None
         except (TypeError, ValueError, msgspec.MsgspecError):
             descriptor = None
@@ -218,21 +251,24 @@ def _is_named_tuple(kind: type) -> bool:
 
 
 def _type_of(shape: Any) -> Any:
+    """The type a shape's values are checked as: a held record's, its message aside (it travels by field)."""
     if type(shape) is tuple:
         outer, inner = shape
-        return tuple[TravellingRecord, _type_of(inner)] if outer is _Held else outer[_type_of(inner)]
+        return _type_of(inner) if outer is _Held else outer[_type_of(inner)]
     return None if shape is type(None) else shape
 
 
-def _parse(descriptor: str) -> Any:
-    """The type a descriptor names (the inverse of `_describe`)."""
+def _parse(descriptor: str) -> tuple[Any, bool]:
+    """The type of the values a descriptor names (the inverse of `_describe`), and whether they are held."""
     if descriptor.endswith("]"):
         outer, inner = descriptor[:-1].split("[", 1)
-        kind = _parse(inner)
-        return tuple[msgspec.Raw, kind] if outer == "held" else _named(outer)[kind]
+        kind, held = _parse(inner)
+        if outer == "held":
+            return kind, True
+        return _named(outer)[kind], held
     if descriptor in _BY_NAME:
-        return _BY_NAME[descriptor]
-    return _named(descriptor)
+        return _BY_NAME[descriptor], False
+    return _named(descriptor), False
 
 
 def _named(name: str) -> Any:
@@ -243,14 +279,27 @@ def _named(name: str) -> Any:
     return found
 
 
-_decoders: dict[str, msgspec.msgpack.Decoder] = {}
+_decoders: dict[str, tuple[msgspec.msgpack.Decoder, Any]] = {}
 
 
-def _decoder(descriptor: str) -> msgspec.msgpack.Decoder:
-    decoder = _decoders.get(descriptor)
-    if decoder is None:
-        decoder = _decoders[descriptor] = msgspec.msgpack.Decoder(list[_parse(descriptor)])
-    return decoder
+def _decoder(descriptor: str) -> tuple[msgspec.msgpack.Decoder, Any]:
+    """The decoder of a descriptor's runs, and what it decodes: pairs (False), or held columns in a wrapper or not."""
+    found = _decoders.get(descriptor)
+    if found is None:
+        kind, held = _parse(descriptor)
+        if not held:
+            found = (msgspec.msgpack.Decoder(list[tuple[str | None, kind]]), False)
+        else:
+            outer = None if descriptor.startswith("held[") else _named(descriptor.split("[", 1)[0])
+            record = kind if outer is None else _parse(descriptor.split("[", 1)[1][:-1])[0]
+            if outer is None:
+                fields: Any = tuple[()]
+            else:
+                hints = msgspec.structs.fields(outer[record])
+                fields = tuple[tuple(list[field.type] for field in hints if field.name != "value")]
+            found = (msgspec.msgpack.Decoder(tuple[list[str | None], fields, list[record], memoryview]), outer)
+        _decoders[descriptor] = found
+    return found
 
 
 def _strict(info: inspect.Type) -> bool:
@@ -270,42 +319,20 @@ def _strict(info: inspect.Type) -> bool:
     return not isinstance(info, inspect.CustomType)
 
 
-def _as_sent(run: list) -> list:
-    """What a run decodes to if it travelled right: Kafka messages as `TravellingRecord`s."""
-    return [_travelling(value) for value in run]
+def _as_read(run: list[Pair]) -> list[Pair]:
+    """A run of pairs with every raw record, sent or arrived, as the `InRecord` it stands for, to compare."""
+    return [(key, _read(value)) for key, value in run]
 
 
-def _opened(run: list) -> list:
-    """A decoded run with its held messages decoded too, to compare with `_as_sent`."""
-    return [_open(value) for value in run]
-
-
-def _open(value: Any) -> Any:
+def _read(value: Any) -> Any:
     if type(value) in _WRAPPERS:
-        return msgspec.structs.replace(value, value=_open(value.value))
-    if type(value) is tuple and len(value) == 2 and type(value[0]) is msgspec.Raw:
-        return (_TRAVELLING.decode(value[0]), _open(value[1]))
+        return msgspec.structs.replace(value, value=_read(value.value))
+    if type(value) is tuple and len(value) == 2 and type(value[0]) in (Message, FarMessage):
+        return (as_in_record(value[0]), _read(value[1]))
     return value
 
 
-def _travelling(value: Any) -> Any:
-    if type(value) in _WRAPPERS:
-        return msgspec.structs.replace(value, value=_travelling(value.value))
-    if type(value) is tuple and len(value) == 2 and type(value[0]) is Message:
-        return (TravellingRecord.of(value[0]), _travelling(value[1]))
-    return value
-
-
-def _kafka_message(value: Any) -> TravellingRecord:
-    if type(value) is Message:
-        return TravellingRecord.of(value)
-    raise NotImplementedError(f"{type(value).__name__} cannot travel as msgpack")
-
-
-_ENCODER = msgspec.msgpack.Encoder(enc_hook=_kafka_message)
+_ENCODER = msgspec.msgpack.Encoder()
 _OUTER_ENCODER = msgspec.msgpack.Encoder()
-_OUTER_DECODER = msgspec.msgpack.Decoder(
-    tuple[list[str], list[int], list[str | None], bytes, list[tuple[str, msgspec.Raw]]]
-)
-_BYTES_DECODER = msgspec.msgpack.Decoder(bytes)
-_TRAVELLING = msgspec.msgpack.Decoder(TravellingRecord)
+_OUTER_DECODER = msgspec.msgpack.Decoder(tuple[list[str], list[int], bytes, list[tuple[str, memoryview]]])
+"""Each run's payload is a view into the bundle's bytes, not a copy."""
