@@ -13,6 +13,7 @@ from bytewax.dataflow import Dataflow
 
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Customer, Event, Stream, Ticket
+from utopia.rules.sales import counted
 from utopia.rules.totals import (
     CUSTOMER_IDS, Clock, CustomerSeen, EventTotals, Totals, added_up, just_seen, streams_read,
 )
@@ -29,7 +30,8 @@ def build(io: FlowIO, clock: Clock = Clock()) -> Dataflow:
     new_customers = op.map("new_customers_per_shard", seen, added_up)
     streams = op.map("streams_per_batch", records, streams_read)
     events = per_key(
-        "date_and_tickets_per_event", records, BY_EVENT, EventTotals, changelog=io.changelog, dead_letters=io
+        "date_and_tickets_per_event", records, BY_EVENT, EventTotals, value_of_runs={Ticket: counted},
+        changelog=io.changelog, dead_letters=io,
     )
     partial_counts = op.merge("partial_counts", new_customers, streams, events)
     totals = per_key(  # no records here: (key, partial count) pairs, all for the key `totals`

@@ -14,6 +14,7 @@ from bytewax.dataflow import Dataflow
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Artist, Event, Stream, Ticket
 from utopia.rules.genres import GenreShard, PopularWatch, customer_shard
+from utopia.rules.sales import counted
 from utopia.steps import FlowIO, per_key, read, write
 from utopia.steps.keys import BY_EVENT
 
@@ -26,7 +27,8 @@ BY_CUSTOMER_SHARD = {Stream: customer_shard}
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("suggested_events_genre")
     records = read("artists_events_streams_tickets", flow, io, READS)
-    popular = per_key("sales_per_event", records, BY_EVENT, PopularWatch, dead_letters=io)
+    popular = per_key("sales_per_event", records, BY_EVENT, PopularWatch, value_of_runs={Ticket: counted},
+                      dead_letters=io)
     # A question comes from a ticket, or from the event record that releases held tickets: a batch with
     # either tells every shard how far it has been read, so no question waits for a later batch.
     suggestions = per_key(

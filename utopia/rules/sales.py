@@ -16,6 +16,16 @@ from utopia.steps.holding import HeldUntilKnown, Sourced
 log = logging.getLogger("utopia")
 
 
+def counted(tickets: list[Ticket]) -> list[None]:
+    """What a count of tickets needs of each ticket: only that it came (`per_key`'s `value_of_runs`).
+
+    A ticket that waits keeps its Kafka message, for its dead letter; nothing else of it reaches its
+    event's step, and with several processes nothing else of it crosses to another one
+    (docs/outputs.md#shards).
+    """
+    return [None] * len(tickets)
+
+
 def nearly_sold_out(sold: int, capacity: int) -> bool:
     """At least 90% sold, in exact integer arithmetic (docs/outputs.md#thresholds)."""
     return 10 * sold >= 9 * capacity
@@ -45,7 +55,7 @@ class EventStatus:
     __slots__ = ("eventid", "event", "sold", "alerted", "held")
 
     holds = (Ticket,)
-    """Tickets arrive as `Sourced` tickets: one may wait for its event forever."""
+    """Tickets arrive as `Sourced` pairs, `(raw, None)` (`counted`): one may wait for its event forever."""
     waits = "tickets wait for their event's capacity"
 
     def __init__(self, eventid: str):
@@ -53,9 +63,9 @@ class EventStatus:
         self.event: Event | None = None
         self.sold = 0
         self.alerted: set[EventAlertKind] = set()
-        self.held: HeldUntilKnown[Ticket] = HeldUntilKnown()
+        self.held: HeldUntilKnown[None] = HeldUntilKnown()
 
-    def apply(self, record: Event | Sourced[Ticket]) -> Iterator[Out]:
+    def apply(self, record: Event | Sourced[None]) -> Iterator[Out]:
         if isinstance(record, Event):
             self.event = first_seen_place(self.event, record)
             if record.capacity is not None:

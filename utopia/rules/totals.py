@@ -119,7 +119,7 @@ class EventTotals:
     __slots__ = ("eventid", "known", "date", "tickets", "held")
 
     holds = (Ticket,)
-    """Tickets arrive as `Sourced` tickets: one may wait for its event forever."""
+    """Tickets arrive as `Sourced` pairs, `(raw, None)` (`utopia.rules.sales.counted`): one may wait forever."""
     waits = "tickets wait for their event"
 
     def __init__(self, eventid: str):
@@ -127,9 +127,9 @@ class EventTotals:
         self.known = False
         self.date: datetime | None = None
         self.tickets = 0
-        self.held: HeldUntilKnown[Ticket] = HeldUntilKnown()
+        self.held: HeldUntilKnown[None] = HeldUntilKnown()
 
-    def apply(self, record: Event | Sourced[Ticket]) -> bool:
+    def apply(self, record: Event | Sourced[None]) -> bool:
         if isinstance(record, Event):
             # The decoder wrote the date as ISO-8601 UTC, or None when it is in no accepted form.
             date = None if record.eventdate is None else datetime.fromisoformat(record.eventdate)

@@ -298,8 +298,8 @@ def state_sizes(sizes: Sizes, seed: int) -> dict[str, float]:
     from utopia.models import Event, Ticket
     from utopia.rules.fans import ArtistFans, CustomerEmail, FirstSighting, fan_or_event
     from utopia.rules.listening import FavouriteArtists, StreamCount, artist_played, just_counted
-    from utopia.rules.sales import EventStatus
-    from utopia.rules.tickets import TicketDesk
+    from utopia.rules.sales import EventStatus, counted
+    from utopia.rules.tickets import TicketDesk, desk_tickets
     from utopia.steps import Placed
     from utopia.steps.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT, BY_LISTENER, EVENTS_ONLY
 
@@ -308,8 +308,8 @@ def state_sizes(sizes: Sizes, seed: int) -> dict[str, float]:
     def placed(value):  # what a state that keeps places in the input gets
         return Placed(0, 0, value)
 
-    def sourced(record):  # what a state that holds tickets gets
-        return (None, record) if type(record) is Ticket else record
+    def sourced(of_tickets):  # what a state that holds tickets gets: (raw, what of each ticket it needs)
+        return lambda record: (None, of_tickets([record])[0]) if type(record) is Ticket else record
 
     def fan(record):
         value = fan_or_event(record)
@@ -318,8 +318,8 @@ def state_sizes(sizes: Sizes, seed: int) -> dict[str, float]:
     kinds = {  # the state, where records meet it, what of a record it gets: as in the dataflows
         "StreamCount (per customer)": (StreamCount, BY_LISTENER, just_counted),
         "FavouriteArtists (per customer)": (FavouriteArtists, BY_LISTENER, artist_played),
-        "TicketDesk (per event)": (TicketDesk, BY_EVENT, sourced),
-        "EventStatus (per event)": (EventStatus, BY_EVENT, sourced),
+        "TicketDesk (per event)": (TicketDesk, BY_EVENT, sourced(desk_tickets)),
+        "EventStatus (per event)": (EventStatus, BY_EVENT, sourced(counted)),
         "ArtistFans (per artist)": (ArtistFans, BY_ARTIST, fan),
         "FirstSighting (per event)": (FirstSighting, EVENTS_ONLY, placed),
         "CustomerEmail (per customer)": (CustomerEmail, BY_CUSTOMER, placed),
