@@ -100,7 +100,7 @@ def test_another_shard_count_gives_the_same_outputs(tmp_path):
 def test_a_workers_shards_flush_their_changelogs_each_when_due():
     """Without recovery a worker's shards are one Bytewax state: its timer is the earliest of theirs."""
     step = _Step("test", StreamCount, timedelta(seconds=60), (), None)
-    worker = _WorkerShards(partial(_ShardLogic, None, step))
+    worker = _WorkerShards(partial(_ShardLogic, None, step), step)
     assert worker.notify_at() is None  # nothing to flush
     before = datetime.now(UTC)
     bundle = [(SHARD_NAMES[0], [("c1", None), ("c1", None)]), (SHARD_NAMES[5], [("c2", None)])]

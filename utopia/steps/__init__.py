@@ -668,7 +668,7 @@ def per_key(
         sharded = op.flat_map_batch("each_shard", delivered, _item_values)
         applied = op.stateful_batch("apply", sharded, lambda snap: logic(snap, step))
     else:  # bundles to workers, each applied there by the worker's shards
-        shards_of_worker = partial(_WorkerShards, partial(logic, None, step))
+        shards_of_worker = partial(_WorkerShards, partial(logic, None, step), step)
         applied = op.stateful_batch("apply_on_each_worker", sharded, lambda _: shards_of_worker())
     outputs = op.flat_map_batch("outputs", applied, _item_values)
     if not holds:
@@ -750,9 +750,11 @@ class _WorkerShards(StatefulBatchLogic):
     `deliver_to_each_worker` step), so that a recovery store resumes under any worker count.
     """
 
-    def __init__(self, new_shard: Callable[[], _ShardLogic]):
+    def __init__(self, new_shard: Callable[[], _ShardLogic], step: _Step):
         self.new_shard = new_shard
         self.shards: dict[str, _ShardLogic] = {}
+        self.timed = step.changelog is not None or step.recheck is not None
+        """Whether a shard ever asks to be woken: an alert step's never does, and Bytewax asks after every batch."""
 
     def on_batch(self, bundles: list[list[tuple[str, list]]]) -> tuple[list[list[Out]], bool]:
         parcels: dict[str, list[list]] = {}
@@ -784,6 +786,8 @@ class _WorkerShards(StatefulBatchLogic):
         return [out for shard in self.shards.values() for out in shard.on_eof()[0]], False
 
     def notify_at(self) -> datetime | None:
+        if not self.timed:
+            return None
         return min(filter(None, (shard.notify_at() for shard in self.shards.values())), default=None)
 
     def snapshot(self) -> None:
