@@ -109,3 +109,21 @@ def test_the_instruction_count_child_runs_a_dataflow_on_its_input_and_says_how_m
                            str(tmp_path / "records.pickle")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1] == "input records: 2"  # the streams; customers are not its input
+
+
+def test_the_crossing_count_keeps_every_bundle_and_counts_the_records_of_the_second_half(tmp_path):
+    from utopia.io.testing import kafka_records
+    from utopia.models import Event, Ticket
+    from utopia.tools.instructions import crossing_bundles
+
+    tickets = [Ticket(f"t{n}", "c1", "e1" if n % 2 else "e2") for n in range(2500)]
+    records = kafka_records([Event(id="e1", capacity=10), Event(id="e2", capacity=5), *tickets])
+    bundles = crossing_bundles("purchase_event_ticket", records)
+    # Every record goes to its event's desk, in the bundle of the worker that has it: 3 batches of 1,000 or fewer.
+    assert sum(len(pairs) for bundle in bundles for _, pairs in bundle) == 2502
+    (tmp_path / "bundles.pickle").write_bytes(pickle.dumps(bundles))
+    done = subprocess.run([sys.executable, "-m", "utopia.tools.instructions", "--child", "purchase_event_ticket",
+                           str(tmp_path / "bundles.pickle"), "--crossing"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    counted = sum(len(pairs) for bundle in bundles[len(bundles) // 2 :] for _, pairs in bundle)
+    assert 0 < counted < 2502 and done.stderr.splitlines()[-1] == f"crossing records: {counted}"

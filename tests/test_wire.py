@@ -12,7 +12,7 @@ from utopia import steps
 from utopia.cli import dataflow_names, load_build
 from utopia.codec import FarMessage, InRecord, as_in_record
 from utopia.io.runtime import plan_workers
-from utopia.io.testing import TestingIO, run
+from utopia.io.testing import TestingIO, run, with_kafka_messages
 from utopia.models import Event, Ticket
 from utopia.rules.venues import NewHolder
 from utopia.steps import Lookup, Placed, Sequenced, _Bundle, _Mark, wire
@@ -101,19 +101,6 @@ def test_a_bundle_of_more_shapes_than_one_byte_tells_apart_travels_pickled_whole
     assert wire.decode(payload) == [("0", mixed)]
 
 
-def kafka_raw(value: Any) -> Any:
-    """A value as a Kafka run would send it: its raw records as Kafka messages."""
-    if isinstance(value, Placed):
-        return msgspec.structs.replace(value, value=kafka_raw(value.value))
-    if type(value) is tuple and len(value) == 2 and type(value[0]) is InRecord:
-        raw = value[0]
-        key = raw.key.encode() if type(raw.key) is str else raw.key
-        kafka = Message(topic=raw.topic, partition=raw.partition, offset=raw.offset, key=key, value=raw.value,
-                        timestamp=(1, raw.timestamp))
-        return (kafka, value[1])
-    return value
-
-
 @pytest.mark.parametrize("name", dataflow_names())
 def test_what_every_dataflow_sends_between_workers_arrives_unchanged(name, monkeypatch):
     bundles: list[_Bundle] = []
@@ -135,7 +122,7 @@ def test_what_every_dataflow_sends_between_workers_arrives_unchanged(name, monke
     sent_bundles = [bundle for bundle in bundles if bundle]  # a worker with nothing to send gets no bundle
     assert sent_bundles
     for bundle in sent_bundles:
-        sent = [(shard, [(key, kafka_raw(value)) for key, value in pairs]) for shard, pairs in bundle]
+        sent = [(shard, [(key, with_kafka_messages(value)) for key, value in pairs]) for shard, pairs in bundle]
         assert as_read_bundle(travelled(sent)) == as_read_bundle(sent)
         assert "pickle" not in wire.shapes(wire.encode(sent))  # everything a dataflow sends has a shape msgpack carries exactly
 

@@ -6,14 +6,17 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, timedelta, tzinfo
 
+from typing import Any
+
 import msgspec
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
+from confluent_kafka import Message
 
 from utopia.codec import InRecord, RecordBatch
 from utopia.config import Topics
 from utopia.models import TOPIC_OF, Output, Record
-from utopia.steps import Out
+from utopia.steps import Out, Placed
 
 
 def kafka_records(items: Iterable[Record | tuple[str, bytes | None]], topics: Topics = Topics()) -> list[InRecord]:
@@ -33,6 +36,23 @@ def kafka_records(items: Iterable[Record | tuple[str, bytes | None]], topics: To
         records.append(InRecord(full, 0, offsets[full], key, value, timestamp))
         offsets[full] += 1
     return records
+
+
+def with_kafka_messages(value: Any) -> Any:
+    """A value of a keyed step as a Kafka run has it: its raw records (held, placed or not) as Kafka messages.
+
+    In-process runs read `InRecord`s; what crosses to another process in a Kafka run carries
+    confluent-kafka's `Message`s, which travel differently (utopia.steps.wire).
+    """
+    if isinstance(value, Placed):
+        return msgspec.structs.replace(value, value=with_kafka_messages(value.value))
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is InRecord:
+        raw = value[0]
+        key = raw.key.encode() if type(raw.key) is str else raw.key
+        message = Message(topic=raw.topic, partition=raw.partition, offset=raw.offset, key=key, value=raw.value,
+                          timestamp=(1, raw.timestamp))
+        return (message, value[1])
+    return value
 
 
 class TestingIO:

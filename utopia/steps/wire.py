@@ -80,13 +80,13 @@ def encode(parcels: list[tuple[str, list[Pair]]]) -> bytes:
     if len(spans) == 1:  # most bundles: one shape, no order to keep
         columns: dict[Any, list[Pair]] = {spans[0][0]: pairs}
         order = b""
-    elif len(set(shape for shape, _, _ in spans)) > len(_INDEX):  # more shapes than one byte tells apart
-        return _OUTER_ENCODER.encode((names, counts, b"", [(_PICKLED, _pickled(pairs))]))
     else:
         columns, index, order_parts = {}, {}, []
         for shape, start, end in spans:
             column = columns.get(shape)
             if column is None:
+                if len(columns) == len(_INDEX):  # more shapes than one byte tells apart: pickled whole
+                    return _OUTER_ENCODER.encode((names, counts, b"", [(_PICKLED, _pickled(pairs))]))
                 column = columns[shape] = []
                 index[shape] = _INDEX[len(index)]
             column.extend(pairs[start:end])

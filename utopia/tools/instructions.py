@@ -6,6 +6,12 @@ change of a few percent. Each dataflow runs in this process's Python on a fixed 
 (TestingIO, batches of 1000 records as a Kafka poll gives, changelogs flushed once at the end) under
 `valgrind --tool=cachegrind`, once whole and once stopping before the run; the difference divided
 by the input records is the figure. It covers decoding, keyed state and outputs, not librdkafka.
+
+With `--crossing`, the figure is what sending a keyed step's records to another process costs
+(`utopia/steps/wire.py`): the dataflow runs on 2 workers, every bundle a worker would send to
+another is kept (its raw records as the Kafka messages a Kafka run has), and the instructions of
+encoding and decoding them all are divided by the records they carry. Bytewax's own transport
+(a pickle of the bytes, a message) is not counted.
 """
 
 from __future__ import annotations
@@ -24,22 +30,26 @@ from pathlib import Path
 
 from utopia.cli import dataflow_names
 from utopia.io.runtime import relax_garbage_collector
-from utopia.io.testing import TestingIO, kafka_records, run
+from utopia import steps
+from utopia.io.runtime import plan_workers
+from utopia.io.testing import TestingIO, kafka_records, run, with_kafka_messages
 from utopia.tools.generator import Sizes, generate
 
 SIZES = Sizes(customers=20_000, artists=400, events=400, tickets=20_000, streams=100_000)
 SEED = 1
 
 
-def count(name: str, records_file: Path, run_it: bool) -> tuple[int, int]:
-    """(instructions, input records) of one valgrind run of the child below."""
+def count(name: str, data_file: Path, run_it: bool, crossing: bool = False) -> tuple[int, int]:
+    """(instructions, input records or crossing records) of one valgrind run of a child below."""
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-               sys.executable, "-m", "utopia.tools.instructions", "--child", name, str(records_file)]
+               sys.executable, "-m", "utopia.tools.instructions", "--child", name, str(data_file)]
     if not run_it:
         command.append("--build-only")
+    if crossing:
+        command.append("--crossing")
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"PYTHONHASHSEED": "0"})
     refs = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    inputs = re.search(r"^input records: (\d+)$", done.stderr, re.MULTILINE)
+    inputs = re.search(r"^(?:input|crossing) records: (\d+)$", done.stderr, re.MULTILINE)
     if done.returncode != 0 or not refs or not inputs:
         raise SystemExit(f"{name} under valgrind failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
     return int(refs.group(1).replace(",", "")), int(inputs.group(1))
@@ -56,14 +66,59 @@ def child(name: str, records_file: Path, build_only: bool) -> None:
         run(flow)
 
 
+def crossing_bundles(name: str, records: list) -> list[list]:
+    """The bundles a 2-worker run of the dataflow makes, as plain lists (a 2-process run sends about half across)."""
+    kept: list[steps._Bundle] = []
+
+    class Kept(steps._Bundle):
+        __slots__ = ()
+
+        def __init__(self, *args):
+            super().__init__(*args)
+            kept.append(self)
+
+    made, steps._Bundle = steps._Bundle, Kept
+    plan_workers(2)  # as `python -m bytewax.run` says for 2 processes: one bundle per worker and batch
+    try:
+        io = TestingIO(records, batch_size=1000)
+        io.changelog = timedelta(hours=1)
+        run(importlib.import_module(f"dataflows.{name}").build(io), 2)
+    finally:
+        steps._Bundle = made
+        plan_workers(1)
+    return [list(bundle) for bundle in kept if bundle]
+
+
+def crossing_child(bundles_file: Path, build_only: bool) -> None:
+    """Encode and decode the bundles (`--crossing`), their raw records as the Kafka messages a Kafka run has.
+
+    The first half is encoded in both runs of a dataflow, so that the first run of each shape, which
+    is checked (utopia.steps.wire), is not counted: the figure is the second half's.
+    """
+    from utopia.steps import wire
+
+    sent = [[(shard, [(key, with_kafka_messages(value)) for key, value in pairs]) for shard, pairs in bundle]
+            for bundle in pickle.loads(bundles_file.read_bytes())]
+    warm, counted = sent[: len(sent) // 2], sent[len(sent) // 2 :]
+    print(f"crossing records: {sum(len(pairs) for bundle in counted for _, pairs in bundle)}", file=sys.stderr)
+    relax_garbage_collector()  # as a Kafka run does
+    for bundle in warm if build_only else sent:
+        wire.decode(wire.encode(bundle))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m utopia.tools.instructions", description=__doc__.splitlines()[0])
     parser.add_argument("--dataflows", nargs="*", default=dataflow_names(), help="default: all")
     parser.add_argument("--child", nargs=2, metavar=("DATAFLOW", "RECORDS"), help=argparse.SUPPRESS)
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--crossing", action="store_true",
+                        help="per record a worker sends to another (utopia/steps/wire.py), not per input record")
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], Path(args.child[1]), args.build_only)
+        if args.crossing:
+            crossing_child(Path(args.child[1]), args.build_only)
+        else:
+            child(args.child[0], Path(args.child[1]), args.build_only)
         return
     if shutil.which("valgrind") is None:
         sys.exit("utopia: valgrind is not installed (Debian: apt-get install valgrind)")
@@ -71,11 +126,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         records_file = Path(directory) / "records.pickle"
         records_file.write_bytes(pickle.dumps(records))
-        print("| dataflow | input records | instructions per record |\n|---|---|---|")
+        counted = "records crossing" if args.crossing else "input records"
+        print(f"| dataflow | {counted} | instructions per record |\n|---|---|---|")
         for name in args.dataflows:
-            whole, inputs = count(name, records_file, run_it=True)
-            built, _ = count(name, records_file, run_it=False)
-            print(f"| {name} | {inputs:,} | {(whole - built) / inputs:,.0f} |", flush=True)
+            data_file = records_file
+            if args.crossing:  # made here, not under valgrind: which bundles 2 threads make varies a little
+                data_file = Path(directory) / f"{name}.bundles.pickle"
+                data_file.write_bytes(pickle.dumps(crossing_bundles(name, records)))
+            whole, inputs = count(name, data_file, run_it=True, crossing=args.crossing)
+            built, _ = count(name, data_file, run_it=False, crossing=args.crossing)
+            print(f"| {name} | {inputs:,} | {(whole - built) / max(inputs, 1):,.0f} |", flush=True)
 
 
 if __name__ == "__main__":
