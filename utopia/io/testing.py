@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, timedelta, tzinfo
-
 from typing import Any
 
 import msgspec

@@ -8,9 +8,10 @@ change of a few percent. Each dataflow runs in this process's Python on a fixed 
 by the input records is the figure. It covers decoding, keyed state and outputs, not librdkafka.
 
 With `--crossing`, the figure is what sending a keyed step's records to another process costs
-(`utopia/steps/wire.py`): the dataflow runs on 2 workers, every bundle a worker would send to
-another is kept (its raw records as the Kafka messages a Kafka run has), and the instructions of
-encoding and decoding them all are divided by the records they carry. Bytewax's own transport
+(`utopia/steps/wire.py`): the dataflow runs on 2 workers in this process, every bundle they make
+for a worker is kept (a 2-process run sends about half of them across; their raw records become the
+Kafka messages a Kafka run has), and the instructions of encoding and decoding them are divided by
+the records they carry. Bytewax's own transport
 (a pickle of the bytes, a message) is not counted.
 """
 
@@ -28,10 +29,9 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from utopia.cli import dataflow_names
-from utopia.io.runtime import relax_garbage_collector
 from utopia import steps
-from utopia.io.runtime import plan_workers
+from utopia.cli import dataflow_names
+from utopia.io.runtime import plan_workers, relax_garbage_collector
 from utopia.io.testing import TestingIO, kafka_records, run, with_kafka_messages
 from utopia.tools.generator import Sizes, generate
 
