@@ -90,8 +90,12 @@ class Cluster:
 
 
 def read_topic(config: dict, topic: str, group: str = "kafka-workshop-test") -> list[tuple[str | bytes | None, dict]]:
-    """Every record of a topic, partition by partition, with the client settings `config`."""
-    consumer = Consumer(config | {"group.id": group, "enable.partition.eof": True, "enable.auto.commit": False})
+    """Every committed record of a topic, partition by partition, with the client settings `config`.
+
+    Read `read_committed`, as a consumer of exactly-once outputs must (docs/outputs.md#delivery).
+    """
+    consumer = Consumer(config | {"group.id": group, "enable.partition.eof": True, "enable.auto.commit": False,
+                                  "isolation.level": "read_committed"})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     pending, records = set(partitions), []

@@ -44,7 +44,8 @@ class BytewaxRun(types.ModuleType):
     def __init__(self, **args):
         super().__init__("__main__")
         self.__spec__ = importlib.machinery.ModuleSpec("bytewax.run", None)
-        self._args = argparse.Namespace(**{"addresses": None, "workers_per_process": None} | args)
+        self._args = argparse.Namespace(**{"addresses": None, "workers_per_process": None, "process_id": None,
+                                           "recovery_directory": None, "snapshot_interval": None} | args)
 
     def _parse_args(self):
         return self._args

@@ -21,6 +21,7 @@ class ConfigError(Exception):
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+GUARANTEES = ("at-least-once", "exactly-once")
 START_OFFSETS = ("earliest", "latest")
 
 # (variable, default, meaning) -- the README's configuration table is checked against this list.
@@ -41,6 +42,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("UTOPIA_CHANGELOG_FLUSH_MS", "1000", "how long a changelog update may wait to be replaced by a newer one"),
     ("UTOPIA_EVENTDATE_ZONE", "UTC", "IANA zone of event dates written without one (the producer's local time)"),
     ("UTOPIA_CREATE_TOPICS", "false", "true: a dataflow creates its missing output topics; false: it says which and stops"),
+    ("UTOPIA_GUARANTEE", "at-least-once", "at-least-once, or exactly-once (Kafka transactions; needs -r)"),
     ("UTOPIA_SHARDS", "24", "groups of keys a keyed step spreads over workers: at most this many workers share a step"),
 )
 CLIENT_PREFIX = "KAFKA_CONFIG_"
@@ -87,6 +89,11 @@ class Settings:
     changelog_flush_ms: int = 1000
     eventdate_zone: str = "UTC"
     create_topics: bool = False
+    guarantee: str = "at-least-once"
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.guarantee == "exactly-once"
 
     @property
     def changelog(self) -> timedelta:
@@ -165,6 +172,7 @@ class Settings:
             changelog_flush_ms=int(flush),
             eventdate_zone=zone,
             create_topics=create,
+            guarantee=choice("UTOPIA_GUARANTEE", GUARANTEES, normalize=str.lower),
         )
 
     def kafka_config(self) -> dict[str, str]:

@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource
@@ -26,10 +26,13 @@ from utopia.config import ConfigError, Settings
 from utopia.io import metrics
 from utopia.io.faults import broker_watch, client_log, configure_logging, peer_lost_hook
 from utopia.io.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
+from utopia.io.recovery_store import RecoveryStore
 from utopia.io.runtime import (
-    favour_throughput, plan_workers, relax_garbage_collector, set_up_worker_thread, workers_across_processes,
+    RunFlags, favour_throughput, plan_workers, relax_garbage_collector, run_flags, set_up_worker_thread,
+    workers_across_processes,
 )
 from utopia.io.stopping import stop_on_signals
+from utopia.io.transactions import TransactionalSink
 from utopia.models import DeadLetter, Output
 from utopia.steps import FlowIO, Out, recovery_requested
 
@@ -96,8 +99,45 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
         return MergedPartition(merger, PartitionReader(for_part, config, topic, int(partition), offset, watch.answered))
 
 
+class OutputEncoder:
+    """Output records of one topic as the messages that carry them: encoded, and cut to fit where too large."""
+
+    def __init__(self, settings: Settings, dataflow: str, topic: str, producer_max: int = 0):
+        self.topic, self.dataflow = topic, dataflow
+        self.dead_letters = settings.topics.output("dead-letters")
+        self.limit = message_limit(settings, topic, producer_max or PRODUCER_MAX_BYTES)
+
+    def messages(self, items: Iterable[Out]) -> list[tuple[str, bytes | None, bytes]]:
+        topic, limit, messages = self.topic, self.limit, []
+        for key, value in items:
+            encoded = encode(value)
+            kafka_key = None if key is None else key if type(key) is bytes else key.encode()
+            if len(encoded) + (0 if kafka_key is None else len(kafka_key)) > limit:
+                messages.append(self._too_large(key, value, encoded))
+            else:
+                messages.append((topic, kafka_key, encoded))
+        return messages
+
+    def _too_large(self, key: str | bytes | None, value: Output, encoded: bytes) -> tuple[str, bytes | None, bytes]:
+        """A record too large for a message: a dead letter cut to fit instead, and the run goes on.
+
+        One such record used to stop the dataflow on every restart (a poison pill).
+        """
+        kafka_key = None if key is None else (key if type(key) is bytes else key.encode())[:MAX_KEY_BYTES]
+        room = self.limit - (0 if kafka_key is None else len(kafka_key))
+        if isinstance(value, DeadLetter):
+            letter = fit(value, room)
+        else:
+            text_key = None if key is None else key if type(key) is str else key.decode("utf-8", "replace")
+            letter = too_large(self.dataflow, self.topic, text_key, encoded, self.limit, room)
+        log.warning("a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
+                    self.topic, len(encoded), self.dead_letters)
+        metrics.DEAD_LETTERS.labels(self.dataflow).inc()
+        return self.dead_letters, kafka_key, encode(letter)
+
+
 class _ProducerPartition(StatelessSinkPartition[Out]):
-    """One worker's producer for one output topic.
+    """One worker's producer for one output topic (at least once).
 
     With recovery, every batch is flushed (delivered) before Bytewax can snapshot input offsets past
     it: at least once. Without, a restart re-reads the input anyway, so waiting for each batch's
@@ -120,9 +160,8 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
             "logger": client_log,
         }
         self.producer = Producer(config)
-        self.topic, self.dataflow = topic, dataflow
-        self.dead_letters = settings.topics.output("dead-letters")
-        self.limit = message_limit(settings, topic, int(config.get("message.max.bytes", PRODUCER_MAX_BYTES)))
+        self.topic = topic
+        self.encoder = OutputEncoder(settings, dataflow, topic, int(config.get("message.max.bytes", 0)))
         self.flush_every_batch = recovery_requested()
         self.failures: list[KafkaError] = []
         self.failed = False
@@ -131,39 +170,17 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
         self.failures.append(error)
 
     def write_batch(self, items: list[Out]) -> None:
-        produce, topic, limit = self.producer.produce, self.topic, self.limit
-        for key, value in items:
-            encoded = encode(value)
-            kafka_key = None if key is None else key if type(key) is bytes else key.encode()
-            if len(encoded) + (0 if kafka_key is None else len(kafka_key)) > limit:
-                self._too_large(key, value, encoded)
-                continue
+        produce = self.producer.produce
+        for topic, key, value in self.encoder.messages(items):
             try:
-                produce(topic, encoded, kafka_key)
+                produce(topic, value, key)
             except BufferError:
-                send(self.producer, topic, kafka_key, encoded)
+                send(self.producer, topic, key, value)
         if self.flush_every_batch:
             self.producer.flush()
         else:
             self.producer.poll(0)
         self._raise_failures()
-
-    def _too_large(self, key: str | bytes | None, value: Output, encoded: bytes) -> None:
-        """A record too large for a message: a dead letter cut to fit instead, and the run goes on.
-
-        One such record used to stop the dataflow on every restart (a poison pill).
-        """
-        kafka_key = None if key is None else (key if type(key) is bytes else key.encode())[:MAX_KEY_BYTES]
-        room = self.limit - (0 if kafka_key is None else len(kafka_key))
-        if isinstance(value, DeadLetter):
-            letter = fit(value, room)
-        else:
-            text_key = None if key is None else key if type(key) is str else key.decode("utf-8", "replace")
-            letter = too_large(self.dataflow, self.topic, text_key, encoded, self.limit, room)
-        log.warning("a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
-                    self.topic, len(encoded), self.dead_letters)
-        send(self.producer, self.dead_letters, kafka_key, encode(letter))
-        metrics.DEAD_LETTERS.labels(self.dataflow).inc()
 
     def close(self) -> None:
         self.producer.flush()
@@ -244,8 +261,8 @@ class KafkaTopicSink(DynamicSink[Out]):
 
 
 class KafkaIO:
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, settings: Settings, flags: RunFlags | None = None):
+        self.settings, self.flags = settings, flags
         self.topics = settings.topics
         self.changelog = settings.changelog
         self.zone = settings.zone
@@ -256,10 +273,13 @@ class KafkaIO:
         self.inputs.extend(topics)
         return KafkaTopicsSource(self.settings, dataflow, topics)
 
-    def sink(self, dataflow: str, output: str) -> KafkaTopicSink:
-        if self.topics.output(output) not in self.outputs:  # several steps may write one topic (dead letters)
-            self.outputs.append(self.topics.output(output))
-        return KafkaTopicSink(self.settings, dataflow, self.topics.output(output))
+    def sink(self, dataflow: str, output: str) -> KafkaTopicSink | TransactionalSink:
+        topic = self.topics.output(output)
+        if topic not in self.outputs:  # several steps may write one topic (dead letters)
+            self.outputs.append(topic)
+        if self.settings.exactly_once and self.flags is not None:
+            return TransactionalSink(self.settings, dataflow, topic, self.flags)
+        return KafkaTopicSink(self.settings, dataflow, topic)
 
 
 def admin(settings: Settings) -> AdminClient:
@@ -343,6 +363,30 @@ def missing_outputs(settings: Settings, io: KafkaIO, existing: set[str]) -> None
                       "them with `utopia topics create`, or set UTOPIA_CREATE_TOPICS=true to let the dataflow do it")
 
 
+def check_exactly_once(flags: RunFlags | None) -> None:
+    """Exactly-once needs a recovery store, and resumes one only with the worker layout that wrote it.
+
+    Each worker's transactions are named after its place among the workers (utopia.io.transactions):
+    under another layout, the transactions a crash left to send again would have no partition.
+    """
+    if flags is None or flags.recovery_directory is None:
+        raise ConfigError("UTOPIA_GUARANTEE=exactly-once needs a recovery store: run with -r DIR -s SECONDS "
+                          "-b SECONDS (make <dataflow> RECOVERY=1), see docs/outputs.md#delivery")
+    directory = flags.recovery_directory
+    if not directory.is_dir() or not any(directory.glob("part-*.sqlite3")):
+        raise ConfigError(f"the recovery directory {directory} has no recovery partitions: make them with "
+                          f"`mkdir -p {directory} && python -m bytewax.recovery {directory} 1`")
+    store = RecoveryStore(directory)
+    try:
+        execution = store.last_execution()
+    finally:
+        store.close()
+    if execution is not None and execution.worker_count != flags.workers:
+        raise ConfigError(f"the recovery store {directory} was written by {execution.worker_count} worker(s) and this "
+                          f"run has {flags.workers}: with UTOPIA_GUARANTEE=exactly-once a store resumes only with the "
+                          "workers that wrote it (or start a new store)")
+
+
 def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataflow]:
     """The `flow` that `python -m bytewax.run dataflows.<name>` calls: the dataflow on Kafka.
 
@@ -356,7 +400,10 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
         sys.excepthook = peer_lost_hook(name, sys.argv)
         try:
             settings = Settings.from_env()
-            io = KafkaIO(settings)
+            flags = run_flags()
+            if settings.exactly_once:
+                check_exactly_once(flags)
+            io = KafkaIO(settings, flags)
             plan_workers(workers_across_processes())
             dataflow = build(io)
             existing = existing_topics(settings)

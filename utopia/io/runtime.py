@@ -7,6 +7,8 @@ import gc
 import os
 import sys
 import threading
+from pathlib import Path
+from typing import NamedTuple
 
 GC_THRESHOLDS = (50_000, 20, 100)
 """CPython's defaults are (700, 10, 10)."""
@@ -119,13 +121,34 @@ def planned_workers() -> int:
 def workers_across_processes() -> int:
     """The workers of this `python -m bytewax.run` run in all if they are in several processes (`-a`), else 1.
 
-    Within one process nothing is pickled, and bundles would only add a step. Read with Bytewax's
-    own parser, its environment variables included; 1 outside `bytewax.run`.
+    Within one process nothing is pickled, and bundles would only add a step. 1 outside `bytewax.run`.
     """
+    flags = run_flags()
+    return flags.workers if flags is not None and flags.processes > 1 else 1
+
+
+class RunFlags(NamedTuple):
+    """What `python -m bytewax.run` was asked for: recovery directory, snapshot interval, worker layout."""
+
+    recovery_directory: Path | None
+    snapshot_seconds: float | None
+    process_id: int
+    processes: int
+    workers_per_process: int
+
+    @property
+    def workers(self) -> int:
+        return self.processes * self.workers_per_process
+
+
+def run_flags() -> RunFlags | None:
+    """The flags of this process's `python -m bytewax.run`, read with Bytewax's own parser; None outside it."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     if spec is None or spec.name != "bytewax.run":
-        return 1
+        return None
     args = main._parse_args()
-    processes = len([address for address in (args.addresses or "").split(";") if address.strip()])
-    return processes * (args.workers_per_process or 1) if processes > 1 else 1
+    addresses = [address for address in (args.addresses or "").split(";") if address.strip()]
+    interval = args.snapshot_interval.total_seconds() if args.snapshot_interval is not None else None
+    return RunFlags(args.recovery_directory, interval, args.process_id or 0, max(len(addresses), 1),
+                    args.workers_per_process or 1)

@@ -103,13 +103,10 @@ def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], 
         return decoded
 
     decoded = op.map("decode", raw, decode)
-    dead = op.flat_map("bad_records", decoded, _dead_letters)
-    op.output("dead_letters", dead, io.sink(flow.flow_id, "dead-letters"))
+    sink = io.sink(flow.flow_id, "dead-letters")
+    items_of = _items_of(sink)
+    op.output("dead_letters", op.flat_map("bad_records", decoded, lambda batch: items_of(batch.dead)), sink)
     return op.filter("good_records", decoded, _has_records)
-
-
-def _dead_letters(batch: Batch) -> list[Out]:
-    return batch.dead
 
 
 def _has_records(batch: Batch) -> bool:
@@ -120,12 +117,22 @@ def _has_records(batch: Batch) -> bool:
 def write(step_id: str, up: Stream[list[Out]], io: FlowIO, output: str) -> None:
     """Write batches of output records to the output called `output`."""
     written = metrics.RECORDS_WRITTEN.labels(up.flow().flow_id, output)
+    sink = io.sink(up.flow().flow_id, output)
+    items_of = _items_of(sink)
 
-    def each(batch: list[Out]) -> list[Out]:
+    def each(batch: list[Out]) -> list:
         written.inc(len(batch))
-        return batch
+        return items_of(batch)
 
-    op.output("produce", op.flat_map("each", up, each), io.sink(up.flow().flow_id, output))
+    op.output("produce", op.flat_map("each", up, each), sink)
+
+
+def _items_of(sink: Sink) -> Callable[[list[Out]], list]:
+    """How a sink takes a batch of output records: one item per record, or the whole batch as one item.
+
+    The exactly-once sink (utopia.io.transactions) takes whole batches, keyed by the worker that made them.
+    """
+    return getattr(sink, "items_of", _each)
 
 
 def _each(batch: list[Out]) -> list[Out]:
@@ -674,7 +681,8 @@ def per_key(
     if not holds:
         return outputs
     waited = op.branch("waited_until_the_end", outputs, _is_unfinished)
-    op.output("dead_letters", op.flat_map("each_dead_letter", waited.trues, _each), dead_letters.sink(flow_id, "dead-letters"))
+    sink = dead_letters.sink(flow_id, "dead-letters")
+    op.output("dead_letters", op.flat_map("each_dead_letter", waited.trues, _items_of(sink)), sink)
     return waited.falses
 
 

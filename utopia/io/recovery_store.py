@@ -1,0 +1,68 @@
+"""Reading Bytewax's recovery store: what a resume would start from, as it is written.
+
+Exactly-once output (utopia.io.transactions) commits a Kafka transaction only once a resume would
+load the snapshot that holds the transaction's records, so it asks the store what Bytewax itself
+asks when it resumes. The store is Bytewax 0.21.1's (src/recovery.rs): SQLite files
+`part-N.sqlite3` in the recovery directory, in WAL mode, so they can be read while Bytewax writes
+them. Its tables `exs` (one row per execution), `fronts` (how far each worker got) and `snaps`
+(pickled states by step, key and epoch) are sharded over the files, so every file is read.
+`tests/test_recovery_store.py` checks these readings against a store Bytewax wrote.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+from pathlib import Path
+from typing import Any, NamedTuple
+
+
+class Execution(NamedTuple):
+    number: int
+    worker_count: int
+    resume_epoch: int
+
+
+class RecoveryStore:
+    """The recovery partitions of one directory, opened read-only on the thread that makes this object."""
+
+    def __init__(self, directory: Path):
+        self.files = sorted(Path(directory).glob("part-*.sqlite3"))
+        self.connections = [sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5) for file in self.files]
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+
+    def _all(self, query: str, parameters: tuple = ()) -> list[tuple]:
+        return [row for connection in self.connections for row in connection.execute(query, parameters)]
+
+    def last_execution(self) -> Execution | None:
+        """The newest execution: the running one, or the one a resume follows."""
+        rows = self._all("SELECT ex_num, worker_count, resume_epoch FROM exs")
+        return Execution(*max(rows)) if rows else None
+
+    def resume_epoch(self) -> int | None:
+        """The epoch a resume would start from now: Bytewax's `resume_from`, over every file.
+
+        Each worker of the newest execution has got as far as its newest front, or the execution's
+        own resume epoch if it wrote none yet; a resume starts where the slowest worker is, and
+        loads every state snapshotted before that epoch.
+        """
+        execution = self.last_execution()
+        if execution is None:
+            return None
+        reached = dict.fromkeys(range(execution.worker_count), execution.resume_epoch)
+        for worker, front in self._all("SELECT worker_index, MAX(worker_frontier) FROM fronts WHERE ex_num = ? "
+                                       "GROUP BY worker_index", (execution.number,)):
+            reached[worker] = max(reached.get(worker, front), front)
+        return min(reached.values())
+
+    def state_before(self, step_id: str, key: str, epoch: int) -> Any:
+        """The state of `key` in step `step_id` that a resume at `epoch` loads (None if there is none)."""
+        rows = self._all("SELECT snap_epoch, ser_change FROM snaps WHERE step_id = ? AND state_key = ? "
+                         "AND snap_epoch < ? ORDER BY snap_epoch DESC LIMIT 1", (step_id, key, epoch))
+        if not rows:
+            return None
+        _, change = max(rows, key=lambda row: row[0])
+        return None if change is None else pickle.loads(change)

@@ -1,0 +1,362 @@
+"""Exactly-once output (UTOPIA_GUARANTEE=exactly-once): Kafka transactions that follow Bytewax's recovery store.
+
+Bytewax keeps a dataflow's state and input offsets in its recovery store, not in Kafka, so no Kafka
+transaction can cover them (Kafka Streams and Quix Streams put their state in changelog topics
+instead). What makes outputs exactly-once here is the order of two commits, and a way to redo the
+second (docs/outputs.md#delivery):
+
+1. Each worker writes each output topic through a transactional producer of its own (a partition
+   of `TransactionalSink`), one transaction per snapshot interval (a Bytewax epoch). The records go
+   to Kafka as they are made, inside the open transaction: invisible to `read_committed` readers.
+2. When the epoch ends, its records are also written to a file beside the recovery store, and
+   the partition's snapshot names that file (it lists the transactions not known committed).
+3. The transaction is committed only once Bytewax's store would resume from that snapshot or a
+   later one (utopia.io.recovery_store): the store is always ahead of Kafka. With it, the
+   transaction's number is committed as the offset of a consumer group of the producer's own: a
+   marker that is visible exactly when the records are.
+
+After a crash Bytewax resumes from its store, and each partition, rebuilt from its snapshot, first
+fences its old producer (same `transactional.id`), which aborts the transaction that was open,
+then reads its marker: a transaction the snapshot lists but the marker does not cover is sent
+again from its file and committed. Everything after the snapshot is recomputed and written anew.
+Nothing is lost (the store had it before Kafka did) and nothing is written twice (what Kafka has
+committed, the snapshot says; what it has not, it never showed).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from utopia.config import Settings
+from utopia.io.faults import client_log
+from utopia.io.recovery_store import RecoveryStore
+from utopia.io.runtime import RunFlags
+
+log = logging.getLogger("utopia")
+
+Message = tuple[str, bytes | None, bytes]
+"""What one output record is sent as: topic, key and value, encoded."""
+
+CHUNKS_DIRECTORY = "utopia-exactly-once"
+"""Beside the recovery partitions: each epoch's records of each sink partition, until Kafka commits them."""
+WATCH_INTERVAL_S = 0.05
+"""How often the recovery store is read while a transaction waits for it: at most this much added latency."""
+EXIT_WAIT_S = 60.0
+"""How long a finished run waits for its last transactions: the store writes the last epoch after the sinks close."""
+
+
+class PartState(NamedTuple):
+    """A partition's snapshot: the number of its next transaction, and the earlier ones not known committed."""
+
+    next_transaction: int
+    uncommitted: tuple[int, ...]
+
+
+class TransactionalSink(FixedPartitionedSink):
+    """One output topic, written exactly once: a partition (a transactional producer) on each worker.
+
+    Items are whole batches of output records keyed by the partition of the worker that made them
+    (`items_of`), so nothing crosses between workers to be written. Bytewax asks each worker for
+    its partitions once, on the worker's own thread, as it builds the dataflow: the n-th to ask in
+    process p gets partition `p-n`, whose place in the sorted list of all partitions is
+    `p * workers_per_process + n`.
+    """
+
+    def __init__(self, settings: Settings, dataflow: str, topic: str, flags: RunFlags):
+        self.settings, self.dataflow, self.topic, self.flags = settings, dataflow, topic, flags
+        self._asked = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def list_parts(self) -> list[str]:
+        with self._lock:
+            n, self._asked = self._asked, self._asked + 1
+        self._local.part = f"{self.flags.process_id:03d}-{n:03d}"
+        return [self._local.part]
+
+    def part_fn(self, item_key: str) -> int:
+        process, n = item_key.split("-")
+        return int(process) * self.flags.workers_per_process + int(n)
+
+    def items_of(self, batch: list[Any]) -> list[tuple[str, list[Any]]]:
+        """A batch of output records as one item, for this worker's partition."""
+        return [(self._local.part, batch)] if batch else []
+
+    def build_part(self, step_id: str, for_part: str, resume_state: PartState | None) -> TransactionalPart:
+        from utopia.io.kafka_io import OutputEncoder  # kafka_io builds this sink
+
+        return TransactionalPart(self, step_id, for_part, OutputEncoder(self.settings, self.dataflow, self.topic),
+                                 None if resume_state is None else PartState(*resume_state))
+
+
+class _Chunk:
+    """One epoch's records of a partition: one transaction."""
+
+    __slots__ = ("number", "messages")
+
+    def __init__(self, number: int, messages: list[Message] | None):
+        self.number, self.messages = number, messages
+
+
+class TransactionalPart(StatefulSinkPartition):
+    """One worker's producer for one output topic: one transaction per epoch, committed behind the store."""
+
+    def __init__(self, sink: TransactionalSink, step_id: str, part: str, encoder: Any, resumed: PartState | None):
+        settings, flags = sink.settings, sink.flags
+        self.step_id, self.part, self.encoder = step_id, part, encoder
+        self.transactional_id = f"{settings.topics.client_id(sink.dataflow)}-{step_id}-{part}"
+        assert flags.recovery_directory is not None
+        self.chunks = Path(flags.recovery_directory) / CHUNKS_DIRECTORY / f"{step_id}-{part}"
+        self.chunks.mkdir(parents=True, exist_ok=True)
+        interval_ms = int((flags.snapshot_seconds or 10) * 1000)
+        self.producer = Producer(settings.kafka_config() | {
+            "client.id": self.transactional_id,
+            "transactional.id": self.transactional_id,
+            "linger.ms": 5,
+            # An epoch's transaction stays open for the epoch and until the store has it.
+            "transaction.timeout.ms": max(60_000, 4 * interval_ms),
+            "logger": client_log,
+        })
+        self.marker_reader = Consumer(settings.kafka_config() | {
+            "group.id": self.transactional_id, "enable.auto.commit": False, "isolation.level": "read_committed",
+            "logger": client_log,
+        })
+        self.marker = TopicPartition(sink.topic, 0)
+        self.lock = threading.Condition()
+        self.collecting: list[Message] = []
+        self.prepared: deque[_Chunk] = deque()
+        self.in_transaction: int | None = None
+        """The number of the chunk whose records are in the open transaction."""
+        self.durable = 0
+        """Chunks up to this number are in the snapshot a resume would load."""
+        try:
+            _call(self.producer.init_transactions, 30)  # fences the producer of an earlier run, aborting its transaction
+            committed = self._committed()
+            if resumed is not None:
+                committed = self._send_again([n for n in resumed.uncommitted if n > committed]) or committed
+        except KafkaException as error:
+            self._fail(error)
+        self.next = max(committed, resumed.next_transaction - 1 if resumed else 0) + 1
+        for file in self.chunks.iterdir():  # those committed; a later number is a crashed epoch's, written anew
+            if int(file.name) <= committed:
+                file.unlink()
+        self.committer = threading.Thread(target=self._commit_in_order, name=f"commit {self.transactional_id}",
+                                          daemon=True)
+        self.committer.start()
+        _watch(Path(flags.recovery_directory)).add(self)
+
+    def _committed(self) -> int:
+        """The number of the last transaction committed: the marker's offset (0 before the first)."""
+        for attempt in range(20):
+            try:
+                [marker] = self.marker_reader.committed([self.marker], timeout=10)
+                return 0 if marker.offset == OFFSET_INVALID else marker.offset
+            except KafkaException as error:  # the coordinator of a new group may still be loading
+                if not error.args[0].retriable() and error.args[0].code() != KafkaError.NOT_COORDINATOR:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        raise KafkaException(f"the commit marker of {self.transactional_id} could not be read")
+
+    def _send_again(self, numbers: list[int]) -> int | None:
+        """Transactions in the snapshot that Kafka never committed: sent again from their files, in one."""
+        if not numbers:
+            return None
+        messages: list[Message] = []
+        for number in numbers:
+            file = self.chunks / str(number)
+            if not file.exists():
+                raise KafkaException(f"{file} is missing: the outputs of transaction {number} of "
+                                     f"{self.transactional_id} cannot be sent again")
+            messages.extend(map(tuple, msgspec.msgpack.decode(file.read_bytes())))  # type: ignore[arg-type]
+        self.producer.begin_transaction()
+        self._produce(messages)
+        self._commit(numbers[-1])
+        log.info("resumed: %d record(s) of %d transaction(s) that a crash left uncommitted sent again (%s)",
+                 len(messages), len(numbers), self.encoder.topic)
+        return numbers[-1]
+
+    def write_batch(self, batches: list[list[Any]]) -> None:
+        messages = self.encoder.messages(item for batch in batches for item in batch)
+        with self.lock:
+            self.collecting.extend(messages)
+            if self.in_transaction == self.next:
+                self._produce(messages)
+            elif self.in_transaction is None:
+                self._begin_next()
+
+    def snapshot(self) -> tuple[int, tuple[int, ...]]:
+        """The end of an epoch: its records are kept in a file until Kafka commits them, and named here."""
+        with self.lock:
+            if self.collecting:
+                file = self.chunks / str(self.next)
+                with open(file, "wb") as out:
+                    out.write(msgspec.msgpack.encode(self.collecting))
+                    out.flush()
+                    os.fsync(out.fileno())
+                produced = self.in_transaction == self.next
+                self.prepared.append(_Chunk(self.next, None if produced else self.collecting))
+                self.next, self.collecting = self.next + 1, []
+            return tuple(PartState(self.next, tuple(chunk.number for chunk in self.prepared)))
+
+    def stored(self, durable: int) -> None:
+        """The store would now resume with every chunk up to `durable` (from utopia.io.recovery_store)."""
+        with self.lock:
+            if durable > self.durable:
+                self.durable = durable
+                self.lock.notify_all()
+
+    def waiting(self) -> bool:
+        return bool(self.prepared)
+
+    def _commit_in_order(self) -> None:
+        while True:
+            with self.lock:
+                while not (self.prepared and self.prepared[0].number <= self.durable):
+                    self.lock.wait()
+                number = self.prepared[0].number
+            try:
+                self._commit(number)  # nothing else goes into this transaction: later records wait for the next
+            except KafkaException as error:
+                self._fail(error)
+                return
+            with self.lock:
+                self.prepared.popleft()
+                self.in_transaction = None
+                (self.chunks / str(number)).unlink(missing_ok=True)
+                self._begin_next()
+                self.lock.notify_all()
+
+    def _begin_next(self) -> None:
+        """With no transaction open: open one for the oldest records not yet sent (with the lock held)."""
+        if self.prepared:
+            chunk = self.prepared[0]
+            messages, chunk.messages, number = chunk.messages or [], None, chunk.number
+        elif self.collecting:
+            messages, number = self.collecting, self.next
+        else:
+            return
+        self.producer.begin_transaction()
+        self.in_transaction = number
+        self._produce(messages)
+
+    def _produce(self, messages: Iterable[Message]) -> None:
+        produce = self.producer.produce
+        for topic, key, value in messages:
+            try:
+                produce(topic, value, key)
+            except BufferError:
+                while True:
+                    self.producer.poll(0.1)
+                    try:
+                        produce(topic, value, key)
+                        break
+                    except BufferError:
+                        continue
+
+    def _commit(self, number: int) -> None:
+        """Commit the open transaction with its marker: the group's offset becomes `number` with its records."""
+        self.producer.send_offsets_to_transaction([TopicPartition(self.marker.topic, 0, number)],
+                                                  self.marker_reader.consumer_group_metadata(), 30)
+        _call(self.producer.commit_transaction, 60)
+
+    def _fail(self, error: KafkaException) -> None:
+        """Kafka refused a transaction: one line, and the process ends (a resume with -r sends it again).
+
+        Its records stay invisible to read_committed readers; nothing after it is committed either.
+        """
+        reason = error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
+        if "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" in reason or "Transactional Id authorization failed" in reason:
+            reason += f": the principal needs WRITE and DESCRIBE on TransactionalId {self.transactional_id}"
+        elif "GROUP_AUTHORIZATION_FAILED" in reason or "Group authorization failed" in reason:
+            reason += f": the principal needs READ on group {self.transactional_id}"
+        print(f"utopia: the transactions of {self.transactional_id} on {self.encoder.topic} failed ({reason}); "
+              "fix that and resume with the same -r", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    def close(self) -> None:
+        """The end of the run: what is left commits once the store has the last epoch (after every sink closed)."""
+        _finishing.append(self)
+
+    def finish(self, deadline: float) -> int:
+        """Wait until every snapshotted chunk is committed; the count of records left uncommitted at `deadline`."""
+        with self.lock:
+            while self.prepared and time.monotonic() < deadline:
+                self.lock.wait(timeout=0.1)
+            return len(self.prepared)
+
+
+def _call(method: Any, timeout: float, attempts: int = 5) -> None:
+    """A transactional call, retried while Kafka says it may succeed later."""
+    for attempt in range(attempts):
+        try:
+            method(timeout)
+            return
+        except KafkaException as error:
+            if not error.args[0].retriable() or attempt == attempts - 1:
+                raise
+
+
+class _StoreWatch:
+    """One thread per process and recovery directory: tells each waiting partition what the store holds."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.parts: list[TransactionalPart] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._run, name="recovery store watch", daemon=True).start()
+
+    def add(self, part: TransactionalPart) -> None:
+        with self.lock:
+            self.parts.append(part)
+
+    def _run(self) -> None:
+        store = RecoveryStore(self.directory)
+        while True:
+            time.sleep(WATCH_INTERVAL_S)
+            with self.lock:
+                waiting = [part for part in self.parts if part.waiting()]
+            if not waiting:
+                continue
+            epoch = store.resume_epoch()
+            if epoch is None:
+                continue
+            for part in waiting:
+                state = store.state_before(part.step_id, part.part, epoch)
+                if state is not None:
+                    part.stored(PartState(*state).next_transaction - 1)
+
+
+_watches: dict[Path, _StoreWatch] = {}
+_watches_lock = threading.Lock()
+_finishing: list[TransactionalPart] = []
+
+
+def _watch(directory: Path) -> _StoreWatch:
+    with _watches_lock:
+        if directory not in _watches:
+            _watches[directory] = _StoreWatch(directory)
+            atexit.register(_finish)
+        return _watches[directory]
+
+
+def _finish() -> None:
+    """At the end of a run: wait for the last transactions, which the store allows only once Bytewax is done."""
+    deadline = time.monotonic() + EXIT_WAIT_S
+    for part in _finishing:
+        left = part.finish(deadline)
+        if left:
+            log.warning("%d transaction(s) of %s were not committed in time: a resume with the same -r commits them",
+                        left, part.transactional_id)
