@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource
@@ -387,6 +388,22 @@ def check_exactly_once(flags: RunFlags | None) -> None:
                           "workers that wrote it (or start a new store)")
 
 
+def forget_unfinished_epochs(directory: Path) -> None:
+    """Before Bytewax resumes: the snapshots a crashed run made of epochs it never finished go (utopia.io.recovery_store).
+
+    Every process does it before any starts the dataflow: Bytewax connects them all first.
+    """
+    if not directory.is_dir():
+        return
+    store = RecoveryStore(directory, writable=True)
+    try:
+        forgotten = store.forget_unfinished()
+    finally:
+        store.close()
+    if forgotten:
+        log.info("recovery: %d snapshot(s) of epochs a crashed run never finished are forgotten", forgotten)
+
+
 def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataflow]:
     """The `flow` that `python -m bytewax.run dataflows.<name>` calls: the dataflow on Kafka.
 
@@ -403,6 +420,8 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
             flags = run_flags()
             if settings.exactly_once:
                 check_exactly_once(flags)
+            if flags is not None and flags.recovery_directory is not None:
+                forget_unfinished_epochs(flags.recovery_directory)
             io = KafkaIO(settings, flags)
             plan_workers(workers_across_processes())
             dataflow = build(io)

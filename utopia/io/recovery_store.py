@@ -24,11 +24,12 @@ class Execution(NamedTuple):
 
 
 class RecoveryStore:
-    """The recovery partitions of one directory, opened read-only on the thread that makes this object."""
+    """The recovery partitions of one directory, opened on the thread that makes this object (read-only unless asked)."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, writable: bool = False):
         self.files = sorted(Path(directory).glob("part-*.sqlite3"))
-        self.connections = [sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5) for file in self.files]
+        mode = "rw" if writable else "ro"
+        self.connections = [sqlite3.connect(f"file:{file}?mode={mode}", uri=True, timeout=5) for file in self.files]
 
     def close(self) -> None:
         for connection in self.connections:
@@ -66,3 +67,21 @@ class RecoveryStore:
             return None
         _, change = max(rows, key=lambda row: row[0])
         return None if change is None else pickle.loads(change)
+
+    def forget_unfinished(self) -> int:
+        """Delete the snapshots of epochs that a resume starts before: a crashed run's last ones. How many.
+
+        A run killed after writing some of an epoch's snapshots, but before every worker finished the
+        epoch, leaves them in the store, and the resumed run numbers its epochs from the resume epoch
+        again. A key it does not touch in that epoch keeps the dead run's snapshot, and the next resume
+        loads it as the newest: the state of records that were never all processed. Bytewax 0.21.1
+        does not remove them (src/recovery.rs); here they go before it opens the store.
+        """
+        epoch = self.resume_epoch()
+        if epoch is None:
+            return 0
+        deleted = 0
+        for connection in self.connections:
+            with connection:
+                deleted += connection.execute("DELETE FROM snaps WHERE snap_epoch >= ?", (epoch,)).rowcount
+        return deleted

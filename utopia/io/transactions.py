@@ -43,7 +43,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 from utopia.config import Settings
 from utopia.io.faults import client_log
 from utopia.io.recovery_store import RecoveryStore
-from utopia.io.runtime import RunFlags
+from utopia.io.runtime import RunFlags, set_up_worker_thread
 
 log = logging.getLogger("utopia")
 
@@ -55,6 +55,11 @@ CHUNKS_DIRECTORY = "utopia-exactly-once"
 WATCH_INTERVAL_S = 0.05
 """How often the recovery store is read while a transaction waits for it: at most this much added latency."""
 EXIT_WAIT_S = 60.0
+CRASH_AT = os.environ.get("UTOPIA_TEST_CRASH_AT", "")
+"""For the crash tests only: `POINT:N` ends the process (as SIGKILL would) at POINT of transaction N of any partition.
+
+POINT is `snapshotted` (its file and snapshot made, the store may not have them yet), `stored` (the store
+has them, Kafka has not committed) or `committed` (committed, its file not yet removed)."""
 """How long a finished run waits for its last transactions: the store writes the last epoch after the sinks close."""
 
 
@@ -82,6 +87,7 @@ class TransactionalSink(FixedPartitionedSink):
         self._local = threading.local()
 
     def list_parts(self) -> list[str]:
+        set_up_worker_thread()  # keeps the thread's state, and so `_local`, between Bytewax's calls
         with self._lock:
             n, self._asked = self._asked, self._asked + 1
         self._local.part = f"{self.flags.process_id:03d}-{n:03d}"
@@ -209,6 +215,7 @@ class TransactionalPart(StatefulSinkPartition):
                 produced = self.in_transaction == self.next
                 self.prepared.append(_Chunk(self.next, None if produced else self.collecting))
                 self.next, self.collecting = self.next + 1, []
+                _crash_at("snapshotted", self.next - 1)
             return tuple(PartState(self.next, tuple(chunk.number for chunk in self.prepared)))
 
     def stored(self, durable: int) -> None:
@@ -227,11 +234,13 @@ class TransactionalPart(StatefulSinkPartition):
                 while not (self.prepared and self.prepared[0].number <= self.durable):
                     self.lock.wait()
                 number = self.prepared[0].number
+            _crash_at("stored", number)
             try:
                 self._commit(number)  # nothing else goes into this transaction: later records wait for the next
             except KafkaException as error:
                 self._fail(error)
                 return
+            _crash_at("committed", number)
             with self.lock:
                 self.prepared.popleft()
                 self.in_transaction = None
@@ -307,6 +316,11 @@ def _call(method: Any, timeout: float, attempts: int = 5) -> None:
         except KafkaException as error:
             if not error.args[0].retriable() or attempt == attempts - 1:
                 raise
+
+
+def _crash_at(point: str, number: int) -> None:
+    if CRASH_AT == f"{point}:{number}":
+        os._exit(137)
 
 
 class _StoreWatch:
