@@ -131,6 +131,8 @@ class KafkaOutputs:
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
             "auto.offset.reset": "earliest",
+            # Exactly-once dataflows' outputs show once committed, never those of a run that crashed.
+            "isolation.level": "read_committed",
             "logger": quiet_log,  # lines written under the dashboard would tear it
             "error_cb": self._failed,
         })
