@@ -45,8 +45,13 @@ def world(tmp_path_factory):
     start_ms = int(time.time() * 1000) - 8 * 3_600_000
     files = tmp_path_factory.mktemp("world")
     write_dir(files, WORLD, seed=7, topics=cluster.settings.topics, start_ms=start_ms)
-    put(cluster, list(generate(WORLD, seed=7, start_ms=start_ms)))
-    return cluster, files
+    return cluster, files, list(generate(WORLD, seed=7, start_ms=start_ms))
+
+
+def slices(records: list, count: int) -> list[list]:
+    """The data set in `count` parts, in the order it was generated: each run of a test gets new input."""
+    size = -(-len(records) // count)
+    return [records[n:n + size] for n in range(0, len(records), size)]
 
 
 def new_store(tmp_path, processes: int = 1):
@@ -57,15 +62,14 @@ def new_store(tmp_path, processes: int = 1):
 
 
 def crash_at(cluster: Cluster, dataflow: str, flags: tuple, point: str, args: tuple = ()) -> None:
-    """A tailing run that dies at `point` of a transaction; killed if it never gets there (nothing more to write)."""
+    """A tailing run that dies at `point` of a transaction."""
     process = cluster.start(dataflow, EXACTLY_ONCE | {"UTOPIA_TAIL": "true", "UTOPIA_TEST_CRASH_AT": point},
                             flags + args)
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
+        process.wait(timeout=60)
+    finally:
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    assert process.returncode in (137, -signal.SIGKILL), process.stderr.read()
+    assert process.returncode == 137, f"the run never got to {point}: {process.stderr.read()}"
 
 
 def killed_when(cluster: Cluster, dataflow: str, flags: tuple, output: str, count: int) -> None:
@@ -120,13 +124,18 @@ def without_clock(value: dict) -> dict:
     ("sold_out", "1"), ("global_totals", "1"), ("suggested_events_genre", "1"), ("sold_out", "2"),
 ])
 def test_killed_again_and_again_and_resumed_writes_every_output_once(world, tmp_path, monkeypatch, dataflow, workers):
-    cluster, files = world
+    cluster, files, records = world
     flags = new_store(tmp_path) + ("-w", workers)
+    parts = iter(slices(records, len(CRASHES) + 3))
     for point in CRASHES:
+        put(cluster, next(parts))
         crash_at(cluster, dataflow, flags, point)
     watched = WATCHED[dataflow]
     for count in (1, 10):
-        killed_when(cluster, dataflow, flags, watched, count)
+        before = len(cluster.read(watched))
+        put(cluster, next(parts))
+        killed_when(cluster, dataflow, flags, watched, before + count)
+    put(cluster, next(parts))
     done = cluster.run(dataflow, *flags, env=EXACTLY_ONCE)
     assert done.returncode == 0, done.stderr
     assert_exactly_once(cluster, files, tmp_path, monkeypatch, dataflow, int(workers))
@@ -134,31 +143,39 @@ def test_killed_again_and_again_and_resumed_writes_every_output_once(world, tmp_
 
 
 def test_two_processes_killed_and_resumed_write_every_alert_once(world, tmp_path, monkeypatch):
-    cluster, files = world
+    cluster, files, records = world
     flags = new_store(tmp_path, processes=2)
+    parts = iter(slices(records, 5))
 
-    def both(env: dict, wait: float | None) -> list[subprocess.Popen]:
+    def both(env: dict, kill_after: float | None = None) -> list[subprocess.Popen]:
+        """Both processes, until one dies (a crash point; the other is then lost), `kill_after` s, or the end."""
         addresses = ";".join(f"localhost:{port}" for port in free_ports(2))
         processes = [cluster.start("sold_out", EXACTLY_ONCE | env, flags + ("-i", str(i), "-a", addresses))
                      for i in range(2)]
-        if wait is not None:
-            time.sleep(wait)
+        if kill_after is not None:
+            deadline = time.monotonic() + kill_after
+            while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+                time.sleep(0.1)
             for process in processes:
                 process.send_signal(signal.SIGKILL)
         for process in processes:
-            process.wait(timeout=60)
+            process.wait(timeout=120)
         return processes
 
-    for point in ("stored:1", "committed:2", "snapshotted:3"):  # one process dies there; the other is then lost
-        both({"UTOPIA_TAIL": "true", "UTOPIA_TEST_CRASH_AT": point}, wait=20)
-    both({"UTOPIA_TAIL": "true"}, wait=3)
-    done = both({"UTOPIA_TAIL": "false"}, wait=None)
+    for point in ("stored:1", "committed:2", "snapshotted:3"):
+        put(cluster, next(parts))
+        crashed = both({"UTOPIA_TAIL": "true", "UTOPIA_TEST_CRASH_AT": point}, kill_after=60)
+        assert 137 in [p.returncode for p in crashed], f"no process got to {point}"
+    put(cluster, next(parts))
+    both({"UTOPIA_TAIL": "true"}, kill_after=3)
+    put(cluster, next(parts))
+    done = both({"UTOPIA_TAIL": "false"})
     assert [p.returncode for p in done] == [0, 0], [p.stderr.read() for p in done]
     assert_exactly_once(cluster, files, tmp_path, monkeypatch, "sold_out", workers=2)
 
 
 def test_exactly_once_without_a_recovery_store_stops_with_one_line(world):
-    cluster, _ = world
+    cluster, _, _ = world
     done = cluster.run("sold_out", env=EXACTLY_ONCE)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [

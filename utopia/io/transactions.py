@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import msgspec
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
@@ -109,12 +109,22 @@ class TransactionalSink(FixedPartitionedSink):
 
 
 class _Chunk:
-    """One epoch's records of a partition: one transaction."""
+    """One epoch's records of a partition, in their file: one transaction, and what of it is not sent yet."""
 
     __slots__ = ("number", "messages")
 
-    def __init__(self, number: int, messages: list[Message] | None):
+    def __init__(self, number: int, messages: list[Message]):
         self.number, self.messages = number, messages
+
+
+def read_chunk(file: Path) -> list[Message]:
+    """The records of a chunk's file: each batch's, msgpack after its length (4 bytes)."""
+    data, messages, at = file.read_bytes(), [], 0
+    while at < len(data):
+        size = int.from_bytes(data[at:at + 4], "little")
+        messages.extend(map(tuple, msgspec.msgpack.decode(data[at + 4:at + 4 + size])))
+        at += 4 + size
+    return messages  # type: ignore[return-value]
 
 
 class TransactionalPart(StatefulSinkPartition):
@@ -142,7 +152,10 @@ class TransactionalPart(StatefulSinkPartition):
         })
         self.marker = TopicPartition(sink.topic, 0)
         self.lock = threading.Condition()
-        self.collecting: list[Message] = []
+        self.file: BinaryIO | None = None
+        """The file of this epoch's records, written as they come: an epoch's records are not kept in memory."""
+        self.unsent: list[Message] = []
+        """This epoch's records while an earlier epoch's transaction waits for the store."""
         self.prepared: deque[_Chunk] = deque()
         self.in_transaction: int | None = None
         """The number of the chunk whose records are in the open transaction."""
@@ -186,7 +199,7 @@ class TransactionalPart(StatefulSinkPartition):
             if not file.exists():
                 raise KafkaException(f"{file} is missing: the outputs of transaction {number} of "
                                      f"{self.transactional_id} cannot be sent again")
-            messages.extend(map(tuple, msgspec.msgpack.decode(file.read_bytes())))  # type: ignore[arg-type]
+            messages.extend(read_chunk(file))
         self.producer.begin_transaction()
         self._produce(messages)
         self._commit(numbers[-1])
@@ -196,25 +209,31 @@ class TransactionalPart(StatefulSinkPartition):
 
     def write_batch(self, batches: list[list[Any]]) -> None:
         messages = self.encoder.messages(item for batch in batches for item in batch)
+        frame = msgspec.msgpack.encode(messages)
         with self.lock:
-            self.collecting.extend(messages)
+            if self.file is None:
+                self.file = open(self.chunks / str(self.next), "wb")  # noqa: SIM115 -- closed by `snapshot`
+            self.file.write(len(frame).to_bytes(4, "little"))
+            self.file.write(frame)
             if self.in_transaction == self.next:
                 self._produce(messages)
-            elif self.in_transaction is None:
-                self._begin_next()
+            elif self.in_transaction is None:  # and so no earlier transaction waits
+                self.producer.begin_transaction()
+                self.in_transaction = self.next
+                self._produce(messages)
+            else:
+                self.unsent.extend(messages)
 
     def snapshot(self) -> tuple[int, tuple[int, ...]]:
-        """The end of an epoch: its records are kept in a file until Kafka commits them, and named here."""
+        """The end of an epoch: its file is made durable, and named in the snapshot until Kafka commits it."""
         with self.lock:
-            if self.collecting:
-                file = self.chunks / str(self.next)
-                with open(file, "wb") as out:
-                    out.write(msgspec.msgpack.encode(self.collecting))
-                    out.flush()
-                    os.fsync(out.fileno())
-                produced = self.in_transaction == self.next
-                self.prepared.append(_Chunk(self.next, None if produced else self.collecting))
-                self.next, self.collecting = self.next + 1, []
+            if self.file is not None:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+                self.file.close()
+                self.file = None
+                self.prepared.append(_Chunk(self.next, self.unsent))
+                self.next, self.unsent = self.next + 1, []
                 _crash_at("snapshotted", self.next - 1)
             return tuple(PartState(self.next, tuple(chunk.number for chunk in self.prepared)))
 
@@ -252,9 +271,9 @@ class TransactionalPart(StatefulSinkPartition):
         """With no transaction open: open one for the oldest records not yet sent (with the lock held)."""
         if self.prepared:
             chunk = self.prepared[0]
-            messages, chunk.messages, number = chunk.messages or [], None, chunk.number
-        elif self.collecting:
-            messages, number = self.collecting, self.next
+            messages, chunk.messages, number = chunk.messages, [], chunk.number
+        elif self.file is not None:
+            messages, self.unsent, number = self.unsent, [], self.next
         else:
             return
         self.producer.begin_transaction()
