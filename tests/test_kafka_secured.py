@@ -111,3 +111,33 @@ def test_a_broker_outage_is_told_once_when_it_starts_and_once_when_it_ends(broke
     assert all(" customer_stream_count " in line for line in lines), stderr
     counts = read_topic(broker.admin_config(), "kafka-workshop-outage-customer-stream-count")
     assert {key: value["streams"] for key, value in counts} == {"c0": 11, "c1": 10, "c2": 10}  # exact after it
+
+
+def test_exactly_once_needs_the_transactional_id_acl_says_so_in_one_line_and_runs_once_granted(broker, tmp_path):
+    from confluent_kafka.admin import (
+        AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType, ResourceType,
+    )
+
+    recovery = tmp_path / "recovery"
+    recovery.mkdir()
+    subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
+    env = broker.env("alice") | {"UTOPIA_GUARANTEE": "exactly-once", "UTOPIA_OUTPUT_PREFIX": "kafka-workshop-eos-",
+                                 "UTOPIA_CREATE_TOPICS": "true"}
+    flags = ("-m", "bytewax.run", "dataflows.customer_stream_count", "-r", str(recovery), "-s", "1", "-b", "0")
+    done = run(env, *flags)
+    assert done.returncode == 1
+    line = one_line(done.stderr)
+    assert line.startswith("utopia customer_stream_count: Kafka refused the transactional id "
+                           "kafka-workshop-eos-customer_stream_count-permissions"), line
+    assert "WRITE and DESCRIBE on transactional ids with the prefix kafka-workshop-eos-" in line, line
+
+    grant = [AclBinding(ResourceType.TRANSACTIONAL_ID, "kafka-workshop-", ResourcePatternType.PREFIXED, "User:alice",
+                        "*", operation, AclPermissionType.ALLOW) for operation in (AclOperation.WRITE,
+                                                                                  AclOperation.DESCRIBE)]
+    admin = AdminClient(broker.admin_config())  # must outlive its futures
+    for future in admin.create_acls(grant).values():
+        future.result(timeout=30)
+    done = run(env, *flags)
+    assert done.returncode == 0, done.stderr
+    counts = read_topic(broker.admin_config(), "kafka-workshop-eos-customer-stream-count")
+    assert {key: value["streams"] for key, value in counts} == {"c0": 10, "c1": 10, "c2": 10}

@@ -33,7 +33,7 @@ from utopia.io.runtime import (
     workers_across_processes,
 )
 from utopia.io.stopping import stop_on_signals
-from utopia.io.transactions import TransactionalSink
+from utopia.io.transactions import TransactionalSink, check_permissions
 from utopia.models import DeadLetter, Output
 from utopia.steps import FlowIO, Out, recovery_requested
 
@@ -432,6 +432,10 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
                     f"input topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: "
                     "create them with `utopia topics create` or fill them with `utopia generate --to kafka`"
                 )
+            if settings.exactly_once:
+                refused = check_permissions(settings, name)
+                if refused is not None:
+                    raise ConfigError(refused)
             missing_outputs(settings, io, existing)
         except ConfigError as error:
             sys.exit(f"utopia {name}: {error}")

@@ -108,6 +108,40 @@ class TransactionalSink(FixedPartitionedSink):
                                  None if resume_state is None else PartState(*resume_state))
 
 
+def check_permissions(settings: Settings, dataflow: str) -> str | None:
+    """What the principal may not do that exactly-once needs, as one line naming the ACL; None if nothing.
+
+    Tried before the dataflow starts, with a transactional id and a group like the run's own: a
+    refusal there stopped the run with a Rust panic from deep in Bytewax.
+    """
+    name = f"{settings.topics.client_id(dataflow)}-permissions"
+    producer = Producer(settings.kafka_config() | {"transactional.id": name, "logger": _quiet})
+    try:
+        producer.init_transactions(15)
+    except KafkaException as error:
+        if error.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+            return (f"Kafka refused the transactional id {name}: with UTOPIA_GUARANTEE=exactly-once the principal "
+                    f"needs WRITE and DESCRIBE on transactional ids with the prefix {settings.topics.output_prefix} "
+                    "(docs/outputs.md#delivery)")
+        return f"Kafka refused to start a transaction ({error.args[0].str()}) for {name}"
+    reader = Consumer(settings.kafka_config() | {"group.id": name, "logger": _quiet})
+    try:
+        reader.committed([TopicPartition(settings.topics.output("dead-letters"), 0)], timeout=15)
+    except KafkaException as error:
+        if error.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+            return (f"Kafka refused to read the offsets of group {name}: with UTOPIA_GUARANTEE=exactly-once the "
+                    f"principal needs READ on groups with the prefix {settings.topics.output_prefix} "
+                    "(docs/outputs.md#delivery)")
+    finally:
+        reader.close()
+    return None
+
+
+_quiet = logging.getLogger("utopia.kafka.permissions")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
 class _Chunk:
     """One epoch's records of a partition, in their file: one transaction, and what of it is not sent yet."""
 
