@@ -82,8 +82,10 @@ diagrams: install
 clean:
 	rm -rf demo-data demo-out out .pytest_cache .hypothesis
 
+# Throughput, memory and CPU per record; then what exactly once costs beside at least once (CPU, latency).
 bench: install kafka-up
 	$(BIN)/python -m utopia.tools.bench
+	$(BIN)/python -m utopia.tools.delivery_bench
 
 # Instructions per record under valgrind: the same on every run, unlike times on a shared host.
 instructions: install

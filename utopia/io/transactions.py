@@ -177,7 +177,7 @@ class TransactionalPart(StatefulSinkPartition):
             "transactional.id": self.transactional_id,
             "linger.ms": 5,
             # An epoch's transaction stays open for the epoch and until the store has it.
-            "transaction.timeout.ms": max(60_000, 4 * interval_ms),
+            "transaction.timeout.ms": min(max(60_000, 4 * interval_ms), 900_000),  # the broker allows 15 min
             "logger": client_log,
         })
         self.marker_reader = Consumer(settings.kafka_config() | {

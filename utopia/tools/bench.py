@@ -16,10 +16,12 @@ import pickle
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -154,7 +156,19 @@ def raw_limit(settings: Settings) -> Run:
     return Run("raw confluent-kafka + msgspec (streams)", 1, records, seconds, 0.0)
 
 
-def run_dataflow(name: str, workers: int, records: int, settings: Settings, separate: bool = False) -> Run:
+class Delivery(NamedTuple):
+    """How a run delivers its outputs: its settings, and the recovery flags it runs with (a new store each run)."""
+
+    label: str
+    env: dict[str, str]
+    recovery_flags: tuple[str, ...] = ()
+
+
+AT_LEAST_ONCE = Delivery("at least once, no recovery", {})
+
+
+def run_dataflow(name: str, workers: int, records: int, settings: Settings, separate: bool = False,
+                 delivery: Delivery = AT_LEAST_ONCE) -> Run:
     """The dataflow from its launch to its exit at the end of the input, as separate processes.
 
     Its output topics are created before and deleted after, as `utopia topics create` would have
@@ -166,11 +180,16 @@ def run_dataflow(name: str, workers: int, records: int, settings: Settings, sepa
         "UTOPIA_INPUT_PREFIX": settings.topics.input_prefix,
         "UTOPIA_OUTPUT_PREFIX": f"bench-{uuid.uuid4().hex[:6]}-",
         "UTOPIA_TAIL": "false",
-    }
+    } | delivery.env
     run_settings = Settings.from_env(env)
     outputs = dataflow_io(name, run_settings).outputs
     topics.create(run_settings, names=outputs, quiet=True)
     command = [sys.executable, "-m", "bytewax.run", f"dataflows.{name}"]
+    store = None
+    if delivery.recovery_flags:
+        store = tempfile.TemporaryDirectory(prefix="bench-recovery-")
+        subprocess.run([sys.executable, "-m", "bytewax.recovery", store.name, "1"], check=True, capture_output=True)
+        command += ["-r", store.name, *delivery.recovery_flags]
     if separate:
         commands = [command] * workers
         records *= workers
@@ -204,6 +223,8 @@ def run_dataflow(name: str, workers: int, records: int, settings: Settings, sepa
     if broker:
         cpu += _cpu_seconds(broker) - broker_cpu
     topics.delete(run_settings, outputs)
+    if store is not None:
+        store.cleanup()
     for process in processes:
         if process.returncode != 0:
             raise SystemExit(f"{name} with {workers} workers failed (exit {process.returncode})")
