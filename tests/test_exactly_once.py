@@ -17,9 +17,7 @@ from collections import Counter
 import pytest
 
 from tests.kafka_support import Cluster
-from tests.test_kafka_guarantees import WORLD, free_ports, put, uninterrupted
-from utopia.tools.generator import generate
-from utopia.tools.loading import write_dir
+from tests.test_kafka_guarantees import free_ports, put, uninterrupted, world  # noqa: F401 -- a fixture
 
 pytestmark = pytest.mark.kafka
 
@@ -37,15 +35,6 @@ WATCHED = {"sold_out": "event-streamer-alerts", "suggested_events_genre": "genre
            "global_totals": "global-totals"}
 """The output whose committed count decides when a run is killed."""
 MEASURED: dict[str, str] = {}
-
-
-@pytest.fixture
-def world(tmp_path_factory):
-    cluster = Cluster()
-    start_ms = int(time.time() * 1000) - 8 * 3_600_000
-    files = tmp_path_factory.mktemp("world")
-    write_dir(files, WORLD, seed=7, topics=cluster.settings.topics, start_ms=start_ms)
-    return cluster, files, list(generate(WORLD, seed=7, start_ms=start_ms))
 
 
 def slices(records: list, count: int) -> list[list]:
