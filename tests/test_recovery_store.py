@@ -16,6 +16,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+from tests.kafka_support import ROOT
 from utopia.config import ConfigError
 from utopia.io.kafka_io import check_exactly_once
 from utopia.io.recovery_store import RecoveryStore
@@ -92,3 +93,15 @@ def test_exactly_once_names_a_directory_without_recovery_partitions_and_how_to_m
     with pytest.raises(ConfigError, match=rf"{tmp_path / 'none'} has no recovery partitions: make them with "
                                           rf"`mkdir -p {tmp_path / 'none'} && python -m bytewax.recovery "):
         check_exactly_once(RunFlags(tmp_path / "none", 1.0, process_id=0, processes=1, workers_per_process=1))
+
+
+@pytest.mark.parametrize("process", [[], ["-i", "0", "-a", "localhost:1;localhost:2"],
+                                     ["-i", "1", "-a", "localhost:1;localhost:2"]])
+def test_a_missing_recovery_directory_is_one_line_in_every_process(tmp_path, process):
+    missing = tmp_path / "recovery"
+    done = subprocess.run([sys.executable, "-m", "bytewax.run", "dataflows.sold_out", "-r", str(missing), "-s", "1",
+                           "-b", "1", *process], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"utopia sold_out: the recovery directory {missing} has no recovery partitions: make them with "
+        f"`mkdir -p {missing} && python -m bytewax.recovery {missing} 1`"]

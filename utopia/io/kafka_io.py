@@ -374,9 +374,7 @@ def check_exactly_once(flags: RunFlags | None) -> None:
         raise ConfigError("UTOPIA_GUARANTEE=exactly-once needs a recovery store: run with -r DIR -s SECONDS "
                           "-b SECONDS (make <dataflow> RECOVERY=1), see docs/outputs.md#delivery")
     directory = flags.recovery_directory
-    if not directory.is_dir() or not any(directory.glob("part-*.sqlite3")):
-        raise ConfigError(f"the recovery directory {directory} has no recovery partitions: make them with "
-                          f"`mkdir -p {directory} && python -m bytewax.recovery {directory} 1`")
+    check_recovery_directory(directory)
     store = RecoveryStore(directory)
     try:
         execution = store.last_execution()
@@ -388,13 +386,19 @@ def check_exactly_once(flags: RunFlags | None) -> None:
                           "workers that wrote it (or start a new store)")
 
 
+def check_recovery_directory(directory: Path) -> None:
+    """A recovery directory without partitions is one line saying how to make them (Bytewax gave a traceback,
+    and with several processes each said another was lost)."""
+    if not directory.is_dir() or not any(directory.glob("part-*.sqlite3")):
+        raise ConfigError(f"the recovery directory {directory} has no recovery partitions: make them with "
+                          f"`mkdir -p {directory} && python -m bytewax.recovery {directory} 1`")
+
+
 def forget_unfinished_epochs(directory: Path) -> None:
     """Before Bytewax resumes: the snapshots a crashed run made of epochs it never finished go (utopia.io.recovery_store).
 
     Every process does it before any starts the dataflow: Bytewax connects them all first.
     """
-    if not directory.is_dir():
-        return
     store = RecoveryStore(directory, writable=True)
     try:
         forgotten = store.forget_unfinished()
@@ -421,6 +425,7 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
             if settings.exactly_once:
                 check_exactly_once(flags)
             if flags is not None and flags.recovery_directory is not None:
+                check_recovery_directory(flags.recovery_directory)
                 forget_unfinished_epochs(flags.recovery_directory)
             io = KafkaIO(settings, flags)
             plan_workers(workers_across_processes())
