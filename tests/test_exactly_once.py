@@ -83,7 +83,7 @@ def assert_exactly_once(cluster, files, tmp_path, monkeypatch, dataflow, workers
             continue
         want = Counter(map(json_of, uninterrupted(cluster, files, tmp_path, monkeypatch, dataflow, output)))
         got = Counter(map(json_of, cluster.read(output)))
-        assert not want - got, f"{output}: {sum((want - got).values())} missing"
+        assert not want - got, f"{output}: {sum((want - got).values())} missing, {sum((got - want).values())} extra"
         assert not got - want, f"{output}: {sum((got - want).values())} written twice or never written by one run"
         MEASURED[f"{dataflow} {output}"] = f"{sum(got.values())} records, 0 missing, 0 twice"
     for output in CHANGELOGS.get(dataflow, []):

@@ -78,7 +78,7 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
         metadata = admin(self.settings).list_topics(timeout=CONNECT_TIMEOUT_S)
         return [f"{topic}-{p:05d}" for topic in self.topics for p in sorted(metadata.topics[topic].partitions)]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> MergedPartition:
+    def build_part(self, step_id: str, for_part: str, resume_state: tuple[int, int] | int | None) -> MergedPartition:
         topic, partition = for_part.rsplit("-", 1)
         # "earliest" is offset 0, which the broker answers as out of range once retention deleted
         # it: then auto.offset.reset moves to the earliest record. Unlike the logical beginning,
@@ -94,10 +94,13 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
             "logger": client_log,
             "error_cb": watch.error,
         }
-        offset = start if resume_state is None else resume_state
+        # A store written before places were kept holds the offset alone.
+        offset, position = (start, 0) if resume_state is None else (
+            (resume_state, 0) if isinstance(resume_state, int) else resume_state)
         settings = self.settings
         merger = merger_for((id(self), step_id), settings.batch_size, settings.tail, settings.max_idle_ms / 1000)
-        return MergedPartition(merger, PartitionReader(for_part, config, topic, int(partition), offset, watch.answered))
+        return MergedPartition(merger, PartitionReader(for_part, config, topic, int(partition), offset, watch.answered),
+                               position)
 
 
 class OutputEncoder:

@@ -4,17 +4,25 @@ Exactly-once output (utopia.io.transactions) commits a Kafka transaction only on
 load the snapshot that holds the transaction's records, so it asks the store what Bytewax itself
 asks when it resumes. The store is Bytewax 0.21.1's (src/recovery.rs): SQLite files
 `part-N.sqlite3` in the recovery directory, in WAL mode, so they can be read while Bytewax writes
-them. Its tables `exs` (one row per execution), `fronts` (how far each worker got) and `snaps`
+them, but only from another process once Bytewax has them open (`watch`): Bytewax's SQLite and
+Python's are two copies, which break each other's locks within one process. Its tables `exs` (one row per execution), `fronts` (how far each worker got) and `snaps`
 (pickled states by step, key and epoch) are sharded over the files, so every file is read.
 `tests/test_recovery_store.py` checks these readings against a store Bytewax wrote.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import sqlite3
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
+
+WATCH_INTERVAL_S = 0.05
+"""How often `watch` reads the store: at most this much latency added to an exactly-once output."""
 
 
 class Execution(NamedTuple):
@@ -85,3 +93,43 @@ class RecoveryStore:
             with connection:
                 deleted += connection.execute("DELETE FROM snaps WHERE snap_epoch >= ?", (epoch,)).rowcount
         return deleted
+
+
+def watch(directory: Path) -> None:
+    """For utopia.io.transactions, in a process of its own: how far the store holds each sink partition.
+
+    Reads `step_id<TAB>part` lines on stdin, the partitions to follow; writes `step_id<TAB>part<TAB>n`
+    whenever a resume would load a snapshot of that partition naming every transaction up to n.
+    Ends when stdin does (the dataflow's process ended, however).
+    """
+    parts: dict[tuple[str, str], int] = {}
+    lock = threading.Lock()
+
+    def follow() -> None:
+        for line in sys.stdin:
+            step_id, part = line.rstrip("\n").split("\t")
+            with lock:
+                parts[step_id, part] = -1
+        os._exit(0)
+
+    threading.Thread(target=follow, daemon=True).start()
+    store, last_epoch = RecoveryStore(directory), None
+    while True:
+        time.sleep(WATCH_INTERVAL_S)
+        epoch = store.resume_epoch()
+        with lock:
+            followed = dict(parts)
+        for (step_id, part), told in followed.items():
+            if epoch is None or (epoch == last_epoch and told >= 0):
+                continue  # states before an epoch never change once a resume would start there
+            state = store.state_before(step_id, part, epoch)
+            durable = state[0] - 1 if state is not None else 0
+            if durable != told:
+                print(f"{step_id}\t{part}\t{durable}", flush=True)
+            with lock:
+                parts[step_id, part] = durable
+        last_epoch = epoch
+
+
+if __name__ == "__main__":
+    watch(Path(sys.argv[1]))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -42,7 +43,6 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from utopia.config import Settings
 from utopia.io.faults import client_log
-from utopia.io.recovery_store import RecoveryStore
 from utopia.io.runtime import RunFlags, set_up_worker_thread
 
 log = logging.getLogger("utopia")
@@ -52,8 +52,6 @@ Message = tuple[str, bytes | None, bytes]
 
 CHUNKS_DIRECTORY = "utopia-exactly-once"
 """Beside the recovery partitions: each epoch's records of each sink partition, until Kafka commits them."""
-WATCH_INTERVAL_S = 0.05
-"""How often the recovery store is read while a transaction waits for it: at most this much added latency."""
 EXIT_WAIT_S = 60.0
 CRASH_AT = os.environ.get("UTOPIA_TEST_CRASH_AT", "")
 """For the crash tests only: `POINT:N` ends the process (as SIGKILL would) at POINT of transaction N of any partition.
@@ -377,33 +375,36 @@ def _crash_at(point: str, number: int) -> None:
 
 
 class _StoreWatch:
-    """One thread per process and recovery directory: tells each waiting partition what the store holds."""
+    """Tells each partition of this process what the store holds, read by a process of its own.
+
+    Bytewax's store is SQLite compiled into Bytewax; Python's sqlite3 is another copy of SQLite. Two
+    copies in one process break each other's POSIX locks (sqlite.org/howtocorrupt.html, 2.2.1): read
+    from the dataflow's process, the store's shared memory was reset under Bytewax, which died of
+    SIGBUS. `python -m utopia.io.recovery_store DIR` reads it instead, and ends with this process.
+    """
 
     def __init__(self, directory: Path):
-        self.directory = directory
-        self.parts: list[TransactionalPart] = []
+        self.parts: dict[tuple[str, str], TransactionalPart] = {}
         self.lock = threading.Lock()
-        threading.Thread(target=self._run, name="recovery store watch", daemon=True).start()
+        self.reader = subprocess.Popen([sys.executable, "-m", "utopia.io.recovery_store", str(directory)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        threading.Thread(target=self._listen, name="recovery store watch", daemon=True).start()
 
     def add(self, part: TransactionalPart) -> None:
         with self.lock:
-            self.parts.append(part)
+            self.parts[part.step_id, part.part] = part
+            assert self.reader.stdin is not None
+            self.reader.stdin.write(f"{part.step_id}\t{part.part}\n")
+            self.reader.stdin.flush()
 
-    def _run(self) -> None:
-        store = RecoveryStore(self.directory)
-        while True:
-            time.sleep(WATCH_INTERVAL_S)
+    def _listen(self) -> None:
+        assert self.reader.stdout is not None
+        for line in self.reader.stdout:
+            step_id, part, durable = line.rstrip("\n").split("\t")
             with self.lock:
-                waiting = [part for part in self.parts if part.waiting()]
-            if not waiting:
-                continue
-            epoch = store.resume_epoch()
-            if epoch is None:
-                continue
-            for part in waiting:
-                state = store.state_before(part.step_id, part.part, epoch)
-                if state is not None:
-                    part.stored(PartState(*state).next_transaction - 1)
+                known = self.parts.get((step_id, part))
+            if known is not None:
+                known.stored(int(durable))
 
 
 _watches: dict[Path, _StoreWatch] = {}
