@@ -126,3 +126,31 @@ def test_a_reader_learns_its_partitions_leader_before_it_is_assigned(monkeypatch
     monkeypatch.setattr(kafka_source, "Consumer", ScriptedConsumer)
     reader = PartitionReader("tickets-00000", {"topic": "tickets", "script": []}, "tickets", 0, 0)
     assert reader.consumer.calls == ["metadata of tickets", "assign tickets from 0"]
+
+
+def test_places_go_on_after_a_resume_from_where_the_snapshot_left_them(monkeypatch):
+    """A quiet partition's late record is placed after what was released before it, also across a crash.
+
+    Restarted at 0, a resumed run placed such a record before records placed ahead of it before the
+    snapshot, and a lookup as of its place read an older state.
+    """
+    from utopia.io.kafka_source import MergedPartition
+
+    def places(worker: Worker, after_s: float) -> list[int]:
+        worker.now += after_s
+        return [batch.position for batch in worker.merger.release()]
+
+    running = Worker(monkeypatch, {"streams": [[10, 20]], "emails": [[EOF], NOTHING, [5, EOF]]})
+    partitions = [MergedPartition(running.merger, part) for part in list(running.merger.parts.values())]
+    assert places(running, 0) == []  # emails may still get a record before 10 ms
+    assert places(running, MAX_IDLE_S) == [10 << 20]  # streams' 10, placed at its timestamp (shifted)
+    assert places(running, 0) == []
+    assert places(running, MAX_IDLE_S) == [(10 << 20) + 1]  # the late email of 5 ms, placed after it
+    offset, position = partitions[0].snapshot()  # the epoch ends; then the run dies
+    assert (offset, position) == (1, (10 << 20) + 2)
+
+    resumed = Worker(monkeypatch, {"streams": [[20]], "emails": [[6, EOF]]})
+    for part in list(resumed.merger.parts.values()):
+        MergedPartition(resumed.merger, part, position)
+    assert places(resumed, 0) == []
+    assert places(resumed, MAX_IDLE_S) == [(10 << 20) + 2]  # not at 6 << 20, before the records placed earlier
