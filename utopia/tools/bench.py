@@ -456,20 +456,29 @@ def empty_input(partitions: int) -> Settings:
     return empty
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m utopia.tools.bench", description=__doc__.splitlines()[0])
+def bench_arguments(parser: argparse.ArgumentParser, repeat: int) -> None:
+    """What every bench is told: which dataflows, the data set, and how many runs of each kind."""
     parser.add_argument("--dataflows", nargs="*", default=dataflow_names(), help="default: all")
-    parser.add_argument("--workers", nargs="*", type=int, default=[1, 2], help="processes per run (must include 1)")
     parser.add_argument("--seed", type=int, default=1, help="of the generated data set")
     parser.add_argument("--partitions", type=int, default=3, help="of every input topic (as `utopia topics create`)")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of each, the median reported (odd)")
-    args = parser.parse_args()
+    parser.add_argument("--repeat", type=int, default=repeat, help="runs of each, the median reported (odd)")
+
+
+def check_bench_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.repeat < 1 or args.repeat % 2 == 0:
         parser.error("--repeat takes an odd number of runs, so that one of them is the median")
-    if 1 not in args.workers:
-        parser.error("--workers must include 1: the other runs are compared with it")
     if args.partitions < 1:
         parser.error("--partitions takes a positive number")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m utopia.tools.bench", description=__doc__.splitlines()[0])
+    bench_arguments(parser, repeat=5)
+    parser.add_argument("--workers", nargs="*", type=int, default=[1, 2], help="processes per run (must include 1)")
+    args = parser.parse_args()
+    check_bench_arguments(parser, args)
+    if 1 not in args.workers:
+        parser.error("--workers must include 1: the other runs are compared with it")
     sizes = BENCH_SIZES
     settings = input_settings(sizes, args.seed, args.partitions)
     counts = load(settings, sizes, args.seed, args.partitions)

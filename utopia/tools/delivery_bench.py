@@ -25,13 +25,12 @@ import uuid
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from utopia.cli import dataflow_names
 from utopia.config import Settings
 from utopia.io import topics
 from utopia.models import Event, Ticket
 from utopia.tools.bench import (
-    AT_LEAST_ONCE, BENCH_SIZES, REPORT, ROOT, Delivery, empty_input, host_speed, input_records, input_settings, load,
-    run_dataflow,
+    AT_LEAST_ONCE, BENCH_SIZES, REPORT, ROOT, Delivery, bench_arguments, check_bench_arguments, empty_input, host_speed,
+    input_records, input_settings, load, run_dataflow,
 )
 
 EVERY_10_S = ("-s", "10", "-b", "10")
@@ -178,15 +177,11 @@ def write_section(section: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m utopia.tools.delivery_bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--dataflows", nargs="*", default=dataflow_names(), help="default: all")
-    parser.add_argument("--seed", type=int, default=1, help="of the generated data set")
-    parser.add_argument("--partitions", type=int, default=3, help="of every input topic")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each mode, the median reported (odd)")
+    bench_arguments(parser, repeat=3)
     parser.add_argument("--seconds", type=float, default=30.0, help="of tickets sent, for the latency")
     parser.add_argument("--rate", type=int, default=200, help="tickets a second, for the latency")
     args = parser.parse_args()
-    if args.repeat < 1 or args.repeat % 2 == 0:
-        parser.error("--repeat takes an odd number of runs, so that one of them is the median")
+    check_bench_arguments(parser, args)
     settings = input_settings(BENCH_SIZES, args.seed, args.partitions)
     counts = load(settings, BENCH_SIZES, args.seed, args.partitions)
     empty = empty_input(args.partitions)
