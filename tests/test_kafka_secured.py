@@ -73,6 +73,15 @@ def test_a_ca_not_trusted_says_so_and_which_variable_to_check(broker):
     assert "TLS with Kafka at" in line and "KAFKA_SSL_CA_LOCATION" in line, line
 
 
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT"])
+def test_a_plaintext_client_on_a_tls_port_is_told_the_port_speaks_tls(broker, protocol):
+    done = run(broker.env("alice") | {"KAFKA_SECURITY_PROTOCOL": protocol})
+    assert done.returncode == 1
+    assert one_line(done.stderr) == (
+        f"utopia customer_stream_count: Kafka at localhost:{broker.port} speaks TLS, and KAFKA_SECURITY_PROTOCOL="
+        f"{protocol} does not: set KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SSL)")
+
+
 def test_the_generator_denied_a_write_says_so_in_one_line(broker):
     done = run(broker.env("alice"), "-m", "utopia.cli", "generate", "--to", "kafka", "--customers", "2", "--artists", "1",
                "--events", "1", "--tickets", "1", "--streams", "1")

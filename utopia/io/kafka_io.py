@@ -10,6 +10,8 @@ with the output prefix, as shared clusters require.
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -303,7 +305,7 @@ def existing_topics(settings: Settings) -> set[str]:
     except KafkaException as error:
         raise ConfigError(f"a Kafka client setting is not accepted ({_reason(error)}): check the KAFKA_ variables, "
                           "KAFKA_CONFIG_* included") from None
-    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    deadline, probed = time.monotonic() + CONNECT_TIMEOUT_S, False
     while True:
         try:
             return set(client.list_topics(timeout=0.5).topics)
@@ -311,6 +313,8 @@ def existing_topics(settings: Settings) -> set[str]:
             last = _reason(error)
         client.poll(0)  # serves the error callback
         cause = diagnose(settings, errors)
+        if cause is None and not probed and not settings.security_protocol.endswith("SSL"):
+            probed, cause = True, plaintext_on_tls(settings)
         if cause is not None:
             raise ConfigError(cause)
         if time.monotonic() > deadline:
@@ -337,6 +341,25 @@ def diagnose(settings: Settings, errors: list[KafkaError]) -> str | None:
             return (f"Kafka at {servers} does not answer as KAFKA_SECURITY_PROTOCOL={protocol} expects "
                     f"({_short(text)}): check KAFKA_SECURITY_PROTOCOL")
     return None
+
+
+def plaintext_on_tls(settings: Settings) -> str | None:
+    """With a plaintext protocol: whether the first bootstrap server answers a TLS handshake, as one line if so.
+
+    A TLS listener spoken to in plain text only closes the connection, and librdkafka says no more
+    than "Broker transport failure" (the broker logged hundreds of failed handshakes meanwhile).
+    """
+    host, _, port = settings.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # only: does it speak TLS at all?
+    try:
+        with socket.create_connection((host, int(port)), timeout=2) as raw, \
+                context.wrap_socket(raw, server_hostname=host):
+            pass
+    except (OSError, ValueError):
+        return None
+    return (f"Kafka at {settings.bootstrap_servers} speaks TLS, and KAFKA_SECURITY_PROTOCOL="
+            f"{settings.security_protocol} does not: set KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SSL)")
 
 
 def _reason(error: KafkaException) -> str:
