@@ -128,3 +128,30 @@ def test_no_two_records_share_a_timestamp(world):
     # So a replay in timestamp order is the generated order, however the topics are partitioned.
     stamps = [r.timestamp for r in world]
     assert all(a < b for a, b in zip(stamps, stamps[1:]))
+
+
+@pytest.mark.kafka
+def test_a_live_feed_stopped_with_sigterm_ends_cleanly_and_says_how_many_it_produced():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.kafka_support import ROOT, Cluster, read_topic
+
+    cluster = Cluster()
+    feed = subprocess.Popen([sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "50"],
+                            env=os.environ | cluster.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until it is producing
+        config = cluster.settings.kafka_config()
+        if any(read_topic(config, cluster.settings.topics.input(name)) for name in INPUT_RECORDS):
+            break
+        time.sleep(0.2)
+    feed.send_signal(signal.SIGTERM)
+    _, stderr = feed.communicate(timeout=60)
+    assert feed.returncode == 0, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped after producing ") and last.endswith(" records"), stderr
