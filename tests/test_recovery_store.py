@@ -105,3 +105,13 @@ def test_a_missing_recovery_directory_is_one_line_in_every_process(tmp_path, pro
     assert done.stderr.splitlines() == [
         f"utopia sold_out: the recovery directory {missing} has no recovery partitions: make them with "
         f"`mkdir -p {missing} && python -m bytewax.recovery {missing} 1`"]
+
+
+def test_a_directory_with_only_some_partitions_is_not_read_as_the_whole_store(store_dir):
+    """A process's own disk in a run over several hosts: its resume epoch could read too early."""
+    crashed_mid_epoch(store_dir)
+    sorted(store_dir.glob("part-*.sqlite3"))[1].unlink()  # the other host's partition
+    assert not RecoveryStore(store_dir).complete()
+    assert RecoveryStore(store_dir, writable=True).forget_unfinished() == 0
+    with pytest.raises(ConfigError, match="does not hold every recovery partition"):
+        check_exactly_once(RunFlags(store_dir, 1.0, process_id=0, processes=1, workers_per_process=1))

@@ -403,9 +403,13 @@ def check_exactly_once(flags: RunFlags | None) -> None:
     check_recovery_directory(directory)
     store = RecoveryStore(directory)
     try:
-        execution = store.last_execution()
+        complete, execution = store.complete(), store.last_execution()
     finally:
         store.close()
+    if not complete:
+        raise ConfigError(f"the recovery directory {directory} does not hold every recovery partition: with "
+                          "UTOPIA_GUARANTEE=exactly-once every process must see the whole store (one directory "
+                          "they all share)")
     if execution is not None and execution.worker_count != flags.workers:
         raise ConfigError(f"the recovery store {directory} was written by {execution.worker_count} worker(s) and this "
                           f"run has {flags.workers}: with UTOPIA_GUARANTEE=exactly-once a store resumes only with the "

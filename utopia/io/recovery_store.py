@@ -5,8 +5,10 @@ load the snapshot that holds the transaction's records, so it asks the store wha
 asks when it resumes. The store is Bytewax 0.21.1's (src/recovery.rs): SQLite files
 `part-N.sqlite3` in the recovery directory, in WAL mode, so they can be read while Bytewax writes
 them, but only from another process once Bytewax has them open (`watch`): Bytewax's SQLite and
-Python's are two copies, which break each other's locks within one process. Its tables `exs` (one row per execution), `fronts` (how far each worker got) and `snaps`
-(pickled states by step, key and epoch) are sharded over the files, so every file is read.
+Python's are two copies, which break each other's locks within one process. Its tables `exs` (one
+row per execution), `fronts` (how far each worker got) and `snaps` (pickled states by step, key and
+epoch) are sharded over the files, so every file is read, and a directory that lacks some (a
+process's own disk) is not read as a whole store.
 `tests/test_recovery_store.py` checks these readings against a store Bytewax wrote.
 """
 
@@ -46,6 +48,11 @@ class RecoveryStore:
     def _all(self, query: str, parameters: tuple = ()) -> list[tuple]:
         return [row for connection in self.connections for row in connection.execute(query, parameters)]
 
+    def complete(self) -> bool:
+        """Whether this directory holds every partition of the store (`parts` says how many there are)."""
+        rows = self._all("SELECT part_index, part_count FROM parts")
+        return bool(rows) and {index for index, _ in rows} == set(range(rows[0][1]))
+
     def last_execution(self) -> Execution | None:
         """The newest execution: the running one, or the one a resume follows."""
         rows = self._all("SELECT ex_num, worker_count, resume_epoch FROM exs")
@@ -77,15 +84,16 @@ class RecoveryStore:
         return None if change is None else pickle.loads(change)
 
     def forget_unfinished(self) -> int:
-        """Delete the snapshots of epochs that a resume starts before: a crashed run's last ones. How many.
+        """Delete the snapshots of the resume epoch and later: a crashed run's last ones. How many.
 
         A run killed after writing some of an epoch's snapshots, but before every worker finished the
         epoch, leaves them in the store, and the resumed run numbers its epochs from the resume epoch
         again. A key it does not touch in that epoch keeps the dead run's snapshot, and the next resume
         loads it as the newest: the state of records that were never all processed. Bytewax 0.21.1
-        does not remove them (src/recovery.rs); here they go before it opens the store.
+        does not remove them (src/recovery.rs); here they go before it opens the store. Only with every
+        partition at hand: from some of them, the resume epoch could read too early.
         """
-        epoch = self.resume_epoch()
+        epoch = self.resume_epoch() if self.complete() else None
         if epoch is None:
             return 0
         deleted = 0
@@ -116,18 +124,21 @@ def watch(directory: Path) -> None:
     store, last_epoch = RecoveryStore(directory), None
     while True:
         time.sleep(WATCH_INTERVAL_S)
-        epoch = store.resume_epoch()
-        with lock:
-            followed = dict(parts)
-        for (step_id, part), told in followed.items():
-            if epoch is None or (epoch == last_epoch and told >= 0):
-                continue  # states before an epoch never change once a resume would start there
-            state = store.state_before(step_id, part, epoch)
-            durable = state[0] - 1 if state is not None else 0
-            if durable != told:
-                print(f"{step_id}\t{part}\t{durable}", flush=True)
+        try:
+            epoch = store.resume_epoch()
             with lock:
-                parts[step_id, part] = durable
+                followed = dict(parts)
+            for (step_id, part), told in followed.items():
+                if epoch is None or (epoch == last_epoch and told >= 0):
+                    continue  # states before an epoch never change once a resume would start there
+                state = store.state_before(step_id, part, epoch)
+                durable = state[0] - 1 if state is not None else 0
+                if durable != told:
+                    print(f"{step_id}\t{part}\t{durable}", flush=True)
+                with lock:
+                    parts[step_id, part] = durable
+        except sqlite3.OperationalError:  # busy beyond its timeout while Bytewax writes: read it again next time
+            continue
         last_epoch = epoch
 
 

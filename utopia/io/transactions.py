@@ -8,8 +8,9 @@ second (docs/outputs.md#delivery):
 1. Each worker writes each output topic through a transactional producer of its own (a partition
    of `TransactionalSink`), one transaction per snapshot interval (a Bytewax epoch). The records go
    to Kafka as they are made, inside the open transaction: invisible to `read_committed` readers.
-2. When the epoch ends, its records are also written to a file beside the recovery store, and
-   the partition's snapshot names that file (it lists the transactions not known committed).
+2. The same records are appended to a file of the epoch's own beside the recovery store; when the
+   epoch ends the file is made durable, and the partition's snapshot names it (it lists the
+   transactions not known committed).
 3. The transaction is committed only once Bytewax's store would resume from that snapshot or a
    later one (utopia.io.recovery_store): the store is always ahead of Kafka. With it, the
    transaction's number is committed as the offset of a consumer group of the producer's own: a
@@ -53,12 +54,12 @@ Message = tuple[str, bytes | None, bytes]
 CHUNKS_DIRECTORY = "utopia-exactly-once"
 """Beside the recovery partitions: each epoch's records of each sink partition, until Kafka commits them."""
 EXIT_WAIT_S = 60.0
+"""How long a finished run waits for its last transactions: the store writes the last epoch after the sinks close."""
 CRASH_AT = os.environ.get("UTOPIA_TEST_CRASH_AT", "")
 """For the crash tests only: `POINT:N` ends the process (as SIGKILL would) at POINT of transaction N of any partition.
 
 POINT is `snapshotted` (its file and snapshot made, the store may not have them yet), `stored` (the store
 has them, Kafka has not committed) or `committed` (committed, its file not yet removed)."""
-"""How long a finished run waits for its last transactions: the store writes the last epoch after the sinks close."""
 
 
 class PartState(NamedTuple):
@@ -351,7 +352,7 @@ class TransactionalPart(StatefulSinkPartition):
         _finishing.append(self)
 
     def finish(self, deadline: float) -> int:
-        """Wait until every snapshotted chunk is committed; the count of records left uncommitted at `deadline`."""
+        """Wait until every snapshotted chunk is committed; how many transactions are left uncommitted at `deadline`."""
         with self.lock:
             while self.prepared and time.monotonic() < deadline:
                 self.lock.wait(timeout=0.1)
@@ -405,6 +406,10 @@ class _StoreWatch:
                 known = self.parts.get((step_id, part))
             if known is not None:
                 known.stored(int(durable))
+        if not sys.is_finalizing():  # it died: nothing would be committed again, silently
+            print(f"utopia: the reader of the recovery store stopped (exit code {self.reader.wait()}), so no output "
+                  "would be committed any more: resume with the same -r", file=sys.stderr, flush=True)
+            os._exit(1)
 
 
 _watches: dict[Path, _StoreWatch] = {}
