@@ -50,10 +50,9 @@ def new_store(tmp_path, processes: int = 1):
     return ("-r", str(recovery), "-s", "1", "-b", "0")
 
 
-def crash_at(cluster: Cluster, dataflow: str, flags: tuple, point: str, args: tuple = ()) -> None:
+def crash_at(cluster: Cluster, dataflow: str, flags: tuple, point: str) -> None:
     """A tailing run that dies at `point` of a transaction."""
-    process = cluster.start(dataflow, EXACTLY_ONCE | {"UTOPIA_TAIL": "true", "UTOPIA_TEST_CRASH_AT": point},
-                            flags + args)
+    process = cluster.start(dataflow, EXACTLY_ONCE | {"UTOPIA_TAIL": "true", "UTOPIA_TEST_CRASH_AT": point}, flags)
     try:
         process.wait(timeout=60)
     finally:
