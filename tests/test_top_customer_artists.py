@@ -1,11 +1,14 @@
 """Each customer's top three artists, ported from the seed workshop's TopCustomerArtists test."""
 
+import pytest
 from hypothesis import given, settings
 
 from dataflows import top_customer_artists
 from tests import reference
 from tests.conftest import plain
 from tests.strategies import stream_log
+from tests.test_file_mode import read_output, write_topic
+from utopia.cli import run_on_files
 from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Stream
 
@@ -37,6 +40,40 @@ def test_ranks_artists_by_streams_then_by_who_got_there_first():
     assert top_after(comeback) == {"c1": [
         {"artistid": "4", "streams": 3}, {"artistid": "3", "streams": 3}, {"artistid": "2", "streams": 2},
     ]}
+
+
+@pytest.mark.parametrize("batch_size", ["1", "4", "1000"])
+def test_with_no_cache_every_change_of_the_top_is_written_as_kafka_streams_does(batch_size, tmp_path, monkeypatch):
+    # The seed workshop's TopCustomerArtistsTest: six streams of customer 1, six records out, in order
+    # (UTOPIA_CHANGELOG_FLUSH_MS=0 is Kafka Streams' statestore.cache.max.bytes=0).
+    monkeypatch.setenv("UTOPIA_CHANGELOG_FLUSH_MS", "0")
+    monkeypatch.setenv("UTOPIA_BATCH_SIZE", batch_size)
+    write_topic(tmp_path, "data-demo-streams", [
+        {"key": f"s{i}", "value": {"id": f"s{i}", "customerid": "1", "artistid": artist}, "timestamp": i}
+        for i, artist in enumerate(["2", "2", "3", "4", "4", "4"])
+    ])
+    run_on_files("top_customer_artists", tmp_path, tmp_path / "out")
+    tops = [[(a["artistid"], a["streams"]) for a in line["value"]["top"]]
+            for line in read_output(tmp_path / "out", "kafka-workshop-top-customer-artists")]
+    assert tops == [
+        [("2", 1)],
+        [("2", 2)],
+        [("2", 2), ("3", 1)],
+        [("2", 2), ("3", 1), ("4", 1)],
+        [("2", 2), ("4", 2), ("3", 1)],  # 4 ties with 2, which reached two streams first
+        [("4", 3), ("2", 2), ("3", 1)],
+    ]
+
+
+def test_with_the_cache_a_busy_key_is_written_once_per_flush(tmp_path, monkeypatch):
+    monkeypatch.setenv("UTOPIA_CHANGELOG_FLUSH_MS", "60000")  # longer than the run: only the end flushes
+    write_topic(tmp_path, "data-demo-streams", [
+        {"key": f"s{i}", "value": {"id": f"s{i}", "customerid": "1", "artistid": artist}, "timestamp": i}
+        for i, artist in enumerate(["2", "2", "3", "4", "4", "4"])
+    ])
+    run_on_files("top_customer_artists", tmp_path, tmp_path / "out")
+    [line] = read_output(tmp_path / "out", "kafka-workshop-top-customer-artists")
+    assert [(a["artistid"], a["streams"]) for a in line["value"]["top"]] == [("4", 3), ("2", 2), ("3", 1)]
 
 
 def test_customers_are_ranked_independently():

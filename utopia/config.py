@@ -39,7 +39,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("UTOPIA_TAIL", "true", "true: keep waiting for new input; false: stop at the end of each partition"),
     ("UTOPIA_BATCH_SIZE", "1000", "records a worker takes at a time, from all the partitions it reads"),
     ("UTOPIA_MAX_IDLE_MS", "1000", "how long a partition fetched to its end holds back the others"),
-    ("UTOPIA_CHANGELOG_FLUSH_MS", "1000", "how long a changelog update may wait to be replaced by a newer one"),
+    ("UTOPIA_CHANGELOG_FLUSH_MS", "1000", "how long a changelog update may wait for a newer one; 0: every change is written"),
     ("UTOPIA_EVENTDATE_ZONE", "UTC", "IANA zone of event dates written without one (the producer's local time)"),
     ("UTOPIA_CREATE_TOPICS", "false", "true: a dataflow creates its missing output topics; false: it says which and stops"),
     ("UTOPIA_GUARANTEE", "at-least-once", "at-least-once, or exactly-once (Kafka transactions; needs -r)"),

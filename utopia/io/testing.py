@@ -61,7 +61,7 @@ class TestingIO:
 
     def __init__(self, records: list[InRecord], batch_size: int = 4, topics: Topics = Topics(), zone: tzinfo = UTC):
         self.records, self.batch_size, self.topics, self.zone = records, batch_size, topics, zone
-        self.changelog = timedelta(0)  # flush at every activation: tests see each update soon
+        self.changelog = timedelta(0)  # no cache: every change is an output, as Kafka Streams' test driver writes
         self.outputs: dict[str, list[Out]] = defaultdict(list)
         self.inputs: list[str] = []  # every topic a source was made for
 

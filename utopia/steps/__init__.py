@@ -269,6 +269,11 @@ class _Front(NamedTuple):
     shard: int
 
 
+_NO_CACHE = timedelta(0)
+"""A changelog flush interval of 0: no record cache, every change of a key's value is written, in input order, as
+Kafka Streams does with `statestore.cache.max.bytes=0` (docs/outputs.md#outputs)."""
+
+
 class _Unfinished(list):
     """Dead letters of records that still waited for a reference at the end of the input."""
 
@@ -279,6 +284,7 @@ class _ShardLogic(StatefulBatchLogic):
     Alert outputs leave with the batch that caused them. For a changelog, a changed key is only
     marked; its latest value is built and sent once per flush interval, as Kafka Streams' record
     cache does (docs/outputs.md#outputs): most updates of a busy key never cost an output record.
+    With an interval of 0 there is no cache: each change leaves with the batch that caused it.
     """
 
     snapshots = recovery_requested()
@@ -298,6 +304,7 @@ class _ShardLogic(StatefulBatchLogic):
 
     def on_batch(self, batches: list[list[tuple[str, Any]]]) -> tuple[list[list[Out]], bool]:
         states, new, changed, alerts = self.states, self.step.new, self.changed, self.step.changelog is None
+        every = self.step.changelog == _NO_CACHE
         outputs: list[Out] = []
         marks: dict[int, _Mark] = {}
         for batch in batches:
@@ -312,7 +319,10 @@ class _ShardLogic(StatefulBatchLogic):
                 if alerts:
                     outputs.extend(applied)
                 elif applied:
-                    changed[key] = None
+                    if every:
+                        outputs.append(state.value())
+                    else:
+                        changed[key] = None
         if marks:  # everything this shard sends for those records has just been sent
             outputs.extend((None, _Front(mark.lane, mark.end, mark.shard)) for mark in marks.values())
         return self._done(outputs)
@@ -520,7 +530,10 @@ class _OrderedLogic(_ShardLogic):
         if self.step.changelog is None:
             outputs.extend(applied)
         elif applied:
-            self.changed[key] = None
+            if self.step.changelog == _NO_CACHE:
+                outputs.append(state.value())
+            else:
+                self.changed[key] = None
 
     def _snapshot_state(self) -> tuple:
         return self.states, self.changed, self.read_up_to, self.fronts, self.queues, self.arrivals
