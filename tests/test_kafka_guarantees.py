@@ -7,6 +7,7 @@ every alert again. Several processes and workers give the counts one worker give
 """
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -28,6 +29,8 @@ pytestmark = pytest.mark.kafka
 
 WORLD = Sizes(customers=300, artists=30, events=40, tickets=3000, streams=12000, zipcodes=6)
 MEASURED: dict[str, str] = {}
+INPUTS = {"sold_out": 4, "top_customer_artists": 1}
+"""How many input topics each dataflow resumed here reads, of 3 partitions each."""
 
 
 @pytest.fixture
@@ -78,9 +81,15 @@ def killed_and_resumed(cluster, records, tmp_path, dataflow, started: str, midwa
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
     assert first.returncode == -signal.SIGKILL
+    assert f"recovery: {recovery} is a new store: the run starts at UTOPIA_START_OFFSET" in first.stderr.read()
     MEASURED[f"{dataflow} before the kill"] = f"{len(cluster.read(midway))} {midway}"
     resumed = cluster.run(dataflow, *flags, env={"UTOPIA_TAIL": "false"})
     assert resumed.returncode == 0, resumed.stderr
+    [line] = [line for line in resumed.stderr.splitlines() if "recovery: resuming" in line]
+    done = re.search(rf"resuming from {recovery}, the snapshot before epoch \d+: (\d+) input partition\(s\) "
+                     r"go on after ([\d,]+) records already done", line)
+    assert done is not None, line
+    assert int(done[1]) == 3 * INPUTS[dataflow] and 0 < int(done[2].replace(",", "")) < len(records), line
 
 
 def test_sold_out_killed_and_resumed_misses_no_alert(world, tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ from utopia.config import ConfigError, Settings
 from utopia.io import metrics
 from utopia.io.faults import broker_watch, client_log, configure_logging, peer_lost_hook
 from utopia.io.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
-from utopia.io.recovery_store import RecoveryStore
+from utopia.io.recovery_store import RecoveryStore, resume_line
 from utopia.io.runtime import (
     RunFlags, favour_throughput, plan_workers, relax_garbage_collector, run_flags, set_up_worker_thread,
     workers_across_processes,
@@ -438,6 +438,17 @@ def forget_unfinished_epochs(directory: Path) -> None:
         log.info("recovery: %d snapshot(s) of epochs a crashed run never finished are forgotten", forgotten)
 
 
+def input_steps(flow: Dataflow) -> list[str]:
+    """The ids of the dataflow's input steps: where Bytewax keeps the sources' snapshots."""
+    steps, inputs = list(flow.substeps), []
+    while steps:
+        step = steps.pop()
+        if type(step).__module__ == "bytewax.operators" and type(step).__name__ == "input":
+            inputs.append(step.step_id)
+        steps.extend(getattr(step, "substeps", ()))
+    return sorted(inputs)
+
+
 def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataflow]:
     """The `flow` that `python -m bytewax.run dataflows.<name>` calls: the dataflow on Kafka.
 
@@ -460,6 +471,8 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
             io = KafkaIO(settings, flags)
             plan_workers(workers_across_processes())
             dataflow = build(io)
+            if flags is not None and flags.recovery_directory is not None and flags.process_id == 0:
+                log.info(resume_line(flags.recovery_directory, input_steps(dataflow)))
             existing = existing_topics(settings)
             missing = sorted(set(io.inputs) - existing)
             if missing:

@@ -83,6 +83,13 @@ class RecoveryStore:
         _, change = max(rows, key=lambda row: row[0])
         return None if change is None else pickle.loads(change)
 
+    def states_before(self, step_id: str, epoch: int) -> dict[str, Any]:
+        """Every key's state in step `step_id` that a resume at `epoch` loads (keys with none left out)."""
+        rows = self._all("SELECT state_key, snap_epoch, ser_change FROM snaps WHERE step_id = ? AND snap_epoch < ?",
+                         (step_id, epoch))
+        latest = {key: change for key, _, change in sorted(rows, key=lambda row: row[1])}
+        return {key: pickle.loads(change) for key, change in latest.items() if change is not None}
+
     def forget_unfinished(self) -> int:
         """Delete the snapshots of the resume epoch and later: a crashed run's last ones. How many.
 
@@ -101,6 +108,22 @@ class RecoveryStore:
             with connection:
                 deleted += connection.execute("DELETE FROM snaps WHERE snap_epoch >= ?", (epoch,)).rowcount
         return deleted
+
+
+def resume_line(directory: Path, input_steps: list[str]) -> str:
+    """What a run with this store starts from, in one line: a new store, or the snapshot it resumes and how far the
+    inputs got (the sum of the partitions' snapshotted offsets: the records read before, retention aside)."""
+    store = RecoveryStore(directory)
+    try:
+        epoch = store.resume_epoch()
+        if epoch is None:
+            return f"recovery: {directory} is a new store: the run starts at UTOPIA_START_OFFSET"
+        offsets = [state if isinstance(state, int) else state[0]
+                   for step_id in input_steps for state in store.states_before(step_id, epoch).values()]
+    finally:
+        store.close()
+    return (f"recovery: resuming from {directory}, the snapshot before epoch {epoch}: "
+            f"{len(offsets)} input partition(s) go on after {sum(offsets):,} records already done")
 
 
 def watch(directory: Path) -> None:
