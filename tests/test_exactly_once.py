@@ -69,7 +69,7 @@ def killed_when(cluster: Cluster, dataflow: str, flags: tuple, output: str, coun
             time.sleep(0.1)
     finally:
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        process.wait(timeout=120)
     assert process.returncode == -signal.SIGKILL, process.stderr.read()
 
 

@@ -77,15 +77,19 @@ def test_output_the_broker_refuses_fails_the_run_loudly(cluster):
     live = cluster.start("customer_stream_count", {"UTOPIA_TAIL": "true", "UTOPIA_CHANGELOG_FLUSH_MS": "0"})
     try:
         cluster.produce("streams", [Stream("s-first", "customer-first", "a1")])
-        cluster.wait_for("customer-stream-count", 1, timeout_s=30)
+        cluster.wait_for("customer-stream-count", 1, timeout_s=120)
         limit = ConfigEntry("max.message.bytes", "40", incremental_operation=AlterConfigOpType.SET)
         resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[limit])
         client = admin(cluster.settings)  # must outlive its futures
         for future in client.incremental_alter_configs([resource]).values():
             future.result(timeout=30)
         cluster.produce("streams", [Stream(f"s{i}", f"customer-{i}", "a1") for i in range(50)])
-        time.sleep(3)  # their deliveries are refused in the background; the next batch reports it
-        cluster.produce("streams", [Stream("s-last", "customer-last", "a1")])
+        # Their deliveries are refused in the background; a later batch reports it, however long that takes.
+        deadline, n = time.monotonic() + 120, 0
+        while live.poll() is None and time.monotonic() < deadline:
+            cluster.produce("streams", [Stream(f"s-later-{n}", f"customer-later-{n}", "a1")])
+            n += 1
+            time.sleep(0.5)
         _, stderr = live.communicate(timeout=60)
     finally:
         live.kill()

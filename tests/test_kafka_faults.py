@@ -59,9 +59,9 @@ def test_ctrl_c_writes_what_is_pending_and_says_what_was_done():
     # Changelog updates wait up to 10 minutes for newer ones: only a graceful stop writes them.
     live = cluster.start("customer_stream_count", {"UTOPIA_TAIL": "true", "UTOPIA_CHANGELOG_FLUSH_MS": "600000"})
     try:
-        cluster.wait_for("dead-letters", 1, timeout_s=30)  # the records have been read
+        cluster.wait_for("dead-letters", 1, timeout_s=120)  # the records have been read
         live.send_signal(signal.SIGINT)
-        _, stderr = live.communicate(timeout=30)
+        _, stderr = live.communicate(timeout=120)
     finally:
         live.kill()
     assert live.returncode == 0, stderr

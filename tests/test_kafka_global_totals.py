@@ -116,13 +116,14 @@ def test_while_tailing_an_event_that_takes_place_shows_with_no_new_record():
     live = cluster.start("global_totals", {"UTOPIA_TAIL": "true", "UTOPIA_MAX_IDLE_MS": "200",
                                            "UTOPIA_CHANGELOG_FLUSH_MS": "100"})
     try:
-        cluster.wait_for("global-totals", 1, timeout_s=30)  # it runs
-        soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+        cluster.wait_for("global-totals", 1, timeout_s=120)  # it runs
+        # Far enough ahead that the event is read before it takes place, even on a busy machine.
+        soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
         cluster.produce("events", [Event("e1", "a1", "v1", 10, timestamp_string(int(soon.timestamp() * 1000)))])
-        values = [value for _, value in cluster.wait_for("global-totals", 3, timeout_s=30)]
+        values = [value for _, value in cluster.wait_for("global-totals", 3, timeout_s=120)]
     finally:
         live.terminate()
-        live.wait(timeout=30)
+        live.wait(timeout=120)
     assert [without_as_of(value) for value in values] == [
         {"customers": 1, "streams": 0, "events": events, "tickets": 0, "events_occurred": occurred}
         for events, occurred in ((0, 0), (1, 0), (1, 1))]

@@ -79,7 +79,7 @@ def killed_and_resumed(cluster, records, tmp_path, dataflow, started: str, midwa
         cluster.wait_for(midway, before + 1, timeout_s=60)  # it is reading them
     finally:
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
+        first.wait(timeout=120)
     assert first.returncode == -signal.SIGKILL
     assert f"recovery: {recovery} is a new store: the run starts at UTOPIA_START_OFFSET" in first.stderr.read()
     MEASURED[f"{dataflow} before the kill"] = f"{len(cluster.read(midway))} {midway}"

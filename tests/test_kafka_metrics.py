@@ -34,8 +34,8 @@ def test_records_read_written_dead_lettered_and_waiting_are_counted_while_it_run
     live = cluster.start("sold_out", {"UTOPIA_TAIL": "true", "BYTEWAX_DATAFLOW_API_ENABLED": "true",
                                       "BYTEWAX_DATAFLOW_API_PORT": str(port)})
     try:
-        cluster.wait_for("dead-letters", 1, timeout_s=30)
-        deadline = time.monotonic() + 30
+        cluster.wait_for("dead-letters", 1, timeout_s=120)
+        deadline = time.monotonic() + 120
         while True:
             try:
                 metrics = scrape(port)
@@ -43,11 +43,11 @@ def test_records_read_written_dead_lettered_and_waiting_are_counted_while_it_run
                     break
             except OSError:
                 pass
-            assert time.monotonic() < deadline, "no metrics within 30 s"
+            assert time.monotonic() < deadline, "no metrics within 120 s"
             time.sleep(0.5)
     finally:
         live.terminate()
-        live.wait(timeout=30)
+        live.wait(timeout=120)
     assert metrics['utopia_dead_letters_total{dataflow="sold_out"}'] == 1
     assert metrics["utopia_records_waiting"] == 2
     assert metrics['utopia_records_written_total{dataflow="sold_out",output="event-alerts"}'] == 2

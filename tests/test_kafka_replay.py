@@ -72,10 +72,10 @@ def test_a_quiet_topic_does_not_stall_a_live_dataflow():
     cluster.produce("tickets", [Ticket(f"t{i}", f"c{i}", "e1", 20.0) for i in range(2)])
     live = cluster.start("sold_out", {"UTOPIA_TAIL": "true", "UTOPIA_MAX_IDLE_MS": "500"})
     try:
-        alerts = cluster.wait_for("event-alerts", 2, timeout_s=30)
+        alerts = cluster.wait_for("event-alerts", 2, timeout_s=120)
     finally:
         live.terminate()
-        live.wait(timeout=30)
+        live.wait(timeout=120)
     assert [value["alert"] for _, value in alerts] == ["NEARLY_SOLD_OUT", "SOLD_OUT"]
 
 

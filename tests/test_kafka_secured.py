@@ -6,6 +6,8 @@ The broker is the test's own (tests/secure_broker.py), started beside the local 
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 
 import msgspec
@@ -93,34 +95,66 @@ def test_the_generator_denied_a_write_says_so_in_one_line(broker):
 
 def test_a_broker_outage_is_told_once_when_it_starts_and_once_when_it_ends(broker):
     import signal
-    import time
 
     env = os.environ | broker.env("alice") | {"UTOPIA_TAIL": "true", "UTOPIA_OUTPUT_PREFIX": "kafka-workshop-outage-",
-                                                 "UTOPIA_CREATE_TOPICS": "true"}
+                                                 "UTOPIA_CREATE_TOPICS": "true", "UTOPIA_CHANGELOG_FLUSH_MS": "100"}
     live = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflows.customer_stream_count"], env=env,
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    said = Said(live)
+    output = "kafka-workshop-outage-customer-stream-count"
     try:
-        time.sleep(8)  # it has started and read the streams
+        counted(broker, output, {"c0": 10, "c1": 10, "c2": 10})  # it has started and read the streams
         broker.stop()
-        time.sleep(10)  # librdkafka retries all the while
+        said.wait_for("is unreachable")  # librdkafka retries all the while
         broker.start()
         producer = Producer(broker.admin_config())  # a new stream: records flow again
         send(producer, "data-demo-streams", "s-after", msgspec.json.encode(Stream("s-after", "c0", "a1")))
         producer.flush()
-        time.sleep(8)  # it reconnects and reads it
+        counted(broker, output, {"c0": 11, "c1": 10, "c2": 10})  # it reconnects and reads it
         live.send_signal(signal.SIGINT)
-        _, stderr = live.communicate(timeout=60)
+        live.wait(timeout=60)
     finally:
         live.kill()
         if broker.process.poll() is not None:
             broker.start()
+    stderr = said.text()
     lines = stderr.splitlines()
     assert sum("is unreachable" in line for line in lines) == 1, stderr
     assert sum("answers again, after" in line for line in lines) == 1, stderr
     assert len(lines) < 40, stderr  # librdkafka alone printed hundreds of lines for such an outage
     assert all(" customer_stream_count " in line for line in lines), stderr
-    counts = read_topic(broker.admin_config(), "kafka-workshop-outage-customer-stream-count")
+    counts = read_topic(broker.admin_config(), output)
     assert {key: value["streams"] for key, value in counts} == {"c0": 11, "c1": 10, "c2": 10}  # exact after it
+
+
+class Said:
+    """A running process's stderr, read as it comes (a thread), so a test can wait for a line."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(process.stderr), daemon=True)
+        self.reader.start()
+
+    def wait_for(self, text: str, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < deadline, f"no line with {text!r} after {timeout_s} s: {self.text()}"
+            time.sleep(0.2)
+
+    def text(self) -> str:
+        self.reader.join(timeout=60)
+        return "".join(self.lines)
+
+
+def counted(broker: SecureBroker, output: str, streams: dict[str, int], timeout_s: float = 120) -> None:
+    """Wait until the output's last value per customer is `streams` (the dataflow has read that far)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = {key: value["streams"] for key, value in read_topic(broker.admin_config(), output)}
+        if seen == streams:
+            return
+        assert time.monotonic() < deadline, f"{output}: {seen} after {timeout_s} s, not {streams}"
+        time.sleep(0.5)
 
 
 def test_exactly_once_needs_the_transactional_id_acl_says_so_in_one_line_and_runs_once_granted(broker, tmp_path):
