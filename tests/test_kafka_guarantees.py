@@ -22,6 +22,7 @@ from confluent_kafka import Producer
 from tests.kafka_support import Cluster
 from utopia.cli import run_on_files
 from utopia.io.kafka_io import send
+from utopia.io.recovery_store import RecoveryStore
 from utopia.tools.generator import Sizes, generate
 from utopia.tools.loading import write_dir
 
@@ -73,7 +74,7 @@ def killed_and_resumed(cluster, records, tmp_path, dataflow, started: str, midwa
     first = cluster.start(dataflow, {"UTOPIA_TAIL": "true", "UTOPIA_BATCH_SIZE": "50"}, flags)
     try:
         cluster.wait_for(started, 1, timeout_s=60)
-        time.sleep(1.5)  # a snapshot or so
+        snapshotted(recovery)
         before = len(cluster.read(midway))
         put(cluster, records[half:])
         cluster.wait_for(midway, before + 1, timeout_s=60)  # it is reading them
@@ -90,6 +91,21 @@ def killed_and_resumed(cluster, records, tmp_path, dataflow, started: str, midwa
                      r"go on after ([\d,]+) records already done", line)
     assert done is not None, line
     assert int(done[1]) == 3 * INPUTS[dataflow] and 0 < int(done[2].replace(",", "")) < len(records), line
+
+
+def snapshotted(recovery, timeout_s: float = 120) -> None:
+    """Wait until a resume from the store would load some snapshot: the run's first epoch is complete."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        store = RecoveryStore(recovery)
+        try:
+            execution, epoch = store.last_execution(), store.resume_epoch()
+        finally:
+            store.close()
+        if execution is not None and epoch > execution.resume_epoch:
+            return
+        assert time.monotonic() < deadline, f"no snapshot in {recovery} after {timeout_s} s"
+        time.sleep(0.2)
 
 
 def test_sold_out_killed_and_resumed_misses_no_alert(world, tmp_path, monkeypatch):
