@@ -186,3 +186,51 @@ def test_exactly_once_needs_the_transactional_id_acl_says_so_in_one_line_and_run
     counts = read_topic(broker.admin_config(), "kafka-workshop-eos-customer-stream-count")
     streams = Counter(value["customerid"] for _, value in read_topic(broker.admin_config(), "data-demo-streams"))
     assert {key: value["streams"] for key, value in counts} == streams  # the outage test may have added one
+
+
+def test_a_live_feed_through_an_outage_logs_a_few_lines_and_stops_cleanly(broker):
+    import signal
+
+    env = os.environ | broker.env("admin") | {"UTOPIA_INPUT_PREFIX": "outage-feed-"}
+    create(Settings.from_env(env), partitions=1, quiet=True)
+    feed = subprocess.Popen([sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "50"],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    said = Said(feed)
+    try:
+        produced_to(broker, "outage-feed-streams", more_than=0)
+        broker.stop()
+        time.sleep(15)  # an outage: librdkafka retries all the while, and would say so hundreds of times
+        broker.start()
+        produced_to(broker, "outage-feed-streams", more_than=produced_to(broker, "outage-feed-streams", more_than=0))
+        feed.send_signal(signal.SIGTERM)
+        feed.wait(timeout=120)
+    finally:
+        feed.kill()
+        if broker.process.poll() is not None:
+            broker.start()
+    stderr = said.text()
+    assert feed.returncode == 0, stderr
+    lines = stderr.splitlines()
+    assert len(lines) < 15, stderr
+    assert lines[-1].startswith("stopped after producing ") and lines[-1].endswith(" records"), stderr
+
+
+def produced_to(broker: SecureBroker, topic: str, more_than: int, timeout_s: float = 120) -> int:
+    """Wait until the topic holds more than `more_than` records (its partitions' high watermarks); how many."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    deadline = time.monotonic() + timeout_s
+    consumer = Consumer(broker.admin_config() | {"group.id": "kafka-workshop-test"})
+    try:
+        while True:
+            try:
+                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+                count = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+            except Exception:  # the broker is still starting
+                count = 0
+            if count > more_than:
+                return count
+            assert time.monotonic() < deadline, f"{topic}: no more than {more_than} records after {timeout_s} s"
+            time.sleep(0.5)
+    finally:
+        consumer.close()
