@@ -3,7 +3,8 @@
 SASL_SSL with PLAIN on a listener whose certificate is signed by a CA the test makes (so it is
 in no system trust store), ACLs enforced (StandardAuthorizer), topics never created on first
 use, and the workshop's rules for the user `alice`: consumer groups and output topics only under
-`kafka-workshop-`, input topics (`data-demo-`) read-only. The broker `admin` is a super user.
+`kafka-workshop-`, input topics (`data-demo-`) read-only. The user `bob` may read the inputs (topics
+and groups) and see the output topics, but write none. The broker `admin` is a super user.
 It runs from the jars `make kafka-up` fetched, on free ports of localhost, in a temporary folder.
 """
 
@@ -18,21 +19,27 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka.admin import (
-    AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType, ResourceType,
+    AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient, ResourcePatternType, ResourceType,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBS = Path(os.environ.get("KAFKA_HOME_DIR", ROOT / ".kafka")) / "libs"
-PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret"}
+PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
 _QUIET = logging.getLogger("tests.secure_broker.clients")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
+
+
+def allow(user: str, kind: ResourceType, prefix: str, operation: AclOperation) -> AclBinding:
+    """An ACL letting `user` do `operation` on the resources of `kind` whose names start with `prefix`."""
+    return AclBinding(kind, prefix, ResourcePatternType.PREFIXED, f"User:{user}", "*", operation,
+                      AclPermissionType.ALLOW)
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -56,7 +63,7 @@ def make_certificates(folder: Path) -> Path:
 class SecureBroker:
     def __init__(self, folder: Path):
         self.folder = folder
-        self.port, self.controller = _free_port(), _free_port()
+        self.port, self.controller = free_port(), free_port()
         self.ca = make_certificates(folder)
         users = " ".join(f'user_{name}="{password}"' for name, password in PASSWORDS.items())
         properties = folder / "server.properties"
@@ -121,18 +128,25 @@ class SecureBroker:
                 time.sleep(0.5)
         raise RuntimeError(f"the secured broker did not answer within 90 s: see {self.folder / 'stdout.log'}")
 
-    def _grant_the_workshop_rules(self) -> None:
-        def allow(kind: ResourceType, prefix: str, operation: AclOperation) -> AclBinding:
-            return AclBinding(kind, prefix, ResourcePatternType.PREFIXED, "User:alice", "*", operation,
-                              AclPermissionType.ALLOW)
-
-        bindings = [allow(ResourceType.TOPIC, "kafka-workshop-", AclOperation.ALL),
-                    allow(ResourceType.GROUP, "kafka-workshop-", AclOperation.ALL),
-                    allow(ResourceType.TOPIC, "data-demo-", AclOperation.READ),
-                    allow(ResourceType.TOPIC, "data-demo-", AclOperation.DESCRIBE)]
-        client = AdminClient(self.admin_config())
-        for future in client.create_acls(bindings).values():
+    def grant(self, *bindings: AclBinding) -> None:
+        client = AdminClient(self.admin_config())  # must outlive its futures
+        for future in client.create_acls(list(bindings)).values():
             future.result(timeout=30)
+
+    def revoke(self, *bindings: AclBinding) -> None:
+        client = AdminClient(self.admin_config())
+        filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
+                                    b.permission_type) for b in bindings]
+        for future in client.delete_acls(filters).values():
+            future.result(timeout=30)
+
+    def _grant_the_workshop_rules(self) -> None:
+        self.grant(allow("alice", ResourceType.TOPIC, "kafka-workshop-", AclOperation.ALL),
+                   allow("alice", ResourceType.GROUP, "kafka-workshop-", AclOperation.ALL),
+                   *(allow(user, ResourceType.TOPIC, "data-demo-", operation) for user in ("alice", "bob")
+                     for operation in (AclOperation.READ, AclOperation.DESCRIBE)),
+                   allow("bob", ResourceType.GROUP, "kafka-workshop-", AclOperation.READ),
+                   allow("bob", ResourceType.TOPIC, "kafka-workshop-", AclOperation.DESCRIBE))
 
     def stop(self) -> None:
         self.process.terminate()

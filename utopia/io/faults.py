@@ -10,11 +10,13 @@ Every line names the dataflow (docs/outputs.md#delivery).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 from confluent_kafka import KafkaError
 
@@ -37,7 +39,14 @@ def configure_logging(dataflow: str) -> None:
     root.setLevel(logging.INFO)
     root.propagate = False
     if not any(isinstance(f, RepeatFilter) for f in client_log.filters):
+        client_log.addFilter(told_by_its_owner)
         client_log.addFilter(RepeatFilter())
+
+
+def told_by_its_owner(record: logging.LogRecord) -> bool:
+    """Drops librdkafka's line on a fatal error: the client raises the error too, and whoever uses it ends
+    the run with a line that says it (`end_run`), which this one would only precede."""
+    return not record.getMessage().startswith("FATAL ")
 
 
 class RepeatFilter(logging.Filter):
@@ -101,6 +110,16 @@ def broker_watch(servers: str) -> BrokerWatch:
     if watch is None:
         watch = _watches[servers] = BrokerWatch(servers)
     return watch
+
+
+def end_run(dataflow: str, reason: str) -> NoReturn:
+    """A fault met on a worker thread that no retry mends: one line, and the process ends with rc 1.
+
+    Raised there instead, it became a Rust panic with its traceback (88 lines), and a second one while
+    Bytewax unwound aborted the process (rc 134, `panic in a destructor during cleanup`).
+    """
+    print(f"utopia {dataflow}: {reason}", file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 def peer_lost_hook(dataflow: str, argv: list[str]) -> Callable:

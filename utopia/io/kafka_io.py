@@ -15,8 +15,10 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource
@@ -27,8 +29,9 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from utopia.codec import KafkaBatch, encode, fit, too_large
 from utopia.config import ConfigError, Settings
 from utopia.io import metrics
-from utopia.io.faults import broker_watch, client_log, configure_logging, peer_lost_hook
+from utopia.io.faults import broker_watch, client_log, configure_logging, end_run, peer_lost_hook
 from utopia.io.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
+from utopia.io.permissions import check_access, write_refused
 from utopia.io.recovery_store import RecoveryStore, resume_line
 from utopia.io.runtime import (
     RunFlags, favour_throughput, plan_workers, relax_garbage_collector, run_flags, set_up_worker_thread,
@@ -148,8 +151,8 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
     With recovery, every batch is flushed (delivered) before Bytewax can snapshot input offsets past
     it: at least once. Without, a restart re-reads the input anyway, so waiting for each batch's
     delivery (linger plus a round trip, per batch) buys nothing: the producer delivers in the
-    background, reports only failures, and a failure fails the dataflow at the next batch or at
-    the end, never silently.
+    background, reports only failures, and a failure ends the run in one line at the next batch or
+    at the end, never silently.
     """
 
     def __init__(self, settings: Settings, dataflow: str, topic: str):
@@ -166,41 +169,76 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
             "logger": client_log,
         }
         self.producer = Producer(config)
-        self.topic = topic
+        self.settings, self.dataflow, self.topic = settings, dataflow, topic
         self.encoder = OutputEncoder(settings, dataflow, topic, int(config.get("message.max.bytes", 0)))
         self.flush_every_batch = recovery_requested()
-        self.failures: list[KafkaError] = []
-        self.failed = False
+        self.failures: list[tuple[KafkaError, Message]] = []
 
     def _failed(self, error: KafkaError, message: Message) -> None:
-        self.failures.append(error)
+        self.failures.append((error, message))
 
     def write_batch(self, items: list[Out]) -> None:
         produce = self.producer.produce
-        for topic, key, value in self.encoder.messages(items):
-            try:
-                produce(topic, value, key)
-            except BufferError:
-                send(self.producer, topic, key, value)
-        if self.flush_every_batch:
-            self.producer.flush()
-        else:
-            self.producer.poll(0)
-        self._raise_failures()
+        with self._ending_the_run_if_it_fails():
+            for topic, key, value in self.encoder.messages(items):
+                try:
+                    produce(topic, value, key)
+                except BufferError:
+                    send(self.producer, topic, key, value)
+            if self.flush_every_batch:
+                self.producer.flush()
+            else:
+                self.producer.poll(0)
+        self._stop_on_failures()
 
     def close(self) -> None:
-        self.producer.flush()
-        self._raise_failures()
+        with self._ending_the_run_if_it_fails():
+            self.producer.flush()
+        self._stop_on_failures()
 
-    def _raise_failures(self) -> None:
-        if not self.failures:
-            return
-        message = f"utopia: {len(self.failures)} record(s) not delivered to {self.topic}: {self.failures[0].str()}"
-        self.failures = []
-        print(message, file=sys.stderr, flush=True)  # Bytewax's own report of the error may not show it
-        if not self.failed:  # a second raise, from `close` while Bytewax unwinds, would abort the process
-            self.failed = True
-            raise KafkaException(message)
+    @contextmanager
+    def _ending_the_run_if_it_fails(self) -> Iterator[None]:
+        try:
+            yield
+        except (KafkaException, SystemError) as raised:
+            error = _kafka_error(raised)
+            if error is None:
+                raise
+            self._producer_failed(error)
+
+    def _stop_on_failures(self) -> None:
+        """A delivery the broker refused ends the run, in one line naming the topic and why.
+
+        A record not delivered is written again by the next run: from the input's start, or from the
+        last snapshot with -r (which no batch after a failed one reaches).
+        """
+        if self.failures:
+            error, message = self.failures[0]
+            topic = message.topic()
+            end_run(self.dataflow, f"{len(self.failures)} record(s) not delivered to {topic}: {error.str()}"
+                                   f"{write_refused(self.settings, error, topic)}")
+
+    def _producer_failed(self, error: KafkaError) -> NoReturn:
+        """The producer failed for good (Kafka refused its idempotent producer id, say): one line saying why."""
+        if error.code() == KafkaError._FATAL:  # what `produce` says once the producer failed; `poll` says why
+            try:
+                self.producer.poll(0)
+            except (KafkaException, SystemError) as raised:
+                error = _kafka_error(raised) or error
+        end_run(self.dataflow, f"cannot write to {self.topic} ({error.str()})"
+                               f"{write_refused(self.settings, error, self.topic)}")
+
+
+def _kafka_error(raised: BaseException) -> KafkaError | None:
+    """The error a producer's call raised, also from under the SystemError confluent-kafka buries it in.
+
+    After a fatal error, confluent-kafka calls the delivery callback of each message it purged with
+    that error already raised, and the callback fails (confluent-kafka-python issue #729).
+    """
+    for exception in (raised, raised.__cause__):
+        if isinstance(exception, KafkaException):
+            return exception.args[0]
+    return None
 
 
 PRODUCER_MAX_BYTES = 1_000_000
@@ -474,6 +512,7 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
             if flags is not None and flags.recovery_directory is not None and flags.process_id == 0:
                 log.info(resume_line(flags.recovery_directory, input_steps(dataflow)))
             existing = existing_topics(settings)
+            check_access(settings, settings.topics.client_id(name), io.inputs, io.outputs)
             missing = sorted(set(io.inputs) - existing)
             if missing:
                 raise ConfigError(
