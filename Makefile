@@ -14,10 +14,11 @@ DATAFLOWS := customer-stream-count top-customer-artists purchase-event-ticket so
 help:
 	@echo "make demo    generate data, run every dataflow on files, tell what each found (no broker needed)"
 	@echo "make test    install, start the local Kafka broker, run all tests, stop the broker"
-	@echo "make kafka-up | kafka-down | kafka-clean    the local Apache Kafka broker on localhost:9092"
+	@echo "make kafka-up | kafka-down | kafka-clean    the local Apache Kafka broker on localhost:\$$KAFKA_PORT (9092);"
+	@echo "                                            none when KAFKA_BOOTSTRAP_SERVERS names another cluster"
 	@echo "make topics | generate | live               create topics / load a data set / produce live"
 	@echo "make live-demo   a live feed and every dataflow in the background, \`utopia watch\` in front; Ctrl-C stops all"
-	@echo "make <dataflow>   run a dataflow on the local broker, one of: $(DATAFLOWS)"
+	@echo "make <dataflow>   run a dataflow on the configured Kafka, one of: $(DATAFLOWS)"
 	@echo "make schemas | diagrams | bench | instructions"
 
 $(BIN)/utopia: pyproject.toml
@@ -38,6 +39,8 @@ test: install
 	if [ $$started = 1 ]; then $(BROKER) down; fi; \
 	exit $$status
 
+# Every target that needs Kafka comes through here. broker.sh starts the local broker only when it is the cluster
+# in use, on the port the clients use (utopia/local_broker.py decides); for another cluster it starts none.
 kafka-up:
 	$(BROKER) up
 
@@ -56,10 +59,9 @@ generate: topics
 live: topics
 	$(BIN)/utopia generate --to kafka --live
 
-# Creates the topics itself; the feed's and the dataflows' logs go to .live-demo/<name>.log. Starts the local
-# broker unless KAFKA_BOOTSTRAP_SERVERS names another cluster; FEED=0 when data-demo feeds the inputs already.
-live-demo: install
-	@case "$${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}" in localhost:9092) $(BROKER) up ;; esac
+# Creates the topics itself; the feed's and the dataflows' logs go to .live-demo/<name>.log. FEED=0 when data-demo
+# feeds the inputs already.
+live-demo: install kafka-up
 	$(BIN)/utopia live-demo $(if $(filter 0,$(FEED)),--no-feed)
 
 # `make sold-out RECOVERY=1`: with a Bytewax recovery store in .recovery/<dataflow> (made on first use),
