@@ -73,7 +73,7 @@ def test_a_bad_port_stops_the_broker_script_with_one_line(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("target", ["topics", "generate", "live", "live-demo", "bench", "sold-out"])
+@pytest.mark.parametrize("target", ["topics", "generate", "live", "live-demo", "reset", "bench", "sold-out"])
 def test_every_target_that_needs_kafka_starts_it_through_broker_sh_up(target):
     """broker.sh up is where the local-or-not decision is made: no target starts a broker, or skips one, by itself."""
     commands = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True).stdout

@@ -76,10 +76,41 @@ def cmd_generate(args: argparse.Namespace) -> None:
         loading.write_dir(Path(args.to), sizes, args.seed, Settings.from_env().topics)
 
 
-def cmd_topics(args: argparse.Namespace) -> None:
+def cmd_topics_create(args: argparse.Namespace) -> None:
     from utopia.io import topics
 
     topics.create(Settings.from_env(), args.partitions, args.replication)
+
+
+def cmd_topics_delete(args: argparse.Namespace) -> None:
+    """The project's own topics (utopia.io.topics.own_topics), after a y/N unless --yes; the outputs first."""
+    from utopia.io import topics
+
+    settings = Settings.from_env()
+    outputs, inputs = topics.own_topics(settings)
+    if args.outputs_only:
+        inputs = []
+    if not outputs + inputs:
+        print(f"topics: none of this project's topics exist on {settings.bootstrap_servers}")
+        return
+    print(f"on {settings.bootstrap_servers}:", *outputs, *inputs, sep="\n  ")
+    if not (args.yes or _confirmed(f"delete these {len(outputs + inputs)} topics and all their records? [y/N] ")):
+        print("topics: nothing deleted", file=sys.stderr)
+        sys.exit(1)
+    topics.delete(settings, outputs)
+    try:
+        topics.delete(settings, inputs)
+    except ConfigError as error:  # e.g. the workshop's cluster, where data-demo feeds the inputs and owns them
+        raise ConfigError(f"{error} (the outputs are deleted; --outputs-only keeps the inputs)") from None
+    print(f"topics: {len(outputs + inputs)} deleted")
+
+
+def _confirmed(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:  # no one to ask (stdin closed or not a terminal's): no
+        print(file=sys.stderr)
+        return False
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -133,7 +164,13 @@ def parser() -> argparse.ArgumentParser:
     create = topics_sub.add_parser("create", help="create the input, output and dead-letter topics")
     create.add_argument("--partitions", type=int, default=3)
     create.add_argument("--replication", type=int, default=1)
-    create.set_defaults(handler=cmd_topics)
+    create.set_defaults(handler=cmd_topics_create)
+    delete = topics_sub.add_parser("delete", help="delete this project's input, output and dead-letter topics "
+                                   "(named with the configured prefixes and suffix), after asking")
+    delete.add_argument("--yes", action="store_true", help="do not ask")
+    delete.add_argument("--outputs-only", action="store_true",
+                        help="keep the input topics (on a cluster where data-demo feeds them)")
+    delete.set_defaults(handler=cmd_topics_delete)
 
     demo = sub.add_parser("demo", help="generate data, run every dataflow on files, print a summary")
     demo.add_argument("--data", type=Path, default=Path("demo-data"))
