@@ -8,16 +8,18 @@ RUN    := $(BIN)/python -m bytewax.run
 DATAFLOWS := customer-stream-count top-customer-artists purchase-event-ticket sold-out most-streamed-artists \
              must-see-venue global-totals suggested-events-genre suggested-events-location
 
-.PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live live-demo schemas diagrams bench \
-        clean instructions $(DATAFLOWS)
+.PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live live-demo reset schemas diagrams \
+        bench clean instructions $(DATAFLOWS)
 
 help:
 	@echo "make demo    generate data, run every dataflow on files, tell what each found (no broker needed)"
 	@echo "make test    install, start the local Kafka broker, run all tests, stop the broker"
-	@echo "make kafka-up | kafka-down | kafka-clean    the local Apache Kafka broker on localhost:9092"
+	@echo "make kafka-up | kafka-down | kafka-clean    the local Apache Kafka broker on localhost:\$$KAFKA_PORT (9092);"
+	@echo "                                            none when KAFKA_BOOTSTRAP_SERVERS names another cluster"
 	@echo "make topics | generate | live               create topics / load a data set / produce live"
+	@echo "make reset   delete the topics, recovery stores and live-demo logs for a clean start (asks; YES=1 does not)"
 	@echo "make live-demo   a live feed and every dataflow in the background, \`utopia watch\` in front; Ctrl-C stops all"
-	@echo "make <dataflow>   run a dataflow on the local broker, one of: $(DATAFLOWS)"
+	@echo "make <dataflow>   run a dataflow on the configured Kafka, one of: $(DATAFLOWS)"
 	@echo "make schemas | diagrams | bench | instructions"
 
 $(BIN)/utopia: pyproject.toml
@@ -38,6 +40,8 @@ test: install
 	if [ $$started = 1 ]; then $(BROKER) down; fi; \
 	exit $$status
 
+# Every target that needs Kafka comes through here. broker.sh starts the local broker only when it is the cluster
+# in use, on the port the clients use (utopia/local_broker.py decides); for another cluster it starts none.
 kafka-up:
 	$(BROKER) up
 
@@ -56,11 +60,16 @@ generate: topics
 live: topics
 	$(BIN)/utopia generate --to kafka --live
 
-# Creates the topics itself; the feed's and the dataflows' logs go to .live-demo/<name>.log. Starts the local
-# broker unless KAFKA_BOOTSTRAP_SERVERS names another cluster; FEED=0 when data-demo feeds the inputs already.
-live-demo: install
-	@case "$${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}" in localhost:9092) $(BROKER) up ;; esac
+# Creates the topics itself; the feed's and the dataflows' logs go to .live-demo/<name>.log. FEED=0 when data-demo
+# feeds the inputs already.
+live-demo: install kafka-up
 	$(BIN)/utopia live-demo $(if $(filter 0,$(FEED)),--no-feed)
+
+# A clean start: this project's topics (FEED=0: only its outputs, where data-demo feeds and owns the inputs), the
+# recovery stores, whose offsets belong to the deleted topics, and the live demo's logs. YES=1 asks nothing.
+reset: install kafka-up
+	$(BIN)/utopia topics delete $(if $(filter 1,$(YES)),--yes) $(if $(filter 0,$(FEED)),--outputs-only)
+	rm -rf .recovery .live-demo
 
 # `make sold-out RECOVERY=1`: with a Bytewax recovery store in .recovery/<dataflow> (made on first use),
 # snapshotted every 10 s; a restart resumes where the last snapshot was (docs/outputs.md#delivery).

@@ -4,6 +4,7 @@ The broker is the test's own (tests/secure_broker.py), started beside the local 
 """
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -13,14 +14,14 @@ from collections import Counter
 import msgspec
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AclOperation, ResourceType
+from confluent_kafka.admin import AclOperation, AdminClient, ResourceType
 
 from tests.kafka_support import ROOT, read_topic
 from tests.secure_broker import SecureBroker, allow, free_port
 from utopia.config import Settings
 from utopia.io.kafka_io import send
 from utopia.io.topics import create
-from utopia.models import Stream
+from utopia.models import INPUT_RECORDS, Stream
 
 pytestmark = pytest.mark.kafka
 
@@ -337,3 +338,24 @@ def test_a_write_permission_revoked_while_running_ends_the_run_in_one_line_namin
     assert lines[0].endswith(f"record(s) not delivered to {counts}: Broker: Topic authorization failed: the principal "
                              f"(KAFKA_SASL_USERNAME='bob') needs WRITE on {counts}"), stderr
     assert "Traceback" not in stderr and "panic" not in stderr, stderr
+
+
+def test_tail_reads_an_output_as_the_workshop_user_and_topics_delete_is_refused_the_inputs(broker):
+    env = broker.env("alice") | {"UTOPIA_OUTPUT_PREFIX": "kafka-workshop-tools-"}
+    made = run(env, "-m", "utopia.cli", "topics", "create")
+    assert made.returncode == 0, made.stderr
+    producer = Producer(broker.admin_config())
+    producer.produce("kafka-workshop-tools-global-totals", b'{"customers":2}', b"totals", partition=0, timestamp=1000)
+    assert producer.flush(30) == 0
+    tail = run(env, "-m", "utopia.cli", "tail", "global-totals")
+    assert (tail.returncode, tail.stdout, tail.stderr) == (0, '{"topic":"kafka-workshop-tools-global-totals",'
+                                                              '"partition":0,"offset":0,"timestamp":1000,"key":"totals",'
+                                                              '"value":{"customers":2}}\n', "")
+
+    refused = run(env, "-m", "utopia.cli", "topics", "delete", "--yes")  # alice may only read the inputs
+    assert refused.returncode == 2
+    assert re.fullmatch(r"utopia: cannot delete topic data-demo-\w+: Broker: Topic authorization failed \(the outputs "
+                        r"are deleted; --outputs-only keeps the inputs\)", one_line(refused.stderr)), refused.stderr
+    left = set(AdminClient(broker.admin_config()).list_topics(timeout=30).topics)
+    assert not {t for t in left if t.startswith("kafka-workshop-tools-")}
+    assert {f"data-demo-{name}" for name in INPUT_RECORDS} <= left

@@ -1,4 +1,4 @@
-"""`utopia`: run dataflows on files, generate data, manage topics, and the demo.
+"""`utopia`: run dataflows on files, generate data, manage topics, read an output, and the demo.
 
 Every user error (unknown dataflow, missing directory, bad setting, unreachable broker) ends with
 one line on stderr and exit code 2, never a traceback.
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import KafkaException
+from confluent_kafka import OFFSET_BEGINNING, KafkaException
 
 import dataflows
 from utopia.config import ConfigError, Settings
@@ -76,10 +76,54 @@ def cmd_generate(args: argparse.Namespace) -> None:
         loading.write_dir(Path(args.to), sizes, args.seed, Settings.from_env().topics)
 
 
-def cmd_topics(args: argparse.Namespace) -> None:
+def cmd_topics_create(args: argparse.Namespace) -> None:
     from utopia.io import topics
 
     topics.create(Settings.from_env(), args.partitions, args.replication)
+
+
+def cmd_topics_delete(args: argparse.Namespace) -> None:
+    """The project's own topics (utopia.io.topics.own_topics), after a y/N unless --yes; the outputs first."""
+    from utopia.io import topics
+
+    settings = Settings.from_env()
+    outputs, inputs = topics.own_topics(settings)
+    if args.outputs_only:
+        inputs = []
+    if not outputs + inputs:
+        print(f"topics: none of this project's topics exist on {settings.bootstrap_servers}")
+        return
+    print(f"on {settings.bootstrap_servers}:", *outputs, *inputs, sep="\n  ")
+    if not (args.yes or _confirmed(f"delete these {len(outputs + inputs)} topics and all their records? [y/N] ")):
+        print("topics: nothing deleted", file=sys.stderr)
+        sys.exit(1)
+    topics.delete(settings, outputs)
+    try:
+        topics.delete(settings, inputs)
+    except ConfigError as error:  # e.g. the workshop's cluster, where data-demo feeds the inputs and owns them
+        raise ConfigError(f"{error} (the outputs are deleted; --outputs-only keeps the inputs)") from None
+    print(f"topics: {len(outputs + inputs)} deleted")
+
+
+def _confirmed(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:  # no one to ask (stdin closed or not a terminal's): no
+        print(file=sys.stderr)
+        return False
+
+
+def cmd_tail(args: argparse.Namespace) -> None:
+    from utopia.models import OUTPUT_RECORDS
+    from utopia.tools import tail
+
+    if args.output not in OUTPUT_RECORDS:
+        raise UsageError(f"unknown output {args.output!r}; known: {', '.join(OUTPUT_RECORDS)}")
+    if args.last < 0:
+        raise UsageError("--last must be 0 or more")
+    settings = Settings.from_env()
+    start = OFFSET_BEGINNING if args.from_beginning else tail.from_end(args.last)
+    tail.run(settings, settings.topics.output(args.output), start, args.follow, args.key, sys.stdout.buffer)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -109,6 +153,7 @@ def cmd_live_demo(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     from utopia.tools.loading import add_size_options
+    from utopia.tools.tail import LAST
 
     main = argparse.ArgumentParser(prog="utopia", description=__doc__.splitlines()[0])
     sub = main.add_subparsers(dest="command", required=True)
@@ -133,7 +178,13 @@ def parser() -> argparse.ArgumentParser:
     create = topics_sub.add_parser("create", help="create the input, output and dead-letter topics")
     create.add_argument("--partitions", type=int, default=3)
     create.add_argument("--replication", type=int, default=1)
-    create.set_defaults(handler=cmd_topics)
+    create.set_defaults(handler=cmd_topics_create)
+    delete = topics_sub.add_parser("delete", help="delete this project's input, output and dead-letter topics "
+                                   "(named with the configured prefixes and suffix), after asking")
+    delete.add_argument("--yes", action="store_true", help="do not ask")
+    delete.add_argument("--outputs-only", action="store_true",
+                        help="keep the input topics (on a cluster where data-demo feeds them)")
+    delete.set_defaults(handler=cmd_topics_delete)
 
     demo = sub.add_parser("demo", help="generate data, run every dataflow on files, print a summary")
     demo.add_argument("--data", type=Path, default=Path("demo-data"))
@@ -148,6 +199,17 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--once", action="store_true", help="print one frame of what is there now and exit")
     watch.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
     watch.set_defaults(handler=cmd_watch)
+
+    tail = sub.add_parser("tail", help="print an output topic's records as JSON lines, as kcat does")
+    tail.add_argument("output", help="an output name without prefix and suffix, e.g. event-alerts")
+    tail.add_argument("--key", help="only the records of this key")
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument("--from-beginning", action="store_true", help="every record still kept")
+    start.add_argument("--last", type=int, default=LAST, metavar="N",
+                       help=f"the last N records of each partition (default {LAST})")
+    tail.add_argument("--follow", action="store_true",
+                      help="keep printing new records until Ctrl-C (default: stop at the end)")
+    tail.set_defaults(handler=cmd_tail)
 
     live = sub.add_parser("live-demo", help="a live feed and every dataflow in the background, the dashboard in front")
     live.add_argument("--rate", type=float, default=100.0, help="records per second of the live feed (default 100)")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
 
 from utopia.dates import zone_named
+from utopia.local_broker import bootstrap_servers
 from utopia.models import INPUT_RECORDS
 
 
@@ -26,7 +27,8 @@ START_OFFSETS = ("earliest", "latest")
 
 # (variable, default, meaning) -- the README's configuration table is checked against this list.
 VARIABLES: tuple[tuple[str, str, str], ...] = (
-    ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "Kafka bootstrap servers, comma separated"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "Kafka bootstrap servers, comma separated (unset: localhost:$KAFKA_PORT)"),
+    ("KAFKA_PORT", "9092", "the local broker's port, and the clients' while KAFKA_BOOTSTRAP_SERVERS is unset"),
     ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (Confluent Cloud)"),
     ("KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN (Confluent Cloud), SCRAM-SHA-256 or SCRAM-SHA-512"),
     ("KAFKA_SASL_USERNAME", "", "SASL username (Confluent Cloud: the API key)"),
@@ -123,8 +125,11 @@ class Settings:
                 raise ConfigError(f"{name}={get(name)!r} is not one of {', '.join(allowed)}")
             return value
 
-        servers = get("KAFKA_BOOTSTRAP_SERVERS")
-        if not servers or any(":" not in s for s in servers.split(",")):
+        try:
+            servers = bootstrap_servers(env)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if any(":" not in s for s in servers.split(",")):
             raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS={servers!r} must be host:port[,host:port...]")
         protocol = choice("KAFKA_SECURITY_PROTOCOL", SECURITY_PROTOCOLS)
         mechanism = choice("KAFKA_SASL_MECHANISM", SASL_MECHANISMS)

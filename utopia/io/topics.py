@@ -1,21 +1,40 @@
-"""Creating the project's topics through the Kafka admin API (`utopia topics create`)."""
+"""The project's topics through the Kafka admin API: `utopia topics create` and `utopia topics delete`.
+
+Changelog outputs (models.CHANGELOGS) are created compacted (`cleanup.policy=compact`), as Kafka
+Streams creates a KTable's changelog topic: the broker may drop a key's older values, never its
+latest, so a consumer reading from the start still finds every key's current value. The other
+outputs and the inputs are event streams, kept by time (the broker's retention).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
 
 from utopia.config import ConfigError, Settings
 from utopia.io.kafka_io import admin, existing_topics
-from utopia.models import INPUT_RECORDS, OUTPUT_RECORDS
+from utopia.models import CHANGELOGS, INPUT_RECORDS, OUTPUT_RECORDS
+
+COMPACTED = {"cleanup.policy": "compact"}
 
 
 def all_topics(settings: Settings) -> list[str]:
     """Every input topic, every output topic and the dead-letter topic, with prefixes and suffix."""
     names = settings.topics
-    return [names.input(n) for n in INPUT_RECORDS] + [names.output(n) for n in OUTPUT_RECORDS]
+    return [names.input(n) for n in INPUT_RECORDS] + output_topics(settings)
+
+
+def output_topics(settings: Settings) -> list[str]:
+    """Every output topic, the dead-letter topic included."""
+    return [settings.topics.output(n) for n in OUTPUT_RECORDS]
+
+
+def topic_config(settings: Settings, name: str) -> dict[str, str]:
+    """The settings a topic is created with: compaction for a changelog, the broker's defaults otherwise."""
+    return COMPACTED if name in {settings.topics.output(n) for n in CHANGELOGS} else {}
 
 
 def create(
@@ -28,7 +47,8 @@ def create(
     missing = [n for n in wanted if n not in existing]
     if missing:
         client = admin(settings)  # must outlive the futures
-        futures = client.create_topics([NewTopic(n, partitions, replication) for n in missing])
+        futures = client.create_topics([NewTopic(n, partitions, replication, config=topic_config(settings, n))
+                                        for n in missing])
         for name, future in futures.items():
             try:
                 future.result(timeout=30)
@@ -47,16 +67,41 @@ def visible(settings: Settings, names: list[str], timeout_s: float = 30.0) -> No
     A created topic is committed before every broker's metadata knows it: a dataflow started right
     after asked a busy local broker too soon and found its output topics missing (`make bench`).
     """
+    _wait(settings, lambda listed: set(names) - listed, "were created but are still not listed", timeout_s)
+
+
+def gone(settings: Settings, names: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until the broker no longer lists these deleted topics: `utopia topics create` right after would find
+    them still there and create nothing (`make reset` then `make generate`)."""
+    _wait(settings, lambda listed: set(names) & listed, "were deleted but are still listed", timeout_s)
+
+
+def _wait(settings: Settings, pending: Callable[[set[str]], set[str]], still: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    while missing := sorted(set(names) - existing_topics(settings)):
+    while left := sorted(pending(existing_topics(settings))):
         if time.monotonic() > deadline:
-            raise ConfigError(f"topic(s) {', '.join(missing)} were created but are still not listed after "
-                              f"{timeout_s:.0f} s")
+            raise ConfigError(f"topic(s) {', '.join(left)} {still} after {timeout_s:.0f} s")
         time.sleep(0.1)
 
 
+def own_topics(settings: Settings) -> tuple[list[str], list[str]]:
+    """The project's output topics (dead letters included) and input topics that exist on the broker.
+
+    Named exactly, not by prefix: on a shared cluster other teams' topics share the prefixes.
+    """
+    existing = existing_topics(settings)
+    outputs = [n for n in output_topics(settings) if n in existing]
+    return outputs, [n for n in settings.topics.all_inputs() if n in existing]
+
+
 def delete(settings: Settings, names: list[str]) -> None:
-    """Delete these topics (the benchmark's per-run outputs), waiting until the broker has."""
-    client = admin(settings)
-    for future in client.delete_topics(list(dict.fromkeys(names)), operation_timeout=30).values():
-        future.result(timeout=30)
+    """Delete these topics, waiting until the broker has; a refusal is one line naming the topic and why."""
+    if not names:
+        return
+    client = admin(settings)  # must outlive the futures
+    for name, future in client.delete_topics(list(dict.fromkeys(names)), operation_timeout=30).items():
+        try:
+            future.result(timeout=30)
+        except KafkaException as error:
+            raise ConfigError(f"cannot delete topic {name}: {error.args[0].str()}") from None
+    gone(settings, names)

@@ -30,6 +30,7 @@ from utopia.cli import dataflow_names
 from utopia.config import Settings
 from utopia.io import topics
 from utopia.io.kafka_io import FETCH_CONFIG, KafkaIO
+from utopia.local_broker import local_port
 from utopia.models import INPUT_RECORDS, Stream
 from utopia.tools.generator import Sizes, generate
 from utopia.tools.loading import produce
@@ -271,7 +272,7 @@ def median_run(runs: list[Run]) -> Run:
 
 def local_broker(settings: Settings) -> int | None:
     """The process id of the broker `make kafka-up` started, if the bench runs on it (its CPU time counts)."""
-    if not all(s.strip().startswith(("localhost:", "127.0.0.1:")) for s in settings.bootstrap_servers.split(",")):
+    if local_port(settings.bootstrap_servers) is None:
         return None
     home = Path(os.environ.get("KAFKA_HOME_DIR", ROOT / ".kafka"))
     try:
