@@ -155,3 +155,23 @@ def test_a_live_feed_stopped_with_sigterm_ends_cleanly_and_says_how_many_it_prod
     assert feed.returncode == 0, stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("stopped after producing ") and last.endswith(" records"), stderr
+
+
+def test_the_start_option_takes_a_date_a_time_or_yesterday():
+    import argparse
+    import time
+
+    from utopia.tools.generator import START_MS
+    from utopia.tools.loading import start_time
+
+    hour, day = 3_600_000, 86_400_000
+    assert start_time("2026-11-01") == START_MS
+    assert start_time("2026-11-01T08:00:00") == start_time("2026-11-01T08:00:00Z") == START_MS + 8 * hour
+    assert start_time("2026-11-01T08:00:00+01:00") == START_MS + 7 * hour
+    before = int(time.time() * 1000)
+    yesterday = start_time("yesterday")
+    after = int(time.time() * 1000)
+    assert (before // day - 1) * day <= yesterday <= (after // day - 1) * day and yesterday % day == 0
+    for wrong in ("soon", "2026-13-01", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected a date such as 2026-11-01"):
+            start_time(wrong)

@@ -1,6 +1,9 @@
-"""Records the real broker deleted before a dataflow read them are told, and the rest is read."""
+"""The broker's retention on the real broker: a data set it would delete is not loaded, and lost records are told."""
 
 import logging
+import os
+import subprocess
+import sys
 import time
 
 import msgspec
@@ -8,7 +11,7 @@ import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
-from tests.kafka_support import Cluster
+from tests.kafka_support import ROOT, Cluster, read_messages
 from utopia.io.kafka_io import KafkaTopicsSource, admin, topic_configs
 from utopia.models import Stream
 
@@ -44,6 +47,31 @@ def streams_in_partition_0(cluster: Cluster, count: int, deleted: int) -> str:
     for future in client.delete_records([TopicPartition(topic, 0, deleted)]).values():
         future.result(timeout=30)
     return topic
+
+
+def test_input_topics_are_created_to_keep_their_records_whatever_their_age():
+    cluster = Cluster()
+    inputs = cluster.settings.topics.all_inputs()
+    assert {topic_configs(cluster.settings, inputs)[topic]["retention.ms"] for topic in inputs} == {"-1"}
+
+
+def test_a_data_set_the_broker_would_delete_for_its_age_is_refused_in_one_line_and_loaded_with_a_later_start():
+    cluster = Cluster()
+    topic = keep_a_week(cluster, "streams")
+    command = [sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--customers", "3", "--artists", "2",
+               "--events", "2", "--tickets", "5", "--streams", "7"]
+    refused = subprocess.run(command, env=os.environ | cluster.env, cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"utopia: {topic} keeps records 7 days (retention.ms={WEEK_MS}) and this data "
+                                     "set starts 2026-11-01T00:00:00Z, "), refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Start it later (--start yesterday)" in refused.stderr
+    assert not any(read_messages(cluster.settings.kafka_config(), t) for t in cluster.settings.topics.all_inputs())
+
+    loaded = subprocess.run([*command, "--start", "yesterday"], env=os.environ | cluster.env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr
+    assert len(read_messages(cluster.settings.kafka_config(), topic)) == 7
 
 
 def test_a_dataflow_whose_input_records_were_deleted_says_so_in_one_line_and_reads_the_rest():

@@ -11,6 +11,11 @@ from utopia.config import ConfigError, Settings
 from utopia.io.kafka_io import admin, existing_topics
 from utopia.models import INPUT_RECORDS, OUTPUT_RECORDS
 
+INPUT_CONFIG = {"retention.ms": "-1"}
+"""Input topics keep their records however old: a generated data set has fixed dates (2026-11-01 unless
+`utopia generate --start` says otherwise), and at Kafka's default retention (7 days) the broker deleted
+such a data set minutes after it was loaded (utopia.io.retention)."""
+
 
 def all_topics(settings: Settings) -> list[str]:
     """Every input topic, every output topic and the dead-letter topic, with prefixes and suffix."""
@@ -21,14 +26,16 @@ def all_topics(settings: Settings) -> list[str]:
 def create(
     settings: Settings, partitions: int = 3, replication: int = 1, names: list[str] | None = None, quiet: bool = False
 ) -> list[str]:
-    """Create the missing ones among `names` (default: all topics); returns those created."""
+    """Create the missing ones among `names` (default: all topics), inputs with INPUT_CONFIG; returns those created."""
     # Each name once: librdkafka crashes on a request that names one topic twice.
     wanted = list(dict.fromkeys(all_topics(settings) if names is None else names))
     existing = existing_topics(settings)
     missing = [n for n in wanted if n not in existing]
     if missing:
         client = admin(settings)  # must outlive the futures
-        futures = client.create_topics([NewTopic(n, partitions, replication) for n in missing])
+        inputs = set(settings.topics.all_inputs())
+        futures = client.create_topics([NewTopic(n, partitions, replication, config=INPUT_CONFIG if n in inputs else {})
+                                        for n in missing])
         for name, future in futures.items():
             try:
                 future.result(timeout=30)

@@ -24,6 +24,8 @@ from utopia.models import Address, Artist, Customer, Email, Event, Phone, Stream
 from utopia.tools.reference_data import cities, venues, zip_codes
 
 START_MS = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
+"""When a data set begins unless told (`utopia generate --start`), to files and Kafka alike: a fixed date, so
+that the same seed gives the same records on any day."""
 DAY_MS = 86_400_000
 SPAN_MS = 6 * 3_600_000
 """The least time a generated data set's activity spans."""
@@ -182,10 +184,10 @@ class World:
         return Event(eventid, self.artists[artist], venueid, capacity, timestamp_string(when))
 
 
-def generate(sizes: Sizes, seed: int = 42, start_ms: int | None = None) -> Iterator[Generated]:
-    """A finite data set in timestamp order: first the tables, then events, tickets and streams."""
+def generate(sizes: Sizes, seed: int = 42, start_ms: int = START_MS) -> Iterator[Generated]:
+    """A finite data set in timestamp order from `start_ms`: first the tables, then events, tickets and streams."""
     rng = random.Random(seed)
-    clock = START_MS if start_ms is None else start_ms
+    clock = start_ms
     world = World(rng, sizes.zipcodes)
 
     # Every name once before any name twice (only with more artists than names).
