@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from utopia.models import INPUT_RECORDS, Event
-from utopia.tools.generator import Sizes, generate, live, timestamp_string
+from utopia.tools.generator import Sizes, generate, live, live_namespace, timestamp_string
 
 SMALL = Sizes(customers=300, artists=40, events=40, tickets=3000, streams=8000, zipcodes=12)
 
@@ -122,6 +122,23 @@ def test_live_world_is_consistent():
     assert references_resolve(records)
     assert {r.topic for r in records} >= {"streams", "tickets", "customers", "events"}
     assert all(isinstance(r.value, Event) for r in records if r.topic == "events")
+
+
+def test_a_live_world_has_ids_of_its_own_and_shares_only_the_venues_records(world):
+    clock = itertools.count(1_800_000_000_000)
+    feed = list(itertools.islice(live(seed=7, clock=lambda: next(clock)), 5000))
+    data_set = {(r.topic, r.key): r.value for r in world}
+    shared = {(r.topic, r.key) for r in feed} & set(data_set)
+    assert shared and all(data_set[topic, key].id.startswith(("v-", "ad-v-")) for topic, key in shared)
+    assert all(r.value == data_set[r.topic, r.key] for r in feed if (r.topic, r.key) in shared)
+    assert {r.key.split("-")[1] for r in feed if r.topic != "venues" and not r.key.startswith("ad-v-")} == {
+        live_namespace(1_800_000_000_000)[:-1]}
+
+
+def test_each_second_gives_a_live_feed_another_namespace():
+    assert live_namespace(0) == "L0-"
+    assert live_namespace(1_796_637_000_999) == "Ltpo5zc-"
+    assert live_namespace(1_796_637_001_000) == "Ltpo5zd-"
 
 
 def test_no_two_records_share_a_timestamp(world):

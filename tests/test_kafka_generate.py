@@ -1,9 +1,12 @@
-"""`utopia generate` on the real broker: the records of files."""
+"""`utopia generate` on the real broker: the records of files, and a live feed that never meets a data set's ids."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections import defaultdict
 
 import msgspec
 import pytest
@@ -43,3 +46,39 @@ def test_the_same_seed_gives_kafka_and_files_the_same_records(tmp_path):
         firsts.append(in_file[0][0])
     assert START_MS <= min(firsts) < START_MS + 60_000  # the one default start, 2026-11-01, for both
 
+
+def test_a_live_feed_after_a_data_set_never_sends_its_ids_with_other_fields():
+    cluster = Cluster()
+    done = generate(cluster, "--to", "kafka")
+    assert done.returncode == 0, done.stderr
+    started_ms = int(time.time() * 1000)
+    feed = subprocess.Popen([sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "300"],
+                            env=os.environ | cluster.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # until the feed has sent events and tickets to them
+            fed = [len([r for r in on_kafka(cluster, name) if r[0] >= started_ms]) for name in ("events", "tickets")]
+            if fed[0] >= 10 and fed[1] >= 5:
+                break
+            time.sleep(1)
+        feed.send_signal(signal.SIGTERM)
+        _, stderr = feed.communicate(timeout=60)
+    finally:
+        feed.kill()
+    assert feed.returncode == 0, stderr
+    records = {name: on_kafka(cluster, name) for name in INPUT_RECORDS}
+    data_set = {(name, key): value for name, rs in records.items() for at, key, value in rs if at < started_ms}
+    fed = [(name, key, value) for name, rs in records.items() for at, key, value in rs if at >= started_ms]
+    assert sum(name == "events" for name, _, _ in fed) >= 10
+    # A feed record's id is the data set's only for the venues, which are the same records.
+    assert all(data_set.get((name, key), value) == value for name, key, value in fed)
+    assert {name for name, key, _ in fed if (name, key) in data_set} == {"venues", "addresses"}
+    # Every event keeps its artist and venue (sold_out warned of events re-sent with another artist).
+    places = defaultdict(set)
+    for _, _, event in records["events"]:
+        places[event["id"]].add((event["artistid"], event["venueid"]))
+    assert all(len(where) == 1 for where in places.values())
+    # The feed's tickets are for the feed's events.
+    fed_events = {key for name, key, _ in fed if name == "events"}
+    assert {ticket["eventid"] for name, _, ticket in fed if name == "tickets"} <= fed_events

@@ -22,7 +22,7 @@ from utopia.io.faults import client_log, configure_logging
 from utopia.io.kafka_io import send, topic_configs
 from utopia.io.retention import DAY_MS, KAFKA_DEFAULT_RETENTION_MS, too_old_to_load
 from utopia.models import INPUT_RECORDS, Record
-from utopia.tools.generator import START_MS, Generated, Sizes, generate, live
+from utopia.tools.generator import START_MS, Generated, Sizes, generate, live, live_namespace
 
 
 def add_size_options(parser: argparse.ArgumentParser) -> None:
@@ -173,10 +173,12 @@ def produce_live(settings: Settings, seed: int, rate: float) -> None:
     producer, encoder = _producer(settings, refused, client_log), msgspec.json.Encoder()
     started, sent, stop = time.monotonic(), 0, threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda number, frame: stop.set())
-    print(f"producing live to {settings.bootstrap_servers} at ~{rate:g} records/s; Ctrl-C stops", file=sys.stderr)
+    namespace = live_namespace(int(time.time() * 1000))
+    print(f"producing live to {settings.bootstrap_servers} at ~{rate:g} records/s, a world of ids of its own "
+          f"(e-{namespace}000000, ...); Ctrl-C stops", file=sys.stderr)
     try:
         with tqdm(unit=" records", file=sys.stderr, disable=None) as bar:
-            for record in live(seed):
+            for record in live(seed, namespace=namespace):
                 if stop.is_set():
                     break
                 send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value))
