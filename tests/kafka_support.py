@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from utopia.config import ConfigError, Settings
 from utopia.io.kafka_io import existing_topics, send
@@ -90,24 +90,30 @@ class Cluster:
 
 
 def read_topic(config: dict, topic: str, group: str = "kafka-workshop-test") -> list[tuple[str | bytes | None, dict]]:
-    """Every committed record of a topic, partition by partition, with the client settings `config`.
+    """Every committed record of a topic as (key, value), partition by partition, with the client settings `config`.
 
     Read `read_committed`, as a consumer of exactly-once outputs must (docs/outputs.md#delivery).
     """
+    return [(_text(message.key()), msgspec.json.decode(message.value()))
+            for message in read_messages(config, topic, group)]
+
+
+def read_messages(config: dict, topic: str, group: str = "kafka-workshop-test") -> list[Message]:
+    """Every committed message of a topic, partition by partition (see `read_topic`)."""
     consumer = Consumer(config | {"group.id": group, "enable.partition.eof": True, "enable.auto.commit": False,
                                   "isolation.level": "read_committed"})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    pending, records = set(partitions), []
+    pending, messages = set(partitions), []
     while pending:
         for message in consumer.consume(500, 1.0):
             if message.error():
                 assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
                 pending.discard(message.partition())
             else:
-                records.append((_text(message.key()), msgspec.json.decode(message.value())))
+                messages.append(message)
     consumer.close()
-    return records
+    return messages
 
 
 def _text(key: bytes | None) -> str | bytes | None:

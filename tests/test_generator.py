@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from utopia.models import INPUT_RECORDS, Event
-from utopia.tools.generator import Sizes, generate, live, timestamp_string
+from utopia.tools.generator import Sizes, generate, live, live_namespace, timestamp_string
 
 SMALL = Sizes(customers=300, artists=40, events=40, tickets=3000, streams=8000, zipcodes=12)
 
@@ -124,6 +124,23 @@ def test_live_world_is_consistent():
     assert all(isinstance(r.value, Event) for r in records if r.topic == "events")
 
 
+def test_a_live_world_has_ids_of_its_own_and_shares_only_the_venues_records(world):
+    clock = itertools.count(1_800_000_000_000)
+    feed = list(itertools.islice(live(seed=7, clock=lambda: next(clock)), 5000))
+    data_set = {(r.topic, r.key): r.value for r in world}
+    shared = {(r.topic, r.key) for r in feed} & set(data_set)
+    assert shared and all(data_set[topic, key].id.startswith(("v-", "ad-v-")) for topic, key in shared)
+    assert all(r.value == data_set[r.topic, r.key] for r in feed if (r.topic, r.key) in shared)
+    assert {r.key.split("-")[1] for r in feed if r.topic != "venues" and not r.key.startswith("ad-v-")} == {
+        live_namespace(1_800_000_000_000)[:-1]}
+
+
+def test_each_second_gives_a_live_feed_another_namespace():
+    assert live_namespace(0) == "L0-"
+    assert live_namespace(1_796_637_000_999) == "Ltpo5zc-"
+    assert live_namespace(1_796_637_001_000) == "Ltpo5zd-"
+
+
 def test_no_two_records_share_a_timestamp(world):
     # So a replay in timestamp order is the generated order, however the topics are partitioned.
     stamps = [r.timestamp for r in world]
@@ -155,3 +172,23 @@ def test_a_live_feed_stopped_with_sigterm_ends_cleanly_and_says_how_many_it_prod
     assert feed.returncode == 0, stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("stopped after producing ") and last.endswith(" records"), stderr
+
+
+def test_the_start_option_takes_a_date_a_time_or_yesterday():
+    import argparse
+    import time
+
+    from utopia.tools.generator import START_MS
+    from utopia.tools.loading import start_time
+
+    hour, day = 3_600_000, 86_400_000
+    assert start_time("2026-11-01") == START_MS
+    assert start_time("2026-11-01T08:00:00") == start_time("2026-11-01T08:00:00Z") == START_MS + 8 * hour
+    assert start_time("2026-11-01T08:00:00+01:00") == START_MS + 7 * hour
+    before = int(time.time() * 1000)
+    yesterday = start_time("yesterday")
+    after = int(time.time() * 1000)
+    assert (before // day - 1) * day <= yesterday <= (after // day - 1) * day and yesterday % day == 0
+    for wrong in ("soon", "2026-13-01", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected a date such as 2026-11-01"):
+            start_time(wrong)

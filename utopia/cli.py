@@ -63,17 +63,21 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from utopia.tools import loading
+    from utopia.tools.generator import START_MS
 
     if args.live:
         if args.to != "kafka":
             raise UsageError("--live produces to Kafka: use --to kafka")
+        if args.start is not None:
+            raise UsageError("--start is for a data set: a live feed's records are stamped when they are produced")
         loading.produce_live(Settings.from_env(), args.seed, args.rate)
         return
     sizes = loading.sizes_from(args)
+    start_ms = START_MS if args.start is None else args.start
     if args.to == "kafka":
-        loading.produce(Settings.from_env(), sizes, args.seed)
+        loading.produce(Settings.from_env(), sizes, args.seed, start_ms=start_ms)
     else:
-        loading.write_dir(Path(args.to), sizes, args.seed, Settings.from_env().topics)
+        loading.write_dir(Path(args.to), sizes, args.seed, Settings.from_env().topics, start_ms)
 
 
 def cmd_topics_create(args: argparse.Namespace) -> None:
@@ -152,7 +156,7 @@ def cmd_live_demo(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from utopia.tools.loading import add_size_options
+    from utopia.tools.loading import add_size_options, start_time
     from utopia.tools.tail import LAST
 
     main = argparse.ArgumentParser(prog="utopia", description=__doc__.splitlines()[0])
@@ -168,6 +172,8 @@ def parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="generate a consistent data set to a directory or to Kafka")
     gen.add_argument("--to", default="kafka", help="a directory, or `kafka` (default) for the configured broker")
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--start", type=start_time, help="when the data set begins, to files and Kafka alike: an ISO date "
+                     "or time (UTC unless it has an offset) or `yesterday` (default 2026-11-01)")
     gen.add_argument("--live", action="store_true", help="keep producing to Kafka until stopped")
     gen.add_argument("--rate", type=float, default=100.0, help="records per second with --live (default 100)")
     add_size_options(gen)

@@ -33,6 +33,7 @@ from utopia.io.faults import broker_watch, client_log, configure_logging, end_ru
 from utopia.io.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
 from utopia.io.permissions import check_access, write_refused
 from utopia.io.recovery_store import RecoveryStore, resume_line
+from utopia.io.retention import DeletedRecords
 from utopia.io.runtime import (
     RunFlags, favour_throughput, plan_workers, relax_garbage_collector, run_flags, set_up_worker_thread,
     workers_across_processes,
@@ -75,6 +76,7 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
 
     def __init__(self, settings: Settings, dataflow: str, topics: list[str]):
         self.settings, self.dataflow, self.topics = settings, dataflow, topics
+        self.deleted = DeletedRecords(lambda topic: topic_configs(settings, [topic]).get(topic, {}))
 
     def list_parts(self) -> list[str]:
         # Bytewax deals the parts out to the workers in turn, in the order of their names: named
@@ -86,8 +88,9 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: tuple[int, int] | int | None) -> MergedPartition:
         topic, partition = for_part.rsplit("-", 1)
         # "earliest" is offset 0, which the broker answers as out of range once retention deleted
-        # it: then auto.offset.reset moves to the earliest record. Unlike the logical beginning,
-        # it needs no offset lookup before the first fetch.
+        # it: then the reader moves on to the earliest record and says how many went (it learns of
+        # it from auto.offset.reset=error). Unlike the logical beginning, offset 0 needs no offset
+        # lookup before the first fetch.
         start = 0 if self.settings.start_offset == "earliest" else OFFSET_END
         watch = broker_watch(self.settings.bootstrap_servers)
         config = self.settings.kafka_config() | CLIENT_CONFIG | FETCH_CONFIG | {
@@ -95,7 +98,7 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
             "client.id": self.settings.topics.client_id(self.dataflow),
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
-            "auto.offset.reset": "earliest",
+            "auto.offset.reset": "error",
             "logger": client_log,
             "error_cb": watch.error,
         }
@@ -104,8 +107,8 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
             (resume_state, 0) if isinstance(resume_state, int) else resume_state)
         settings = self.settings
         merger = merger_for((id(self), step_id), settings.batch_size, settings.tail, settings.max_idle_ms / 1000)
-        return MergedPartition(merger, PartitionReader(for_part, config, topic, int(partition), offset, watch.answered),
-                               position)
+        reader = PartitionReader(for_part, config, topic, int(partition), offset, watch.answered, self.deleted)
+        return MergedPartition(merger, reader, position)
 
 
 class OutputEncoder:
@@ -268,15 +271,34 @@ def message_limit(settings: Settings, topic: str, producer_max: int) -> int:
 
 
 def _topic_max(settings: Settings, topic: str, default: int) -> int:
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    client = admin(settings)  # must outlive its futures
-    try:
-        configs = client.describe_configs([resource], request_timeout=CONNECT_TIMEOUT_S)
-        entry = configs[resource].result(timeout=CONNECT_TIMEOUT_S).get("max.message.bytes")
-        return int(entry.value) if entry is not None and entry.value else default
-    except Exception as error:  # noqa: BLE001 -- any failure leaves the producer's own limit
-        log.info("the message size limit of %s is not known (%s): the producer's limit applies", topic, error)
+    value = topic_configs(settings, [topic]).get(topic, {}).get("max.message.bytes")
+    if not value:
+        log.info("the message size limit of %s is not known: the producer's limit applies", topic)
         return default
+    return int(value)
+
+
+def topic_configs(settings: Settings, topics: list[str]) -> dict[str, dict[str, str]]:
+    """The configuration the broker applies to each of these topics (setting -> value), where it can be read.
+
+    Reading it takes the DescribeConfigs right, which shared clusters need not grant: a topic whose
+    configuration cannot be read in time is left out, and why is logged.
+    """
+    client = admin(settings)  # must outlive its futures
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, topic) for topic in dict.fromkeys(topics)]
+    configs: dict[str, dict[str, str]] = {}
+    try:
+        futures = client.describe_configs(resources, request_timeout=CONNECT_TIMEOUT_S)
+        for resource, future in futures.items():
+            try:
+                entries = future.result(timeout=CONNECT_TIMEOUT_S)
+            except Exception as error:  # noqa: BLE001 -- a denied or unanswered topic is left out
+                log.info("the configuration of topic %s cannot be read (%s)", resource.name, error)
+                continue
+            configs[resource.name] = {name: entry.value for name, entry in entries.items() if entry.value is not None}
+    except KafkaException as error:
+        log.info("the configuration of topics %s cannot be read (%s)", ", ".join(topics), _reason(error))
+    return configs
 
 
 def send(producer: Producer, topic: str, key: str | bytes | None, value: bytes, timestamp: int = 0) -> None:

@@ -49,12 +49,16 @@ class PartitionReader:
     """One topic partition: its consumer, and the records fetched but not yet released."""
 
     __slots__ = ("name", "topic", "partition", "rank", "consumer", "pending", "stamps", "last_released",
-                 "next_offset", "committed", "at_end", "idle_since", "ended", "closed", "answered")
+                 "next_offset", "committed", "at_end", "idle_since", "ended", "closed", "answered", "deleted")
 
     def __init__(self, name: str, config: dict, topic: str, partition: int, offset: int,
-                 answered: Callable[[], None] = lambda: None):
+                 answered: Callable[[], None] = lambda: None,
+                 deleted: Callable[[str, int, int, int, int], None] = lambda *where: None):
         self.name, self.topic, self.partition = name, topic, partition
         self.answered = answered  # told whenever the broker sent something: it is reachable
+        # Told (topic, partition, wanted offset, first and end offsets on the broker) when the records to read
+        # next are gone, e.g. deleted by retention: the reader goes on from the first (utopia.io.retention).
+        self.deleted = deleted
         self.rank = (topic, partition)  # how records of equal timestamp and offset are ordered
         self.consumer = Consumer(config)
         # Fetching, and looking up a logical offset (the end), need the partition's leader; if it is
@@ -85,11 +89,15 @@ class PartitionReader:
         if any(map(Message.error, messages)):  # a KafkaError is true, even for code 0
             for message in messages:
                 error = message.error()
-                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                if error is None or error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if error.code() != KafkaError._AUTO_OFFSET_RESET:
                     raise KafkaException(error)
+                self._skip_deleted(message.offset())
             # librdkafka reports the end once each time the consumer catches up (past any
             # transaction markers, which are never fetched as records).
-            self.at_end = messages[-1].error() is not None
+            last = messages[-1].error()
+            self.at_end = last is not None and last.code() == KafkaError._PARTITION_EOF
             self.ended = self.at_end and not tail
             messages = [m for m in messages if m.error() is None]
         else:
@@ -105,6 +113,13 @@ class PartitionReader:
                 newest = stamps[n] = stamp if stamp > newest else newest
         self.stamps += stamps
         self.pending += messages
+
+    def _skip_deleted(self, wanted: int) -> None:
+        """The broker no longer has offset `wanted` (auto.offset.reset=error): on from its first record, and say so."""
+        first, end = self.consumer.get_watermark_offsets(TopicPartition(self.topic, self.partition),
+                                                         timeout=CONNECT_TIMEOUT_S)
+        self.consumer.assign([TopicPartition(self.topic, self.partition, first)])
+        self.deleted(self.topic, self.partition, wanted, first, end)
 
     def blocks(self, now: float, max_idle_s: float) -> bool:
         """Whether records later than `seen` must wait for this partition's next fetch.

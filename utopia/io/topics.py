@@ -3,7 +3,8 @@
 Changelog outputs (models.CHANGELOGS) are created compacted (`cleanup.policy=compact`), as Kafka
 Streams creates a KTable's changelog topic: the broker may drop a key's older values, never its
 latest, so a consumer reading from the start still finds every key's current value. The other
-outputs and the inputs are event streams, kept by time (the broker's retention).
+outputs are event streams, kept by time (the broker's retention); the inputs are kept for ever
+(INPUT_CONFIG).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from utopia.models import CHANGELOGS, INPUT_RECORDS, OUTPUT_RECORDS
 
 COMPACTED = {"cleanup.policy": "compact"}
 
+INPUT_CONFIG = {"retention.ms": "-1"}
+"""Input topics keep their records however old: a generated data set has fixed dates (2026-11-01 unless
+`utopia generate --start` says otherwise), and at Kafka's default retention (7 days) the broker deleted
+such a data set minutes after it was loaded (utopia.io.retention)."""
+
 
 def all_topics(settings: Settings) -> list[str]:
     """Every input topic, every output topic and the dead-letter topic, with prefixes and suffix."""
@@ -33,14 +39,17 @@ def output_topics(settings: Settings) -> list[str]:
 
 
 def topic_config(settings: Settings, name: str) -> dict[str, str]:
-    """The settings a topic is created with: compaction for a changelog, the broker's defaults otherwise."""
+    """The settings a topic is created with: inputs keep their records, changelogs are compacted, the rest has the
+    broker's defaults."""
+    if name in set(settings.topics.all_inputs()):
+        return INPUT_CONFIG
     return COMPACTED if name in {settings.topics.output(n) for n in CHANGELOGS} else {}
 
 
 def create(
     settings: Settings, partitions: int = 3, replication: int = 1, names: list[str] | None = None, quiet: bool = False
 ) -> list[str]:
-    """Create the missing ones among `names` (default: all topics); returns those created."""
+    """Create the missing ones among `names` (default: all topics), each with its `topic_config`; returns those created."""
     # Each name once: librdkafka crashes on a request that names one topic twice.
     wanted = list(dict.fromkeys(all_topics(settings) if names is None else names))
     existing = existing_topics(settings)

@@ -24,6 +24,8 @@ from utopia.models import Address, Artist, Customer, Email, Event, Phone, Stream
 from utopia.tools.reference_data import cities, venues, zip_codes
 
 START_MS = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
+"""When a data set begins unless told (`utopia generate --start`), to files and Kafka alike: a fixed date, so
+that the same seed gives the same records on any day."""
 DAY_MS = 86_400_000
 SPAN_MS = 6 * 3_600_000
 """The least time a generated data set's activity spans."""
@@ -88,8 +90,9 @@ def _zipf_weights(n: int, s: float = 1.1) -> list[float]:
 class World:
     """The entities of one generated world and the draws that keep it consistent."""
 
-    def __init__(self, rng: random.Random, zipcodes: int):
+    def __init__(self, rng: random.Random, zipcodes: int, namespace: str = ""):
         self.rng = rng
+        self.namespace = namespace  # in every id but the venues' (see `live_namespace`)
         self.customers: list[str] = []
         self.customer_zip: list[str] = []
         self.favourites: list[tuple[str, ...]] = []
@@ -116,7 +119,7 @@ class World:
         adjective, rest = divmod(name_code, len(NOUNS) * len(FORMS))
         noun, form = divmod(rest, len(FORMS))
         genre = GENRES[min(int(self.rng.expovariate(0.35)), len(GENRES) - 1)]
-        artistid = f"a-{index:05d}"
+        artistid = f"a-{self.namespace}{index:05d}"
         self.artists.append(artistid)
         self.by_genre[genre].append(index)
         return Artist(artistid, f"The {ADJECTIVES[adjective]} {NOUNS[noun]}{FORMS[form]}", genre)
@@ -124,7 +127,8 @@ class World:
     def customer(self, index: int, now_ms: int) -> list[tuple[str, str, msgspec.Struct]]:
         """A customer with their RESID address, emails (0-2) and phones (1-2)."""
         rng = self.rng
-        customerid = f"c-{index:07d}"
+        ns = self.namespace
+        customerid = f"c-{ns}{index:07d}"
         first, last = rng.choice(FIRST), rng.choice(LAST)
         gender = rng.choice("MF")
         birth = datetime.fromtimestamp(now_ms / 1000 - rng.uniform(18, 75) * 365.25 * 86400, UTC)
@@ -139,13 +143,14 @@ class World:
         ))]
         zip5 = self.rng.choice(self.zips)
         self.customer_zip.append(zip5)
-        out.append(self.home(customerid, f"ad-{index:07d}", zip5))
+        out.append(self.home(customerid, f"ad-{ns}{index:07d}", zip5))
         for n in range(rng.choices((0, 1, 2), (10, 70, 20))[0]):
-            out.append(self.email(customerid, f"em-{index:07d}-{n}", first, last))
+            out.append(self.email(customerid, f"em-{ns}{index:07d}-{n}", first, last))
         for n in range(rng.choice((1, 2))):
             number = f"{rng.randint(201, 989)}-555-{rng.randint(0, 9999):04d}"
-            out.append(("phones", f"ph-{index:07d}-{n}", Phone(
-                f"ph-{index:07d}-{n}", customerid, rng.choice(("HOME", "MOBILE", "WORK")),
+            phoneid = f"ph-{ns}{index:07d}-{n}"
+            out.append(("phones", phoneid, Phone(
+                phoneid, customerid, rng.choice(("HOME", "MOBILE", "WORK")),
                 "Y" if n == 0 else "N", "America/Chicago", None, number)))
         return out
 
@@ -162,6 +167,8 @@ class World:
         return ("emails", emailid, Email(emailid, customerid, f"{first}.{last}{self.rng.randint(1, 999)}@{domain}".lower()))
 
     def venue_records(self) -> Iterator[tuple[str, str, msgspec.Struct]]:
+        """The real venues (utopia/data/venues.csv): the same records in every world, a live feed's too, so
+        their ids have no namespace."""
         for n, v in enumerate(venues()):
             venueid, addressid = f"v-{n:03d}", f"ad-v-{n:03d}"
             self.venues.append((venueid, v.capacity))
@@ -177,15 +184,15 @@ class World:
         # would almost always give three digits and readers must take `.0` and `.6` too.
         step = self.rng.choice((1000, 100, 10, 1))
         when = now_ms - now_ms % 1000 + self.rng.randrange(-60 * DAY_MS, 180 * DAY_MS, step)
-        eventid = f"e-{index:06d}"
+        eventid = f"e-{self.namespace}{index:06d}"
         self.events.append((eventid, artist))
         return Event(eventid, self.artists[artist], venueid, capacity, timestamp_string(when))
 
 
-def generate(sizes: Sizes, seed: int = 42, start_ms: int | None = None) -> Iterator[Generated]:
-    """A finite data set in timestamp order: first the tables, then events, tickets and streams."""
+def generate(sizes: Sizes, seed: int = 42, start_ms: int = START_MS) -> Iterator[Generated]:
+    """A finite data set in timestamp order from `start_ms`: first the tables, then events, tickets and streams."""
     rng = random.Random(seed)
-    clock = START_MS if start_ms is None else start_ms
+    clock = start_ms
     world = World(rng, sizes.zipcodes)
 
     # Every name once before any name twice (only with more artists than names).
@@ -316,14 +323,31 @@ def _activity(world: World, sizes: Sizes, rng: random.Random, begin: int) -> Ite
                            key=lambda g: g.timestamp)
 
 
-def live(seed: int = 42, rates: Rates = Rates(), clock: Callable[[], int] | None = None) -> Iterator[Generated]:
+def live_namespace(epoch_ms: int) -> str:
+    """The ids of a live feed started at `epoch_ms`: `L` and its second in base 36 (`e-Ltpo5zc-000003`).
+
+    A live feed is a world of its own, with its own artists, customers and events. With the ids of
+    a generated data set (which have no namespace) or of an earlier feed, its records replaced
+    theirs: events moved to other artists and a dashboard showed `SOLD_OUT e-000004: 80 of 17 sold`.
+    """
+    digits, n = "", epoch_ms // 1000
+    while n:
+        n, digit = divmod(n, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+    return f"L{digits or '0'}-"
+
+
+def live(seed: int = 42, rates: Rates = Rates(), clock: Callable[[], int] | None = None,
+         namespace: str | None = None) -> Iterator[Generated]:
     """An endless live world, like the data-demo daemon: a small base world, then a steady mix forever.
 
-    Timestamps come from `clock` (default: wall time in ms); pacing is the caller's job.
+    Timestamps come from `clock` (default: wall time in ms); pacing is the caller's job. Ids are in
+    `namespace` (default: `live_namespace` of the clock's first reading); venues are shared.
     """
     rng = random.Random(seed)
     now = clock or (lambda: int(datetime.now(UTC).timestamp() * 1000))
-    world = World(rng, 25)
+    ns = live_namespace(now()) if namespace is None else namespace
+    world = World(rng, 25, ns)
     for index, code in enumerate(rng.sample(range(len(ADJECTIVES) * len(NOUNS) * len(FORMS)), 100)):
         artist = world.artist(index, code)
         yield Generated("artists", artist.id, artist, now())
@@ -351,12 +375,12 @@ def live(seed: int = 42, rates: Rates = Rates(), clock: Callable[[], int] | None
             c = rng.randrange(len(world.customers))
             artist = bisect.bisect(artist_weights, rng.random() * artist_weights[-1])
             at = now()
-            s = Stream(f"s-live-{n:010d}", world.customers[c], world.artists[artist],
+            s = Stream(f"s-{ns}{n:010d}", world.customers[c], world.artists[artist],
                        format_instant(datetime.fromtimestamp(at / 1000, UTC)))
             yield Generated("streams", s.id, s, at)
         elif kind == "tickets":
             eventid, _ = rng.choice(world.events)
-            t = Ticket(f"t-live-{n:010d}", rng.choice(world.customers), eventid, round(rng.uniform(20, 250), 2))
+            t = Ticket(f"t-{ns}{n:010d}", rng.choice(world.customers), eventid, round(rng.uniform(20, 250), 2))
             yield Generated("tickets", t.id, t, now())
         elif kind == "customers":
             for topic, key, value in world.customer(next(customers), now()):

@@ -17,13 +17,12 @@ from confluent_kafka import Producer
 from tqdm import tqdm
 
 from utopia.config import ConfigError, Settings, Topics
+from utopia.dates import parse_eventdate
 from utopia.io.faults import client_log, configure_logging
-from utopia.io.kafka_io import send
+from utopia.io.kafka_io import send, topic_configs
+from utopia.io.retention import DAY_MS, KAFKA_DEFAULT_RETENTION_MS, too_old_to_load
 from utopia.models import INPUT_RECORDS, Record
-from utopia.tools.generator import Generated, Sizes, generate, live
-
-RECENT_MS = 86_400_000
-"""A data set produced to Kafka starts this long ago."""
+from utopia.tools.generator import START_MS, Generated, Sizes, generate, live, live_namespace
 
 
 def add_size_options(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +39,18 @@ def _size(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return n
+
+
+def start_time(text: str) -> int:
+    """A `--start` option: an ISO date (midnight) or date and time, in UTC unless it has an offset, or
+    `yesterday` (at midnight UTC); as epoch milliseconds."""
+    if text == "yesterday":
+        return (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS
+    try:
+        return int(parse_eventdate(text).timestamp() * 1000)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date such as 2026-11-01, a time such as 2026-11-01T08:00:00Z, "
+                                         f"or yesterday, got {text!r}") from None
 
 
 def sizes_from(args: argparse.Namespace) -> Sizes:
@@ -59,10 +70,11 @@ def _progress(records: Iterable[Generated], sizes: Sizes) -> Iterable[Generated]
     return tqdm(records, total=expected, unit=" records", unit_scale=True, file=sys.stderr, leave=False, disable=None)
 
 
-def write_dir(directory: Path, sizes: Sizes, seed: int, topics: Topics = Topics(), start_ms: int | None = None) -> dict[str, int]:
+def write_dir(directory: Path, sizes: Sizes, seed: int, topics: Topics = Topics(),
+              start_ms: int = START_MS) -> dict[str, int]:
     """Write a generated data set as one `<topic>.jsonl` per input topic; returns the counts.
 
-    `start_ms` (epoch milliseconds) moves the whole data set in time, as `produce` does.
+    `start_ms` (epoch milliseconds) is when it begins; `produce` gives the same records to Kafka.
     """
     directory.mkdir(parents=True, exist_ok=True)
     files = {name: (directory / f"{topics.input(name)}.jsonl").open("wb") for name in INPUT_RECORDS}
@@ -110,20 +122,20 @@ def _ensure_input_topics(settings: Settings, partitions: int = 3) -> None:
     topics.create(settings, partitions, names=settings.topics.all_inputs())
 
 
-def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3, start_ms: int | None = None) -> dict[str, int]:
+def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3,
+            start_ms: int = START_MS) -> dict[str, int]:
     """Produce a generated data set to the input topics, keyed by id, with the generated timestamps.
 
-    Missing input topics are created with `partitions` partitions. The data set starts `start_ms`
-    (default: a day ago).
+    The records are those `write_dir` writes with the same arguments. Missing input topics are
+    created with `partitions` partitions (and kept for ever, utopia.io.topics). A data set the
+    broker would soon delete for its age is refused, in one line (utopia.io.retention); Kafka 4
+    also refuses timestamps more than an hour ahead, which `_Refused` reports.
     """
     _ensure_input_topics(settings, partitions)
+    _check_retention(settings, start_ms)
     refused = _Refused()
     producer, encoder = _producer(settings, refused), msgspec.json.Encoder()
     counts = dict.fromkeys(INPUT_RECORDS, 0)
-    # Recent timestamps: the broker would soon delete records older than its retention (7 days by
-    # default), and Kafka 4 rejects timestamps more than an hour ahead.
-    if start_ms is None:
-        start_ms = int(time.time() * 1000) - RECENT_MS
     for record in _progress(generate(sizes, seed, start_ms), sizes):
         send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value), record.timestamp)
         counts[record.topic] += 1
@@ -131,6 +143,22 @@ def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3, st
     refused.check()
     print(f"produced {sum(counts.values()):,} records to {settings.bootstrap_servers}: {_summary(counts)}")
     return counts
+
+
+def _check_retention(settings: Settings, start_ms: int) -> None:
+    """A ConfigError if an input topic would soon delete a data set starting at `start_ms`.
+
+    Where a topic's retention cannot be read (no DescribeConfigs right), a note if Kafka's default would.
+    """
+    inputs, now_ms = settings.topics.all_inputs(), int(time.time() * 1000)
+    configs = topic_configs(settings, inputs)
+    problem = too_old_to_load(configs, start_ms, now_ms)
+    if problem:
+        raise ConfigError(problem)
+    unknown = [topic for topic in inputs if topic not in configs]
+    if unknown and too_old_to_load({"": {"retention.ms": str(KAFKA_DEFAULT_RETENTION_MS)}}, start_ms, now_ms):
+        print(f"note: the retention.ms of {', '.join(unknown)} cannot be read; at Kafka's default (7 days) the broker "
+              "would soon delete this data set for its age (--start yesterday avoids that)", file=sys.stderr)
 
 
 def produce_live(settings: Settings, seed: int, rate: float) -> None:
@@ -145,10 +173,12 @@ def produce_live(settings: Settings, seed: int, rate: float) -> None:
     producer, encoder = _producer(settings, refused, client_log), msgspec.json.Encoder()
     started, sent, stop = time.monotonic(), 0, threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda number, frame: stop.set())
-    print(f"producing live to {settings.bootstrap_servers} at ~{rate:g} records/s; Ctrl-C stops", file=sys.stderr)
+    namespace = live_namespace(int(time.time() * 1000))
+    print(f"producing live to {settings.bootstrap_servers} at ~{rate:g} records/s, a world of ids of its own "
+          f"(e-{namespace}000000, ...); Ctrl-C stops", file=sys.stderr)
     try:
         with tqdm(unit=" records", file=sys.stderr, disable=None) as bar:
-            for record in live(seed):
+            for record in live(seed, namespace=namespace):
                 if stop.is_set():
                     break
                 send(producer, settings.topics.input(record.topic), record.key, encoder.encode(record.value))
