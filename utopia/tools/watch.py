@@ -46,7 +46,7 @@ class _Line(msgspec.Struct):
 _line_decoder = msgspec.json.Decoder(_Line)
 
 
-def _add(board: Board, output: str, value: bytes | None, written_at: float) -> None:
+def _add(board: Board, output: str, value: bytes | None, written_at: float | None = None) -> None:
     """A record as it was written, decoded into its output's value; one that is not that value is counted."""
     try:
         board.add(output, _DECODERS[output].decode(value or b"null"), written_at)
@@ -63,9 +63,10 @@ class FileOutputs:
     """A file-mode output directory, tailed: `<topic>.jsonl` files in it or in its subdirectories (demo-out/<dataflow>).
 
     Lines are read up to the last complete one. A file that shrank was replaced by a new run and is
-    read again from its start. Records are stamped with their file's modification time, the latest
-    moment they can have been written: the lines of a run that ended long ago make no rate.
+    read again from its start. A line does not say when it was written: the board counts them.
     """
+
+    timed = False
 
     def __init__(self, directory: Path, topics: Topics):
         if not directory.is_dir():
@@ -86,7 +87,6 @@ class FileOutputs:
         return True
 
     def _tail(self, board: Board, path: Path, output: str) -> None:
-        written_at = path.stat().st_mtime
         with path.open("rb") as file:
             size = file.seek(0, 2)
             start = self.read_to.get(path, 0)
@@ -104,7 +104,7 @@ class FileOutputs:
             except (msgspec.DecodeError, msgspec.ValidationError):
                 board.unreadable += 1
                 continue
-            _add(board, output, bytes(parsed.value), written_at)
+            _add(board, output, bytes(parsed.value))
 
     def notes(self) -> list[str]:
         return []
@@ -115,6 +115,8 @@ class FileOutputs:
 
 class KafkaOutputs:
     """Every partition of every output topic on the broker, assigned (no group), from where the module doc says."""
+
+    timed = True
 
     def __init__(self, settings: Settings, from_beginning: bool = False):
         names = output_names(settings.topics)
@@ -198,25 +200,26 @@ def watch(source: Source, console: Console, seconds: float | None = None, once: 
           notes: Callable[[], Sequence[str]] = tuple) -> None:
     """Draw the board once a second until Ctrl-C, for `seconds`, or, with `once`, one frame of all there is now.
 
-    `notes` gives lines to show under the board at every refresh (utopia.tools.live_demo: processes that stopped).
+    Live, each frame fits the terminal's height; `once` prints the whole frame. `notes` gives lines
+    to show under the board at every refresh (utopia.tools.live_demo: processes that stopped).
     """
-    board = Board()
+    board = Board(timed=source.timed)
 
-    def frame() -> RenderableType:
-        return render(board, time.time(), source.describe(), [*source.notes(), *notes()])
+    def frame(height: int | None) -> RenderableType:
+        return render(board, time.time(), source.describe(), [*source.notes(), *notes()], height)
 
     try:
         if once:
             while not source.read(board, READ_BUDGET_S):
                 pass
-            console.print(frame())
+            console.print(frame(None))
             return
         end = None if seconds is None else time.monotonic() + seconds
         with Live(console=console, auto_refresh=False, transient=False) as live:
             while end is None or time.monotonic() < end:
                 tick = time.monotonic()
                 source.read(board, READ_BUDGET_S)
-                live.update(frame(), refresh=True)
+                live.update(frame(console.height), refresh=True)
                 time.sleep(max(0.0, REFRESH_S - (time.monotonic() - tick)))
     finally:
         source.close()
