@@ -359,3 +359,54 @@ def test_tail_reads_an_output_as_the_workshop_user_and_topics_delete_is_refused_
     left = set(AdminClient(broker.admin_config()).list_topics(timeout=30).topics)
     assert not {t for t in left if t.startswith("kafka-workshop-tools-")}
     assert {f"data-demo-{name}" for name in INPUT_RECORDS} <= left
+
+
+def watched(broker, prefix: str) -> subprocess.CompletedProcess:
+    """`utopia watch --once` as alice, on the outputs of `prefix`, on a terminal wide enough for a note on one line."""
+    return run(broker.env("alice") | {"UTOPIA_OUTPUT_PREFIX": prefix, "COLUMNS": "300"},
+               "-m", "utopia.cli", "watch", "--once")
+
+
+def notes_of(frame: str) -> list[str]:
+    return [line.rstrip() for line in frame.splitlines() if line.startswith("Kafka")]
+
+
+def test_watch_names_the_outputs_it_may_not_read_shows_the_others_and_ends_with_rc_1(broker):
+    from confluent_kafka.admin import (
+        AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType, ResourceType,
+    )
+
+    from tests.test_watch import TOTALS
+    from utopia.models import DeadLetter
+
+    prefix = "kafka-workshop-denied-"  # alice may do anything there, but for the two topics denied below
+    create(Settings.from_env(broker.env("admin") | {"UTOPIA_OUTPUT_PREFIX": prefix}), partitions=3, quiet=True)
+    producer = Producer(broker.admin_config())
+    send(producer, f"{prefix}global-totals", "totals", msgspec.json.encode(TOTALS))
+    send(producer, f"{prefix}dead-letters", "t-1", msgspec.json.encode(
+        DeadLetter("sold_out", "data-demo-tickets", 0, 1, "t-1", "{", "not valid JSON")))
+    producer.flush()
+    deny = [AclBinding(ResourceType.TOPIC, f"{prefix}{name}", ResourcePatternType.LITERAL, "User:alice", "*",
+                       AclOperation.READ, AclPermissionType.DENY) for name in ("event-alerts", "dead-letters")]
+    admin = AdminClient(broker.admin_config())  # must outlive its futures
+    for future in admin.create_acls(deny).values():
+        future.result(timeout=30)
+
+    done = watched(broker, prefix)
+    assert done.returncode == 1 and done.stderr == "", done.stderr
+    assert "1,234 customers   56,789 streams" in done.stdout, done.stdout
+    assert "0 dead letters" in done.stdout, done.stdout  # the one written is not readable
+    assert notes_of(done.stdout) == [
+        f"Kafka denies KAFKA_SASL_USERNAME='alice' reading {prefix}dead-letters, {prefix}event-alerts: the "
+        "principal needs READ and DESCRIBE on them"]
+
+
+def test_watch_of_outputs_hidden_by_the_acls_says_so_not_that_they_do_not_exist(broker):
+    prefix = "other-team-"  # alice has no ACL there: the broker leaves these topics out of her list
+    create(Settings.from_env(broker.env("admin") | {"UTOPIA_OUTPUT_PREFIX": prefix}), partitions=3, quiet=True)
+    done = watched(broker, prefix)
+    assert done.returncode == 1 and done.stderr == "", done.stderr
+    assert "global totals: none yet" in done.stdout, done.stdout
+    assert notes_of(done.stdout) == [
+        "Kafka denies KAFKA_SASL_USERNAME='alice' reading the output topics other-team-*: the principal needs READ "
+        "and DESCRIBE on them"]

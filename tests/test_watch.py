@@ -8,7 +8,7 @@ import time
 
 import msgspec
 import pytest
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from utopia.cli import dataflow_names, main, run_on_files
 from utopia.config import Topics
@@ -17,6 +17,7 @@ from utopia.models import (
     ZipcodePopularEventAlert, ZipcodeTickets,
 )
 from utopia.tools.board import RATE_WINDOW_S, RECENT, Board
+from utopia.tools.dashboard import render
 from utopia.tools.generator import Sizes
 from utopia.tools.live_demo import commands, start, stop, stopped
 from utopia.tools.loading import write_dir
@@ -105,6 +106,15 @@ def test_rates_count_the_last_complete_seconds():
     assert board.rate("event-alerts", T) == 0
 
 
+def test_records_not_known_when_written_are_counted_not_rated():
+    board = Board()
+    board.add("event-alerts", event_alert("e-1", 1))  # a file's line
+    board.add("event-alerts", event_alert("e-2", 1))
+    board.add("event-alerts", event_alert("e-3", 1), T - 1)
+    assert board.records == {"event-alerts": 3}
+    assert board.rate("event-alerts", T + 0.5) == 1 / RATE_WINDOW_S
+
+
 # --- the dashboard, headless, from files ---------------------------------------------------------------------
 
 
@@ -175,6 +185,22 @@ def test_files_are_tailed_a_line_at_a_time_and_a_replaced_file_is_read_again(tmp
     assert board.totals.streams == 3
 
 
+def test_files_show_the_records_read_where_no_rate_can_be_known(demo_out):
+    text = frame(FileOutputs(demo_out, Topics()))
+    assert "records/s" not in text
+    assert stripped(text[text.index("records read"):]) == [
+        "records read",
+        " customer-stream-count   │ 0 │ event-streamer-alerts        │ 0",
+        " top-customer-artists    │ 0 │ must-see-venue               │ 2",
+        " ticket-response         │ 0 │ genre-event-suggestions      │ 0",
+        " top-artists             │ 1 │ global-totals                │ 2",
+        " customers-by-top-artist │ 0 │ zipcode-tickets              │ 2",
+        " trending-artists        │ 2 │ zipcode-popular-event-alerts │ 0",
+        " event-alerts            │ 1 │ dead-letters                 │ 1",
+        "1 dead letters (sold_out 1)",
+    ]
+
+
 def test_a_real_run_shows_its_final_totals(tmp_path):
     write_dir(tmp_path / "in", Sizes(customers=40, artists=8, events=12, tickets=300, streams=800, zipcodes=3), seed=5)
     run_on_files("global_totals", tmp_path / "in", tmp_path / "out")
@@ -183,6 +209,97 @@ def test_a_real_run_shows_its_final_totals(tmp_path):
     value = last["value"]
     assert f"{value['customers']:,} customers   {value['streams']:,} streams   {value['events']:,} events" in text
     assert f"{value['tickets']:,} tickets" in text and value["customers"] == 40 and value["streams"] == 800
+
+
+# --- the dashboard on a terminal of its size ----------------------------------------------------------------------
+
+TITLE = "utopia watch: 14 outputs kafka-workshop-* on localhost:9092"
+
+
+def stripped(text: str) -> list[str]:
+    """The lines of a frame without the spaces rich pads them with."""
+    return [line.rstrip() for line in text.splitlines()]
+
+
+def drawn(frame: RenderableType, width: int, height: int) -> str:
+    console = Console(record=True, width=width, height=height, file=io.StringIO())
+    console.print(frame)
+    return console.export_text()
+
+
+def timed_board(directory) -> Board:
+    """The demo's outputs as a board of Kafka records (they have rates) has them, none written lately."""
+    board = Board()
+    FileOutputs(directory, Topics()).read(board, 0)
+    return board
+
+
+def test_an_80x24_terminal_shows_all_but_the_rates_and_says_so(demo_out):
+    assert stripped(drawn(render(timed_board(demo_out), T, TITLE, height=24), 80, 24)) == [
+        "╭─ utopia watch: 14 outputs kafka-workshop-* on localhost:9092 ────────────────╮",
+        "│ 1,234 customers   56,789 streams   42 events (7 taken place)   4,321 tickets │",
+        "╰───────────────────────────────────────────────── as of 2026-11-24T01:02:03Z ─╯",
+        "top artists                    trending 02:00-03:00 UTC",
+        " # ┃ artist      ┃ streams      # ┃ artist     ┃ streams",
+        "━━━╇━━━━━━━━━━━━━╇━━━━━━━━━    ━━━╇━━━━━━━━━━━━╇━━━━━━━━━",
+        " 1 │ The Bytes   │   5,120      1 │ Nine Lives │      31",
+        " 2 │ a-2         │   4,980",
+        " 3 │ Offset Zero │   4,980",
+        "must-see venues                       busiest zip codes",
+        " most      ┃ venue        ┃ count      zip   ┃ tickets",
+        "━━━━━━━━━━━╇━━━━━━━━━━━━━━╇━━━━━━━    ━━━━━━━╇━━━━━━━━━",
+        " events    │ Red Rocks    │    12      80202 │     318",
+        " customers │ The Fillmore │   318      10001 │      99",
+        "event alerts                          neighbours told of a popular event",
+        "NEARLY_SOLD_OUT e-17: 9 of 10 sold    none yet",
+        "top streamers told of a new event     suggestions",
+        "none yet                              none yet",
+        "1 dead letters (sold_out 1)",
+        "not shown for want of room: records/s",
+    ]
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+@pytest.mark.parametrize("height", [8, 16, 24, 32])
+def test_a_frame_never_runs_past_the_terminal_and_keeps_the_notes(demo_out, width, height):
+    note = "Kafka: " + "a long error " * 12  # over several lines
+    text = drawn(render(timed_board(demo_out), T, TITLE, [note], height), width, height)
+    assert len(text.splitlines()) <= height, text
+    assert " ".join(text.split()).count(note.strip()) == 1, text
+
+
+def test_a_tall_terminal_shows_the_whole_frame(demo_out):
+    board = timed_board(demo_out)
+    assert drawn(render(board, T, TITLE, height=60), 80, 60) == drawn(render(board, T, TITLE), 80, 60)
+
+
+def test_live_frames_fit_the_terminal(demo_out):
+    console = Console(record=True, width=80, height=24, file=io.StringIO())
+    watch(FileOutputs(demo_out, Topics()), console, seconds=1.5)
+    text = console.export_text()
+    assert len(text.splitlines()) <= 24 and stripped(text)[-1] == "not shown for want of room: records read", text
+
+
+@pytest.mark.parametrize(("now", "hour", "closing"), [(T + 1800, "16:00-17:00", "17:05"),
+                                                       (T + 8 * 3600 - 1, "23:00-00:00", "00:05")])
+def test_while_no_hour_has_closed_trending_says_when_the_current_one_closes(now, hour, closing):
+    text = stripped(drawn(render(Board(), now, TITLE), 80, 40))
+    assert text[3:7] == [
+        f"top artists               trending {hour} UTC",
+        " # ┃ artist ┃ streams       # ┃ artist  ┃  streams",
+        "━━━╇━━━━━━━━╇━━━━━━━━━    ━━━━╇━━━━━━━━━╇━━━━━━━━━━",
+        f"none yet                  none yet, closes at {closing}",
+    ]
+
+
+def test_a_file_mode_run_closed_its_hours_at_its_end_so_no_hour_is_due():
+    text = stripped(drawn(render(Board(timed=False), T + 1800, TITLE), 80, 40))
+    assert text[3:7] == [
+        "top artists               trending",
+        " # ┃ artist ┃ streams      # ┃ artist ┃ streams",
+        "━━━╇━━━━━━━━╇━━━━━━━━━    ━━━╇━━━━━━━━╇━━━━━━━━━",
+        "none yet                  none yet",
+    ]
 
 
 def test_the_command_draws_live_for_the_seconds_asked(demo_out, capsys):

@@ -1,7 +1,8 @@
 """`utopia`: run dataflows on files, generate data, manage topics, read an output, and the demo.
 
 Every user error (unknown dataflow, missing directory, bad setting, unreachable broker) ends with
-one line on stderr and exit code 2, never a traceback.
+one line on stderr and exit code 2, never a traceback. `utopia watch` ends with 1 when the ACLs keep
+some outputs from it: its frame names them.
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ def cmd_watch(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
     source = (FileOutputs(args.output, settings.topics) if args.output
               else KafkaOutputs(settings, args.from_beginning))
-    watch(source, Console(), args.seconds, args.once)
+    if not watch(source, Console(), args.seconds, args.once):
+        sys.exit(1)  # the frame names the outputs it may not read
 
 
 def cmd_live_demo(args: argparse.Namespace) -> None:
@@ -202,7 +204,8 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--output", type=Path, help="a file-mode output directory (or demo-out) to tail, not Kafka")
     watch.add_argument("--from-beginning", action="store_true",
                        help="read every output topic from its start (default: only those shown whole)")
-    watch.add_argument("--once", action="store_true", help="print one frame of what is there now and exit")
+    watch.add_argument("--once", action="store_true",
+                       help="print one frame of what is there now and exit (1 if some output may not be read)")
     watch.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
     watch.set_defaults(handler=cmd_watch)
 

@@ -30,9 +30,13 @@ class Board:
     """The state of the dashboard, built from output records (output name, value, when written).
 
     Keys are not needed: every key this board tells apart is in the value too (a venue's metric, a zip code).
+    `timed`: the records come with when they were written (Kafka's timestamps), so the board has
+    rates, and the outputs are live (trending hours close by the clock); a file-mode run's lines
+    say neither, so they are counted, and its hours all closed at the end of its input.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timed: bool = True) -> None:
+        self.timed = timed
         self.totals: GlobalTotals | None = None
         self.top_artists: TopArtists | None = None
         self.trending: TrendingArtists | None = None
@@ -45,12 +49,14 @@ class Board:
         self.dead_letters = 0
         self.dead_letters_by_dataflow: Counter[str] = Counter()
         self.unreadable = 0  # records whose value is not the output's (docs/outputs.md), skipped
+        self.records: Counter[str] = Counter()  # output -> records read
         self._written: dict[str, Counter[int]] = {}  # output -> records per whole second of writing
 
-    def add(self, output: str, value: Output, written_at: float) -> None:
-        """One output record; `written_at` is when it was written (epoch seconds), for the rates."""
-        seconds = self._written.setdefault(output, Counter())
-        seconds[int(written_at)] += 1
+    def add(self, output: str, value: Output, written_at: float | None = None) -> None:
+        """One output record; `written_at` is when it was written (epoch seconds), for the rates, if known."""
+        self.records[output] += 1
+        if written_at is not None:
+            self._written.setdefault(output, Counter())[int(written_at)] += 1
         match value:
             case GlobalTotals():
                 self.totals = value

@@ -6,6 +6,10 @@ totals, rankings and dead-letter count at once; the others, of which it shows ra
 alerts, from the last LOOKBACK records of each partition. `--from-beginning` reads every output
 whole. That suits the demo's sizes; on a topic of millions of records the first frame waits for
 them. No consumer group is joined and no offset committed: partitions are assigned.
+
+Output topics this client may not read are named under the board, and `--once` then ends with rc 1:
+ACLs hide a topic without DESCRIBE from the broker's list (it is asked for by name), and one without
+READ fails its fetches (reported per partition).
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 from rich.console import Console, RenderableType
 from rich.live import Live
 
 from utopia.config import ConfigError, Settings, Topics
-from utopia.io.kafka_io import CLIENT_CONFIG, existing_topics, quiet_log
+from utopia.io.kafka_io import CLIENT_CONFIG, admin, existing_topics, quiet_log
 from utopia.io.kafka_source import CONNECT_TIMEOUT_S
 from utopia.models import OUTPUT_RECORDS
 from utopia.tools.board import WHOLE_HISTORY, Board
@@ -36,6 +40,8 @@ READ_BUDGET_S = 0.5
 
 _NO_LEADER_YET = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
                   KafkaError.UNKNOWN_TOPIC_OR_PART)
+_READ_TO_ITS_END = (KafkaError._PARTITION_EOF, KafkaError.TOPIC_AUTHORIZATION_FAILED)
+"""A partition at its end, or one the ACLs keep this client from reading: as far as it can be read now."""
 _DECODERS = {name: msgspec.json.Decoder(model) for name, model in OUTPUT_RECORDS.items()}
 
 
@@ -46,7 +52,7 @@ class _Line(msgspec.Struct):
 _line_decoder = msgspec.json.Decoder(_Line)
 
 
-def _add(board: Board, output: str, value: bytes | None, written_at: float) -> None:
+def _add(board: Board, output: str, value: bytes | None, written_at: float | None = None) -> None:
     """A record as it was written, decoded into its output's value; one that is not that value is counted."""
     try:
         board.add(output, _DECODERS[output].decode(value or b"null"), written_at)
@@ -63,9 +69,10 @@ class FileOutputs:
     """A file-mode output directory, tailed: `<topic>.jsonl` files in it or in its subdirectories (demo-out/<dataflow>).
 
     Lines are read up to the last complete one. A file that shrank was replaced by a new run and is
-    read again from its start. Records are stamped with their file's modification time, the latest
-    moment they can have been written: the lines of a run that ended long ago make no rate.
+    read again from its start. A line does not say when it was written: the board counts them.
     """
+
+    timed = False
 
     def __init__(self, directory: Path, topics: Topics):
         if not directory.is_dir():
@@ -86,7 +93,6 @@ class FileOutputs:
         return True
 
     def _tail(self, board: Board, path: Path, output: str) -> None:
-        written_at = path.stat().st_mtime
         with path.open("rb") as file:
             size = file.seek(0, 2)
             start = self.read_to.get(path, 0)
@@ -104,9 +110,12 @@ class FileOutputs:
             except (msgspec.DecodeError, msgspec.ValidationError):
                 board.unreadable += 1
                 continue
-            _add(board, output, bytes(parsed.value), written_at)
+            _add(board, output, bytes(parsed.value))
 
     def notes(self) -> list[str]:
+        return []
+
+    def denials(self) -> list[str]:
         return []
 
     def close(self) -> None:
@@ -116,10 +125,14 @@ class FileOutputs:
 class KafkaOutputs:
     """Every partition of every output topic on the broker, assigned (no group), from where the module doc says."""
 
+    timed = True
+
     def __init__(self, settings: Settings, from_beginning: bool = False):
         names = output_names(settings.topics)
-        present = sorted(set(names) & existing_topics(settings))  # one line for an unreachable or refusing broker
-        if not present:
+        listed = existing_topics(settings)  # one line for an unreachable or refusing broker
+        present = sorted(set(names) & listed)
+        self.denied = set(_hidden_by_acls(settings, sorted(set(names) - listed)))  # and those it may not read
+        if not present and not self.denied:
             raise ConfigError(f"no output topic of prefix {settings.topics.output_prefix!r} exists on "
                               f"{settings.bootstrap_servers}: create them with `utopia topics create` and start "
                               "the dataflows")
@@ -154,10 +167,22 @@ class KafkaOutputs:
         self.fault = (time.monotonic(), error.str())
 
     def notes(self) -> list[str]:
-        """The client's latest error while recent: why the numbers may have stopped."""
-        if self.fault is None or time.monotonic() - self.fault[0] > FAULT_SHOWN_S:
+        """The outputs it may not read, and the client's latest error while recent: why numbers are missing."""
+        notes = self.denials()
+        if self.fault is not None and time.monotonic() - self.fault[0] <= FAULT_SHOWN_S:
+            notes.append(f"Kafka: {self.fault[1]}")
+        return notes
+
+    def denials(self) -> list[str]:
+        """One line naming the output topics the ACLs keep from this client, and what it needs; none if none."""
+        if not self.denied:
             return []
-        return [f"Kafka: {self.fault[1]}"]
+        topics = self.settings.topics
+        named = (f"the output topics {topics.output('*')}" if len(self.denied) == len(self.names)
+                 else ", ".join(sorted(self.denied)))
+        sasl = self.settings.security_protocol.startswith("SASL")
+        who = f"KAFKA_SASL_USERNAME={self.settings.sasl_username!r}" if sasl else "this client"
+        return [f"Kafka denies {who} reading {named}: the principal needs READ and DESCRIBE on them"]
 
     def _lookback(self, topic: str, partition: int) -> int:
         """LOOKBACK records before the end; a topic created a moment ago may have no leader yet: asked again."""
@@ -182,8 +207,10 @@ class KafkaOutputs:
                 if error is None:
                     _, stamp = message.timestamp()
                     _add(board, self.names[message.topic()], message.value(), stamp / 1000)
-                elif error.code() == KafkaError._PARTITION_EOF:
+                elif error.code() in _READ_TO_ITS_END:
                     self.behind.discard((message.topic(), message.partition()))
+                    if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                        self.denied.add(message.topic())
             if not messages or time.monotonic() >= deadline:
                 return not self.behind
 
@@ -191,32 +218,50 @@ class KafkaOutputs:
         self.consumer.close()
 
 
+def _hidden_by_acls(settings: Settings, topics: list[str]) -> list[str]:
+    """Those of `topics` (not in the broker's list) that Kafka refuses to describe: they may exist, unseen."""
+    if not topics:
+        return []
+    client = admin(settings)  # must outlive its futures
+    hidden = []
+    for topic, future in client.describe_topics(TopicCollection(topics)).items():
+        try:
+            future.result(timeout=CONNECT_TIMEOUT_S)
+        except KafkaException as error:
+            if error.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                hidden.append(topic)
+    return hidden
+
+
 Source = FileOutputs | KafkaOutputs
 
 
 def watch(source: Source, console: Console, seconds: float | None = None, once: bool = False,
-          notes: Callable[[], Sequence[str]] = tuple) -> None:
+          notes: Callable[[], Sequence[str]] = tuple) -> bool:
     """Draw the board once a second until Ctrl-C, for `seconds`, or, with `once`, one frame of all there is now.
 
-    `notes` gives lines to show under the board at every refresh (utopia.tools.live_demo: processes that stopped).
+    Live, each frame fits the terminal's height; `once` prints the whole frame. `notes` gives lines
+    to show under the board at every refresh (utopia.tools.live_demo: processes that stopped).
+    False if some output could not be read (the frame says which).
     """
-    board = Board()
+    board = Board(timed=source.timed)
 
-    def frame() -> RenderableType:
-        return render(board, time.time(), source.describe(), [*source.notes(), *notes()])
+    def frame(height: int | None) -> RenderableType:
+        return render(board, time.time(), source.describe(), [*source.notes(), *notes()], height)
 
     try:
         if once:
             while not source.read(board, READ_BUDGET_S):
                 pass
-            console.print(frame())
-            return
+            console.print(frame(None))
+            return not source.denials()
         end = None if seconds is None else time.monotonic() + seconds
         with Live(console=console, auto_refresh=False, transient=False) as live:
             while end is None or time.monotonic() < end:
                 tick = time.monotonic()
                 source.read(board, READ_BUDGET_S)
-                live.update(frame(), refresh=True)
+                live.update(frame(console.height), refresh=True)
                 time.sleep(max(0.0, REFRESH_S - (time.monotonic() - tick)))
+        return not source.denials()
     finally:
         source.close()
