@@ -92,6 +92,8 @@ def test_a_whole_number_price_is_a_number():
 def test_tombstone_is_skipped_not_an_error():
     decoded = decode("tickets", None)
     assert (decoded.records, decoded.dead) == ([], [])
+    assert not decoded.caught_up  # a record was read: only a batch of none says its lane is caught up
+    assert DECODER.decode(RecordBatch([], 3, 17)).caught_up
 
 
 @pytest.mark.parametrize(("value", "error"), [

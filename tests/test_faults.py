@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import time
 
 from confluent_kafka import KafkaError
 
@@ -27,7 +28,7 @@ def test_a_repeated_line_is_let_through_once_then_as_a_count_every_window():
 
 
 def test_the_broker_lost_and_back_is_told_once_each(caplog):
-    watch = BrokerWatch("localhost:9092")
+    watch = BrokerWatch("localhost:9092", ask=lambda: False)
     down = KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down")
     with caplog.at_level(logging.WARNING, logger="utopia"):
         for _ in range(5):
@@ -39,6 +40,28 @@ def test_the_broker_lost_and_back_is_told_once_each(caplog):
     assert len(lines) == 2
     assert lines[0].startswith("Kafka at localhost:9092 is unreachable (1/1 brokers are down)")
     assert lines[1].startswith("Kafka at localhost:9092 answers again, after ")
+
+
+def test_the_broker_back_is_told_when_it_answers_a_request_with_no_record_coming(caplog):
+    answers = iter([False, False, True])
+    asked = []
+
+    def ask():
+        asked.append(time.monotonic())
+        return next(answers)
+
+    watch = BrokerWatch("localhost:9092", ask, ask_every_s=0.05)
+    with caplog.at_level(logging.WARNING, logger="utopia"):
+        watch.error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+        watch.error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))  # one asker only
+        deadline = time.monotonic() + 30
+        while watch.lost_at is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        watch.asking.join(timeout=30)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and lines[1].startswith("Kafka at localhost:9092 answers again, after "), lines
+    assert len(asked) == 3  # asked until the first answer, then no more
+    assert all(b - a >= 0.04 for a, b in zip(asked, asked[1:]))  # not in a busy loop
 
 
 def test_a_lost_peer_process_is_one_line_saying_what_to_do(capsys):

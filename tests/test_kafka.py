@@ -1,5 +1,6 @@
 """The samples end to end through the real Apache Kafka broker, started by `make test`."""
 
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from tests.kafka_support import Cluster
 from utopia.config import ConfigError, Settings
 from utopia.io.kafka_io import KafkaIO, admin, existing_topics
 from utopia.io.topics import create, delete, visible
-from utopia.models import Email, Event, Stream, Ticket
+from utopia.models import Artist, Email, Event, Stream, Ticket
 from utopia.tools.generator import Sizes
 from utopia.tools.loading import produce
 
@@ -66,6 +67,25 @@ def test_purchase_event_ticket_through_kafka(cluster):
     assert sorted((r["status"], r["remaining"]) for r in responses) == [
         ("CONFIRMED", 0), ("CONFIRMED", 1), ("CONFIRMED", 2), ("REJECTED", 0), ("REJECTED", 0)]
     assert sorted(r["ticketid"] for r in responses) == [f"t{i}" for i in range(5)]
+
+
+def test_while_tailing_an_hour_is_written_when_the_wall_clock_closes_it_with_no_stream_coming(cluster):
+    # The newest stream, 11:04:50, leaves the watermark 10 s short of closing 10:00-11:00; tailing, it
+    # moves on with the wall clock, and the hour is written some 10 s after, with no stream to close it.
+    # (All within 5 minutes of the newest: none is late, in whatever order the partitions give them.)
+    cluster.produce("artists", [Artist("a1", "Da Vinci", "Pop")])
+    cluster.produce("streams", [Stream("s1", "c1", "a1", "2026-11-25T10:59:51Z"), Stream("s2", "c2", "a1", "2026-11-25T10:59:55Z"),
+                                Stream("s3", "c1", "a2", "2026-11-25T10:59:58Z"), Stream("s4", "c3", "a3", "2026-11-25T11:04:50Z")])
+    live = cluster.start("most_streamed_artists", {"UTOPIA_TAIL": "true"})
+    try:
+        cluster.wait_for("trending-artists", 1, timeout_s=120)
+    finally:
+        live.send_signal(signal.SIGINT)  # a stop writes no hour (11:00-12:00 is still open)
+        _, stderr = live.communicate(timeout=60)
+    assert live.returncode == 0, stderr
+    assert cluster.read("trending-artists") == [("2026-11-25T10:00:00Z", {
+        "window_start": "2026-11-25T10:00:00Z", "window_end": "2026-11-25T11:00:00Z",
+        "top": [{"artistid": "a1", "name": "Da Vinci", "streams": 2}, {"artistid": "a2", "name": None, "streams": 1}]})]
 
 
 def test_output_the_broker_refuses_fails_the_run_loudly(cluster):

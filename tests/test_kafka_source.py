@@ -7,8 +7,11 @@ slow fetch, a quiet topic and the end of a partition are played out on a clock t
 import pytest
 from confluent_kafka import KafkaError, Message
 
+from utopia.codec import Decoder
+from utopia.config import Topics
 from utopia.io import kafka_source
 from utopia.io.kafka_source import PartitionReader, _Merger
+from utopia.models import Stream
 
 MAX_IDLE_S = 1.0
 EOF = "end"
@@ -154,3 +157,38 @@ def test_places_go_on_after_a_resume_from_where_the_snapshot_left_them(monkeypat
         MergedPartition(resumed.merger, part, position)
     assert places(resumed, 0) == []
     assert places(resumed, MAX_IDLE_S) == [(10 << 20) + 2]  # not at 6 << 20, before the records placed earlier
+
+
+def test_a_tailing_worker_that_has_read_all_there_is_says_so_once_a_second(monkeypatch):
+    from utopia.io.kafka_source import MergedPartition
+
+    quiet_then_30 = [[10, 20, EOF], NOTHING, NOTHING, NOTHING, NOTHING, [30, EOF]]
+    worker = Worker(monkeypatch, {"streams": quiet_then_30, "artists": [[5, EOF]]})
+    lead, other = [MergedPartition(worker.merger, part) for part in list(worker.merger.parts.values())]
+    assert lead.next_batch() == []  # the partitions at their end may still get earlier records for a while
+    worker.now += MAX_IDLE_S
+    [batch] = lead.next_batch()
+    assert [m.timestamp()[1] for m in batch.messages] == [5, 10, 20]
+    [said] = lead.next_batch()  # all fetched to the end and released: an empty batch says so
+    assert (len(said), said.lane, said.position) == (0, batch.lane, batch.position + 3)
+    decoded = Decoder("most_streamed_artists", Topics(), {Stream: []}).decode(said)
+    assert decoded.caught_up and decoded.records == [] and decoded.dead == []
+    assert other.next_batch() == []  # only the lead speaks for the worker
+    worker.now += 0.5
+    assert lead.next_batch() == []  # once a second
+    worker.now += 0.5
+    assert [len(b) for b in lead.next_batch()] == [0]
+    worker.now += 1.0
+    assert lead.next_batch() == []  # a record (30) came: held for the idle time, and not caught up meanwhile
+    worker.now += MAX_IDLE_S
+    assert [len(b) for b in lead.next_batch()] == [1]
+
+
+def test_a_worker_that_reads_to_the_end_and_stops_does_not_say_it_is_caught_up(monkeypatch):
+    from utopia.io.kafka_source import MergedPartition
+
+    worker = Worker(monkeypatch, {"streams": [[10, EOF]]}, tail=False)
+    [lead] = [MergedPartition(worker.merger, part) for part in list(worker.merger.parts.values())]
+    assert [len(b) for b in lead.next_batch()] == [1]
+    with pytest.raises(StopIteration):
+        lead.next_batch()

@@ -3,16 +3,20 @@
 import logging
 from datetime import UTC, datetime, timedelta
 
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from hypothesis import given, settings
 
 from dataflows import most_streamed_artists
 from tests import reference
 from tests.conftest import plain
 from tests.strategies import streams_and_artists_log
+from utopia.codec import RecordBatch
 from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Artist, Stream
 from utopia.rules.ranking import TopN
-from utopia.rules.trending import CLOCK, HOUR_MS, HourCounts
+from utopia.rules import trending as trending_rules
+from utopia.rules.trending import CLOCK, HOUR_MS, ArtistNames, CaughtUp, Closings, HourCounts
+from utopia.steps import Placed
 
 
 def streams(customer, artist, count, at=None):
@@ -168,3 +172,91 @@ def test_an_hour_no_stream_closes_is_woken_for_when_the_system_clock_closes_it()
     clock.on_item(HourCounts(ms - ms % HOUR_MS, ms, 1, {"a1": 1}, {"a1": 0}))
     assert clock.to_system_utc(datetime(2020, 1, 1, 11, tzinfo=UTC)) == clock.now + timedelta(minutes=35)
     assert clock.to_system_utc(datetime(2020, 1, 1, 10, 25, tzinfo=UTC)) == clock.now  # reached: due now
+
+
+def ms_of(at):
+    return int(datetime.fromisoformat(at).timestamp() * 1000)
+
+
+def closed_hour(start, counts):
+    return HourCounts(ms_of(start), ms_of(start) + 1, 1, counts, {artist: n for n, artist in enumerate(counts)})
+
+
+def test_an_hour_the_wall_clock_closed_is_named_once_every_lane_is_caught_up():
+    names = ArtistNames("global")
+    names.apply(Placed(1, 5, Artist("a1", "Old", "Pop")))
+    hour = closed_hour("2020-01-01T05:00:00+00:00", {"a1": 2})
+    assert names.apply(hour) == []  # no lane heard of yet: a stream that closed it may be on the way
+    assert names.apply(Closings(1, {ms_of("2020-01-01T05:00:00+00:00"): 3})) == []  # lane 1 streams on
+    assert names.apply(Closings(2, {ms_of("2020-01-01T04:00:00+00:00"): 4})) == []  # and lane 2
+    assert names.apply(CaughtUp(1)) == []  # lane 1 has read all there is, lane 2 still reads
+    names.apply(Placed(1, 9, Artist("a1", "New", "Pop")))
+    [(key, value)] = names.apply(CaughtUp(2))  # now no stream is on the way: the latest names
+    assert (key, plain(value)) == ("2020-01-01T05:00:00Z", {
+        "window_start": "2020-01-01T05:00:00Z", "window_end": "2020-01-01T06:00:00Z",
+        "top": [{"artistid": "a1", "name": "New", "streams": 2}]})
+    later = closed_hour("2020-01-01T06:00:00+00:00", {"a2": 1})
+    assert [plain(v)["window_start"] for _, v in names.apply(later)] == ["2020-01-01T06:00:00Z"]  # at once
+    assert names.apply(Closings(2, {ms_of("2020-01-01T06:00:00+00:00"): 10})) == []  # lane 2 reads again
+    assert names.apply(closed_hour("2020-01-01T07:00:00+00:00", {"a1": 1})) == []  # so it waits for it
+
+
+def test_an_hour_a_stream_closed_keeps_the_names_of_then_when_the_lanes_catch_up():
+    names = ArtistNames("global")
+    names.apply(Placed(1, 1, Artist("a1", "Old", "Pop")))
+    names.apply(Closings(1, {ms_of("2020-01-01T06:00:00+00:00"): 2}))  # the stream at 2 closed 05:00-06:00
+    names.apply(Placed(1, 3, Artist("a1", "New", "Pop")))
+    names.apply(CaughtUp(1))
+    [(_, value)] = names.apply(closed_hour("2020-01-01T05:00:00+00:00", {"a1": 2}))
+    assert [t.name for t in value.top] == ["Old"]
+
+
+class Tailing(FixedPartitionedSource):
+    """Batches of records, then, as a caught-up Kafka reader says, empty batches, the wall clock moving on by
+    `step` each; it ends when that clock reaches `until`. Notes the clock when each output first came."""
+
+    def __init__(self, batches, clock, step, until, outputs, seen):
+        self.batches, self.clock, self.step, self.until, self.outputs, self.seen = (
+            batches, clock, step, until, outputs, seen)
+
+    def list_parts(self):
+        return ["tailing"]
+
+    def build_part(self, step_id, for_part, resume_state):
+        source = self
+
+        class Part(StatefulSourcePartition):
+            def next_batch(self):
+                for record in source.outputs[len(source.seen):]:
+                    source.seen.append((source.clock[0], record))
+                if source.batches:
+                    return [source.batches.pop(0)]
+                if source.clock[0] >= source.until:
+                    raise StopIteration()
+                source.clock[0] += source.step
+                return [RecordBatch([], 0, position)]
+
+            def snapshot(self):
+                return None
+
+        position = sum(len(batch) for batch in self.batches)
+        return Part()
+
+
+def test_while_tailing_an_hour_is_written_once_the_wall_clock_passes_its_end_and_the_wait(monkeypatch):
+    clock = [datetime(2020, 1, 1, 5, 59, 30, tzinfo=UTC)]  # the streams are read at 05:59:30
+    monkeypatch.setattr(trending_rules, "now", lambda: clock[0])
+    records = kafka_records([Artist("a1", "Da Vinci", "Pop")] + streams("c1", "a1", 2, "2020-01-01T05:10:00Z")
+                            + streams("c2", "a2", 1, "2020-01-01T05:59:00Z"))
+    io = TestingIO(records)
+    seen = []
+    tailing = Tailing([RecordBatch(records, 0, 0)], clock, timedelta(seconds=30),
+                      datetime(2020, 1, 1, 6, 15, tzinfo=UTC), io.outputs["trending-artists"], seen)
+    monkeypatch.setattr(io, "source", lambda dataflow, topics: tailing)
+    run(most_streamed_artists.build(io))
+    [(written_at, (key, value))] = seen  # written while the input was still open, not at its end
+    # The watermark, 05:54 when the last stream was read at 05:59:30, passes 06:00 at 06:05:30.
+    assert datetime(2020, 1, 1, 6, 5, 30, tzinfo=UTC) <= written_at < datetime(2020, 1, 1, 6, 15, tzinfo=UTC)
+    assert (key, plain(value)) == ("2020-01-01T05:00:00Z", {
+        "window_start": "2020-01-01T05:00:00Z", "window_end": "2020-01-01T06:00:00Z",
+        "top": [{"artistid": "a1", "name": "Da Vinci", "streams": 2}, {"artistid": "a2", "name": None, "streams": 1}]})

@@ -117,6 +117,15 @@ class Batch:
         self.end = source.position + len(source)
         self._by_type = by_type  # made when first needed, if a function
 
+    @property
+    def caught_up(self) -> bool:
+        """Whether this is no batch of records but word that its lane has read all there is for now.
+
+        A tailing Kafka reader says so while it waits for new records (utopia.io.kafka_source), so
+        that a step whose output waits for the next record knows none is on the way.
+        """
+        return self.end == self.position
+
     def raw(self, indices: Sequence[int]) -> list[InRecord | Message]:
         """These good records as read: `InRecord`s, or Kafka messages (`as_in_record` turns one into the other)."""
         if self._index is not None:
@@ -446,6 +455,8 @@ class Decoder:
         """
         readers, runs = self.readers, batch.runs
         topics = {topic for topic, _ in runs}
+        if not topics:  # the reader is caught up
+            return Batch([], [], batch)
         if len(topics) == 1:
             reader = readers[topics.pop()]
             records = reader.read_all(list(map(Message.value, batch.messages)))

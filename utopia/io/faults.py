@@ -73,13 +73,24 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-class BrokerWatch:
-    """Whether the brokers answer, from the clients' error callbacks: told once when lost, once when back."""
+ASK_EVERY_S = 1.0
+"""How often a lost broker is asked whether it answers again."""
 
-    def __init__(self, servers: str):
-        self.servers = servers
+
+class BrokerWatch:
+    """Whether the brokers answer: told once when the clients lose them all, once at their first answer again.
+
+    librdkafka's error callback says when every broker is down, never when one is back. Records
+    that come again say so, but a quiet topic brings none: the return of a broker was logged 12
+    minutes late, with the next record. So while they are lost, a thread asks them (`ask`, a
+    metadata request that waits about `ask_every_s`) until they answer.
+    """
+
+    def __init__(self, servers: str, ask: Callable[[], bool], ask_every_s: float = ASK_EVERY_S):
+        self.servers, self.ask, self.ask_every_s = servers, ask, ask_every_s
         self.lost_at: float | None = None
         self.lock = threading.Lock()
+        self.asking: threading.Thread | None = None
 
     def error(self, error: KafkaError) -> None:
         """A client's `error_cb`: librdkafka retries by itself; only a lost cluster is worth a line."""
@@ -89,10 +100,21 @@ class BrokerWatch:
             if self.lost_at is not None:
                 return
             self.lost_at = time.monotonic()
+            if self.asking is None or not self.asking.is_alive():
+                self.asking = threading.Thread(target=self._ask_until_answered, name="utopia-broker-watch", daemon=True)
+                self.asking.start()
         log.warning("Kafka at %s is unreachable (%s); waiting for it, nothing is lost", self.servers, error.str())
 
+    def _ask_until_answered(self) -> None:
+        while self.lost_at is not None:
+            started = time.monotonic()
+            if self.ask():
+                self.answered()
+                return
+            time.sleep(max(0.0, self.ask_every_s - (time.monotonic() - started)))
+
     def answered(self) -> None:
-        """Records or the end of a partition came: the brokers answer."""
+        """The brokers answered (records, the end of a partition, or metadata): they are back."""
         if self.lost_at is None:
             return
         with self.lock:
@@ -104,11 +126,11 @@ class BrokerWatch:
 _watches: dict[str, BrokerWatch] = {}
 
 
-def broker_watch(servers: str) -> BrokerWatch:
-    """The process's one watch of these servers."""
+def broker_watch(servers: str, ask: Callable[[], bool]) -> BrokerWatch:
+    """The process's one watch of these servers (`ask` is taken from the first caller)."""
     watch = _watches.get(servers)
     if watch is None:
-        watch = _watches[servers] = BrokerWatch(servers)
+        watch = _watches[servers] = BrokerWatch(servers, ask)
     return watch
 
 

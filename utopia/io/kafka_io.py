@@ -92,7 +92,7 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
         # it from auto.offset.reset=error). Unlike the logical beginning, offset 0 needs no offset
         # lookup before the first fetch.
         start = 0 if self.settings.start_offset == "earliest" else OFFSET_END
-        watch = broker_watch(self.settings.bootstrap_servers)
+        watch = broker_watch(self.settings.bootstrap_servers, MetadataProbe(self.settings))
         config = self.settings.kafka_config() | CLIENT_CONFIG | FETCH_CONFIG | {
             "group.id": self.settings.topics.client_id(self.dataflow),
             "client.id": self.settings.topics.client_id(self.dataflow),
@@ -109,6 +109,28 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
         merger = merger_for((id(self), step_id), settings.batch_size, settings.tail, settings.max_idle_ms / 1000)
         reader = PartitionReader(for_part, config, topic, int(partition), offset, watch.answered, self.deleted)
         return MergedPartition(merger, reader, position)
+
+
+class MetadataProbe:
+    """Whether the brokers answer a metadata request within a second: asked while they are lost (BrokerWatch).
+
+    Its client is made at the first outage and kept for the next; it retries a failed connection
+    every second at most (librdkafka backs off to 10 s by default), so a broker back is seen soon.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.client: AdminClient | None = None
+
+    def __call__(self) -> bool:
+        if self.client is None:
+            self.client = AdminClient(self.settings.kafka_config() | CLIENT_CONFIG | {
+                "reconnect.backoff.max.ms": 1000, "logger": quiet_log})
+        try:
+            self.client.list_topics(timeout=1.0)
+        except KafkaException:
+            return False
+        return True
 
 
 class OutputEncoder:

@@ -13,7 +13,8 @@ topic, partition) order, the order file mode replays files in. A partition with 
 broker not fetched yet holds the others back until they are fetched, however slow the machine or
 the broker (as Kafka Streams waits for a partition with lag, KIP-695). A partition fetched to its
 end holds them back for at most `UTOPIA_MAX_IDLE_MS`, so a quiet topic never stalls a live
-dataflow; at the end of a partition with UTOPIA_TAIL=false it is simply done.
+dataflow; at the end of a partition with UTOPIA_TAIL=false it is simply done. A worker whose
+partitions are all fetched to their end and released says so once a second, with an empty batch.
 
 Timestamps of one partition are taken as their running maximum, so each partition's records keep
 their offset order whatever their timestamps.
@@ -40,6 +41,8 @@ from utopia.io import stopping
 CONNECT_TIMEOUT_S = 10.0
 IDLE_POLL = timedelta(milliseconds=10)
 """How soon a worker with nothing to release looks again."""
+CAUGHT_UP_EVERY_S = 1.0
+"""How often a worker that has read all there is says so (an empty batch), while it stays so."""
 _FOREVER = float("inf")
 _last = itemgetter(-1)
 _stamp = itemgetter(1)  # of Message.timestamp(): (type, milliseconds)
@@ -224,6 +227,15 @@ class _Merger:
     def finished(self) -> bool:
         return all(part.drained for part in self.parts.values())
 
+    @property
+    def caught_up(self) -> bool:
+        """Whether, tailing, every partition is fetched to its end and all of it released: nothing is on the way."""
+        return self.tail and all(part.at_end and not part.pending for part in self.parts.values() if not part.closed)
+
+    def caught_up_batch(self) -> KafkaBatch:
+        """A batch of no records, at the lane's next place: word that the lane is caught up (`Batch.caught_up`)."""
+        return KafkaBatch([], None, self.lane, self.position)
+
 
 def _before(stamps: list[int], bound: float) -> int:
     """How many of these (sorted) timestamps are before `bound`."""
@@ -276,6 +288,7 @@ class MergedPartition(StatefulSourcePartition[KafkaBatch, tuple[int, int]]):
         merger.add(part)
         merger.resume_at(position)
         self.awake: datetime | None = None
+        self.caught_up_said: float | None = None  # when the lead last said its lane is caught up (monotonic)
 
     @property
     def lead(self) -> bool:
@@ -288,12 +301,29 @@ class MergedPartition(StatefulSourcePartition[KafkaBatch, tuple[int, int]]):
             if self.merger.finished:
                 raise StopIteration()
             batches = self.merger.release()
-            self.awake = None if batches else datetime.now(UTC) + IDLE_POLL
-            return batches
+            if batches:
+                self.awake = None
+                return batches
+            self.awake = datetime.now(UTC) + IDLE_POLL
+            return self._caught_up()
         if self.part.drained:
             raise StopIteration()
         self.awake = datetime.now(UTC) + IDLE_POLL
         return []
+
+    def _caught_up(self) -> list[KafkaBatch]:
+        """While tailing with nothing left to read, a batch that says so (at most once a second).
+
+        An hour of trending-artists that the wall clock closed otherwise waited for the next stream
+        to be written (utopia.rules.trending.ArtistNames).
+        """
+        now = time.monotonic()
+        if self.caught_up_said is not None and now - self.caught_up_said < CAUGHT_UP_EVERY_S:
+            return []
+        if not self.merger.caught_up:
+            return []
+        self.caught_up_said = now
+        return [self.merger.caught_up_batch()]
 
     def next_awake(self) -> datetime | None:
         return self.awake

@@ -7,7 +7,8 @@ per hour and batch reaches the window.
 
 The clock is Bytewax's `EventClock` kept per lane (per worker reading the input), the watermark
 being the lowest of theirs: workers do not wait for each other, and with one clock for all, a
-worker a few minutes of stream time ahead would make every stream of the others late.
+worker a few minutes of stream time ahead would make every stream of the others late. While no
+stream comes it moves on with the wall clock (`now`), so a tailing run closes an hour by itself.
 """
 
 from __future__ import annotations
@@ -48,10 +49,22 @@ class HourCounts(msgspec.Struct, gc=False):
 
 
 class Closings(msgspec.Struct, gc=False):
-    """Where in a batch each hour was closed: the first stream at least the wait past the hour's end."""
+    """Where in a batch of `lane` each hour was closed: the first stream at least the wait past the hour's end."""
 
+    lane: int
     at: dict[int, int]
     """Hour end (epoch ms) -> input position of that stream."""
+
+
+class CaughtUp(msgspec.Struct, gc=False):
+    """`lane` has read all its input for now (utopia.io.kafka_source): no stream of it is on the way."""
+
+    lane: int
+
+
+def now() -> datetime:
+    """The wall clock, which moves the watermark on while no stream comes (tests put their own clock here)."""
+    return datetime.now(UTC)
 
 
 class LaneClock(Clock[HourCounts, dict]):
@@ -64,11 +77,11 @@ class LaneClock(Clock[HourCounts, dict]):
 class _LaneClockLogic(ClockLogic[HourCounts, dict]):
     def __init__(self, lanes: dict[int, tuple[datetime, datetime]]):
         self.lanes = lanes  # lane -> (its newest stream time, the system time it was seen)
-        self.now = datetime.now(UTC)
+        self.now = now()
         self.watermark = UTC_MIN
 
     def before_batch(self) -> None:
-        self.now = max(self.now, datetime.now(UTC))
+        self.now = max(self.now, now())
 
     def on_item(self, value: HourCounts) -> tuple[datetime, datetime]:
         at = datetime.fromtimestamp(value.newest_ms / 1000, UTC)
@@ -116,13 +129,15 @@ CLOCK = LaneClock()
 HOURS = TumblingWindower(length=timedelta(milliseconds=HOUR_MS), align_to=datetime(2000, 1, 1, tzinfo=UTC))
 
 
-def hour_counts(batch: Batch) -> list[tuple[str, HourCounts | Closings]]:
+def hour_counts(batch: Batch) -> list[tuple[str, HourCounts | Closings | CaughtUp]]:
     """The streams of a batch counted per hour of their time (the record's timestamp if it has none).
 
     A stream more than the wait older than one before it in the batch is late already: the window
     would see it after its newer neighbour. It is logged, not counted. Also says where in the batch
-    each hour closed (`Closings`), for the names on its record.
+    each hour closed (`Closings`), for the names on its record, or that the lane is caught up.
     """
+    if batch.caught_up:
+        return [(GLOBAL, CaughtUp(batch.lane))]
     hours: dict[int, HourCounts] = {}
     closings: dict[int, int] = {}
     for _, streams, indices in batch.runs((Stream,)):
@@ -148,9 +163,9 @@ def hour_counts(batch: Batch) -> list[tuple[str, HourCounts | Closings]]:
                 hour.newest_ms = max(hour.newest_ms, newest[start])
             hour.counts[artist] = hour.counts.get(artist, 0) + n
             hour.reached[artist] = reached[start, artist]
-    items: list[tuple[str, HourCounts | Closings]] = [(GLOBAL, hour) for hour in hours.values()]
+    items: list[tuple[str, HourCounts | Closings | CaughtUp]] = [(GLOBAL, hour) for hour in hours.values()]
     if closings:
-        items.append((GLOBAL, Closings(closings)))
+        items.append((GLOBAL, Closings(batch.lane, closings)))
     return items
 
 
@@ -164,7 +179,7 @@ def _closings(times: list[int], positions: list[int], closings: dict[int, int]) 
         end += HOUR_MS
 
 
-def is_hour(item: tuple[str, HourCounts | Closings]) -> bool:
+def is_hour(item: tuple[str, HourCounts | Closings | CaughtUp]) -> bool:
     return isinstance(item[1], HourCounts)
 
 
@@ -215,7 +230,7 @@ def closed_window(keyed: tuple[str, tuple[int, HourCounts]]) -> list[tuple[str, 
     return [(GLOBAL, keyed[1][1])]
 
 
-def closings(keyed: tuple[str, Closings]) -> list[tuple[str, Closings]]:
+def closings(keyed: tuple[str, Closings | CaughtUp]) -> list[tuple[str, Closings | CaughtUp]]:
     return [keyed]
 
 
@@ -232,10 +247,12 @@ class ArtistNames:
     An hour's record names its artists as they were when it closed: at the stream that passed its
     end by the wait (`Closings`), or at the end of the input. The closed window and that stream
     come by different paths, so a window waits here until it is known where it closed; as of a
-    place in the input, the names are the same however records are batched.
+    place in the input, the names are the same however records are batched. A window the wall
+    clock closed, while tailing, has no such stream: once every lane is caught up (`CaughtUp`, and
+    no stream since), none is on the way, and it takes the latest names.
     """
 
-    __slots__ = ("names", "closed_at", "waiting")
+    __slots__ = ("names", "closed_at", "waiting", "caught_up")
 
     placed = (Artist,)
 
@@ -243,8 +260,9 @@ class ArtistNames:
         self.names: dict[str, tuple[list[int], list[str | None]]] = {}
         self.closed_at: dict[int, int] = {}  # hour end -> position of the stream that closed it
         self.waiting: list[HourCounts] = []
+        self.caught_up: dict[int, bool] = {}  # lane -> whether it said so after its last streams
 
-    def apply(self, item: Placed | Closings | HourCounts) -> list[Out]:
+    def apply(self, item: Placed | Closings | CaughtUp | HourCounts) -> list[Out]:
         if isinstance(item, Placed):
             artist = item.value
             positions, names = self.names.setdefault(artist.id, ([], []))
@@ -253,15 +271,19 @@ class ArtistNames:
             names.insert(at, artist.name)
             return []
         if isinstance(item, Closings):
+            self.caught_up[item.lane] = False
             for end, position in item.at.items():
                 self.closed_at[end] = min(position, self.closed_at.get(end, position))
+        elif isinstance(item, CaughtUp):
+            self.caught_up[item.lane] = True
         else:
             self.waiting.append(item)
+        caught_up = bool(self.caught_up) and all(self.caught_up.values())
         waiting, self.waiting, out = self.waiting, [], []
         for hour in waiting:
             closed = [position for end, position in self.closed_at.items() if end >= hour.start_ms + HOUR_MS]
-            if closed:
-                out.append(self.record(hour, min(closed)))
+            if closed or caught_up:
+                out.append(self.record(hour, min(closed, default=None)))
             else:
                 self.waiting.append(hour)
         return out

@@ -84,10 +84,13 @@ class ChangelogState(Protocol[R]):
 
 
 @operator
-def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], Sequence[Required]]) -> Stream[Batch]:
+def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], Sequence[Required]],
+         caught_up: bool = False) -> Stream[Batch]:
     """Read and decode the input topics of `reads` (record type -> required foreign keys).
 
-    Bad records go to the dead-letter topic; the stream carries batches of good ones in input order.
+    Bad records go to the dead-letter topic; the stream carries batches of good ones in input order,
+    and with `caught_up` also the empty batches that say a lane has read all there is for now
+    (`Batch.caught_up`), for a dataflow whose outputs would otherwise wait for the next record.
     """
     decoder = Decoder(flow.flow_id, io.topics, reads, io.zone)
     raw = op.input("consume", flow, io.source(flow.flow_id, decoder.topics))
@@ -106,11 +109,15 @@ def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], 
     sink = io.sink(flow.flow_id, "dead-letters")
     items_of = _items_of(sink)
     op.output("dead_letters", op.flat_map("bad_records", decoded, lambda batch: items_of(batch.dead)), sink)
-    return op.filter("good_records", decoded, _has_records)
+    return op.filter("good_records", decoded, _has_records_or_is_caught_up if caught_up else _has_records)
 
 
 def _has_records(batch: Batch) -> bool:
     return bool(batch.records)
+
+
+def _has_records_or_is_caught_up(batch: Batch) -> bool:
+    return bool(batch.records) or batch.caught_up
 
 
 @operator
