@@ -61,6 +61,11 @@ def test_one_line_says_how_many_wait_in_the_process_however_many_steps_hold_reco
     from utopia.models import Stream, Ticket
 
     monkeypatch.setattr(WAITING_LOG, "next_at", 0.0)  # due now, then not for every_s
+    # As in a new process: nothing logged or waiting yet, and the lines reach caplog even after a test in this process
+    # has called configure_logging (which stops them at the "utopia" logger).
+    monkeypatch.setattr(WAITING_LOG, "logged", 0)
+    monkeypatch.setattr(HeldUntilKnown, "waiting_in_process", 0)
+    monkeypatch.setattr(logging.getLogger("utopia"), "propagate", True)
     io = TestingIO(kafka_records([Stream("s1", "c1", "a1"), Ticket("t1", "c1", "e1")]), batch_size=1)
     with caplog.at_level(logging.WARNING, "utopia"):
         run(suggested_events_genre.build(io), 1)
