@@ -4,7 +4,8 @@ SASL_SSL with PLAIN on a listener whose certificate is signed by a CA the test m
 in no system trust store), ACLs enforced (StandardAuthorizer), topics never created on first
 use, and the workshop's rules for the user `alice`: consumer groups and output topics only under
 `kafka-workshop-`, input topics (`data-demo-`) read-only. The user `bob` may read the inputs (topics
-and groups) and see the output topics, but write none. The broker `admin` is a super user.
+and groups) and see the output topics, but write none; `carol` has no ACL but what a test grants. The broker
+`admin` is a super user.
 It runs from the jars `make kafka-up` fetched, on free ports of localhost, in a temporary folder.
 """
 
@@ -24,7 +25,7 @@ from confluent_kafka.admin import (
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBS = Path(os.environ.get("KAFKA_HOME_DIR", ROOT / ".kafka")) / "libs"
-PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
+PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
 _QUIET = logging.getLogger("tests.secure_broker.clients")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False

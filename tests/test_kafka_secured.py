@@ -404,7 +404,8 @@ def test_watch_names_the_outputs_it_may_not_read_shows_the_others_and_ends_with_
 
 
 def test_watch_of_outputs_hidden_by_the_acls_says_so_not_that_they_do_not_exist(broker):
-    prefix = "other-team-"  # alice has no ACL there: the broker leaves these topics out of her list
+    prefix = "other-team-"  # alice has no topic ACL there: the broker leaves these topics out of her list
+    broker.grant(allow("alice", ResourceType.GROUP, prefix, AclOperation.READ))  # only the topics are refused
     create(Settings.from_env(broker.env("admin") | {"UTOPIA_OUTPUT_PREFIX": prefix}), partitions=3, quiet=True)
     done = watched(broker, prefix)
     assert done.returncode == 1 and done.stderr == "", done.stderr
@@ -412,3 +413,17 @@ def test_watch_of_outputs_hidden_by_the_acls_says_so_not_that_they_do_not_exist(
     assert notes_of(done.stdout) == [
         "Kafka denies KAFKA_SASL_USERNAME='alice' reading the output topics other-team-*: the principal needs READ "
         "and DESCRIBE on them"]
+
+
+def test_tail_and_watch_without_their_consumer_group_name_the_group_acl_in_one_line(broker):
+    # carol may read the outputs but has no group ACL: confluent-kafka's consumers look up their group's coordinator
+    # even when they only read assigned partitions, and tail said only "Group authorization failed".
+    broker.grant(*(allow("carol", ResourceType.TOPIC, "kafka-workshop-", operation)
+                   for operation in (AclOperation.READ, AclOperation.DESCRIBE)))
+    for command, group in ((["tail", "global-totals"], "kafka-workshop-tail"),
+                           (["watch", "--once"], "kafka-workshop-watch")):
+        done = run(broker.env("carol"), "-m", "utopia.cli", *command)
+        assert done.returncode == 2, done.stderr
+        assert one_line(done.stderr) == (
+            f"utopia: the principal (KAFKA_SASL_USERNAME='carol') may not describe consumer group {group}: it needs "
+            "READ or DESCRIBE on it (a group ACL on that name, or on the prefix kafka-workshop-)")

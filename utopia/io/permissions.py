@@ -38,8 +38,7 @@ def check_access(settings: Settings, group: str, inputs: list[str], outputs: lis
     allowed = _operations(client, [*inputs, *outputs])
     refused = []
     if _group_refused(client, group):
-        refused.append(f"describe consumer group {group}: it needs READ or DESCRIBE on it (a group ACL on that name, "
-                       f"or on the prefix {settings.topics.output_prefix})")
+        refused.append(_group_needs(settings, group))
     for role, topics, action, operation, prefix in (
         ("input", inputs, "read", AclOperation.READ, settings.topics.input_prefix),
         ("output", outputs, "write to", AclOperation.WRITE, settings.topics.output_prefix),
@@ -54,6 +53,19 @@ def check_access(settings: Settings, group: str, inputs: list[str], outputs: lis
             refused.append(f"{action} {role} topic(s) {', '.join(lacking)}: it needs {operation.name} on them {acl}")
     if refused:
         raise ConfigError(f"{_principal(settings)} may not {'; may not '.join(refused)}")
+
+
+def check_group(settings: Settings, group: str) -> None:
+    """DESCRIBE on `group`, or a ConfigError naming it. A consumer that only reads assigned partitions still looks up
+    its group's coordinator (confluent-kafka wants a group.id): `utopia tail` and `utopia watch` too."""
+    client = AdminClient(settings.kafka_config() | {"logger": _quiet})  # must outlive its futures
+    if _group_refused(client, group):
+        raise ConfigError(f"{_principal(settings)} may not {_group_needs(settings, group)}")
+
+
+def _group_needs(settings: Settings, group: str) -> str:
+    return (f"describe consumer group {group}: it needs READ or DESCRIBE on it (a group ACL on that name, or on the "
+            f"prefix {settings.topics.output_prefix})")
 
 
 def write_refused(settings: Settings, error: KafkaError, topic: str) -> str:

@@ -29,6 +29,7 @@ from utopia.config import ConfigError, Settings
 from utopia.io.faults import client_log, configure_logging
 from utopia.io.kafka_io import CLIENT_CONFIG, existing_topics
 from utopia.io.kafka_source import CONNECT_TIMEOUT_S
+from utopia.io.permissions import check_group
 
 LAST = 10
 """Records of each partition printed by default, from its end."""
@@ -82,6 +83,7 @@ def batches(settings: Settings, topic: str, start: int, follow: bool) -> Iterato
     if topic not in existing_topics(settings):  # also one line for an unreachable or refusing broker
         raise ConfigError(f"output topic {topic} does not exist on {settings.bootstrap_servers}: create it with "
                           "`utopia topics create` and run its dataflow")
+    check_group(settings, settings.topics.client_id("tail"))
     consumer = Consumer(settings.kafka_config() | CLIENT_CONFIG | {
         "group.id": settings.topics.client_id("tail"),  # none joined: the partitions are assigned
         "client.id": settings.topics.client_id("tail"),

@@ -26,6 +26,7 @@ from rich.live import Live
 from utopia.config import ConfigError, Settings, Topics
 from utopia.io.kafka_io import CLIENT_CONFIG, admin, existing_topics, quiet_log
 from utopia.io.kafka_source import CONNECT_TIMEOUT_S
+from utopia.io.permissions import check_group
 from utopia.models import OUTPUT_RECORDS
 from utopia.tools.board import WHOLE_HISTORY, Board
 from utopia.tools.dashboard import render
@@ -136,6 +137,7 @@ class KafkaOutputs:
             raise ConfigError(f"no output topic of prefix {settings.topics.output_prefix!r} exists on "
                               f"{settings.bootstrap_servers}: create them with `utopia topics create` and start "
                               "the dataflows")
+        check_group(settings, settings.topics.client_id("watch"))
         self.settings, self.names, self.present = settings, names, present
         self.fault: tuple[float, str] | None = None  # the latest error the client reported, and when
         self.consumer = Consumer(settings.kafka_config() | CLIENT_CONFIG | {
