@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import msgspec
 import pytest
@@ -104,7 +106,7 @@ def test_a_broker_outage_is_told_once_when_it_starts_and_once_when_it_answers_ag
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     said = Said(live)
     output = "kafka-workshop-outage-customer-stream-count"
-    try:
+    with through_an_outage(broker, live):
         counted(broker, output, {"c0": 10, "c1": 10, "c2": 10})  # it has started and read the streams
         broker.stop()
         said.wait_for("is unreachable")
@@ -117,10 +119,6 @@ def test_a_broker_outage_is_told_once_when_it_starts_and_once_when_it_answers_ag
         counted(broker, output, {"c0": 11, "c1": 10, "c2": 10})  # it reads it
         live.send_signal(signal.SIGINT)
         live.wait(timeout=60)
-    finally:
-        live.kill()
-        if broker.process.poll() is not None:
-            broker.start()
     stderr = said.text()
     lines = stderr.splitlines()
     assert sum("is unreachable" in line for line in lines) == 1, stderr
@@ -129,6 +127,17 @@ def test_a_broker_outage_is_told_once_when_it_starts_and_once_when_it_answers_ag
     assert all(" customer_stream_count " in line for line in lines), stderr
     counts = read_topic(broker.admin_config(), output)
     assert {key: value["streams"] for key, value in counts} == {"c0": 11, "c1": 10, "c2": 10}  # exact after it
+
+
+@contextmanager
+def through_an_outage(broker: SecureBroker, process: subprocess.Popen) -> Iterator[None]:
+    """However the test ends: `process` killed if it still runs, and the broker up again for the next tests."""
+    try:
+        yield
+    finally:
+        process.kill()
+        if broker.process.poll() is not None:
+            broker.start()
 
 
 class Said:
@@ -192,7 +201,7 @@ def test_a_live_feed_through_an_outage_logs_a_few_lines_and_stops_cleanly(broker
     feed = subprocess.Popen([sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "50"],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     said = Said(feed)
-    try:
+    with through_an_outage(broker, feed):
         produced_to(broker, "outage-feed-streams", more_than=0)
         broker.stop()
         time.sleep(15)  # an outage: librdkafka retries all the while, and would say so hundreds of times
@@ -200,10 +209,6 @@ def test_a_live_feed_through_an_outage_logs_a_few_lines_and_stops_cleanly(broker
         produced_to(broker, "outage-feed-streams", more_than=produced_to(broker, "outage-feed-streams", more_than=0))
         feed.send_signal(signal.SIGTERM)
         feed.wait(timeout=120)
-    finally:
-        feed.kill()
-        if broker.process.poll() is not None:
-            broker.start()
     stderr = said.text()
     assert feed.returncode == 0, stderr
     lines = stderr.splitlines()
