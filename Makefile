@@ -9,7 +9,7 @@ DATAFLOWS := customer-stream-count top-customer-artists purchase-event-ticket so
              must-see-venue global-totals suggested-events-genre suggested-events-location
 
 .PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live live-demo reset schemas diagrams \
-        bench clean instructions $(DATAFLOWS)
+        bench clean instructions lint $(DATAFLOWS)
 
 help:
 	@echo "make demo    generate data, run every dataflow on files, tell what each found (no broker needed)"
@@ -20,12 +20,13 @@ help:
 	@echo "make reset   delete the topics, recovery stores and live-demo logs for a clean start (asks; YES=1 does not)"
 	@echo "make live-demo   a live feed and every dataflow in the background, \`utopia watch\` in front; Ctrl-C stops all"
 	@echo "make <dataflow>   run a dataflow on the configured Kafka, one of: $(DATAFLOWS)"
+	@echo "make lint    ruff (lint, format check) and mypy"
 	@echo "make schemas | diagrams | bench | instructions"
 
 $(BIN)/utopia: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,lint]"
 	@touch $@
 
 install: $(BIN)/utopia
@@ -99,3 +100,9 @@ bench: install kafka-up
 # Instructions per record under valgrind: the same on every run, unlike times on a shared host.
 instructions: install
 	$(BIN)/python -m utopia.tools.instructions
+
+# ruff's lint and format check over the code and tests, mypy over utopia/ and dataflows/ (settings in pyproject.toml).
+lint: install
+	$(BIN)/ruff check utopia dataflows tests
+	$(BIN)/ruff format --check utopia dataflows tests
+	$(BIN)/mypy
