@@ -553,8 +553,6 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
             io = KafkaIO(settings, flags)
             plan_workers(workers_across_processes())
             dataflow = build(io)
-            if flags is not None and flags.recovery_directory is not None and flags.process_id == 0:
-                log.info(resume_line(flags.recovery_directory, input_steps(dataflow)))
             existing = existing_topics(settings)
             check_access(settings, settings.topics.client_id(name), io.inputs, io.outputs)
             missing = sorted(set(io.inputs) - existing)
@@ -570,6 +568,8 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
             missing_outputs(settings, io, existing)
         except ConfigError as error:
             sys.exit(f"utopia {name}: {error}")
+        if flags is not None and flags.recovery_directory is not None and flags.process_id == 0:
+            log.info(resume_line(flags.recovery_directory, input_steps(dataflow)))
         stop_on_signals()
         relax_garbage_collector()
         favour_throughput()
