@@ -260,3 +260,20 @@ def test_while_tailing_an_hour_is_written_once_the_wall_clock_passes_its_end_and
     assert (key, plain(value)) == ("2020-01-01T05:00:00Z", {
         "window_start": "2020-01-01T05:00:00Z", "window_end": "2020-01-01T06:00:00Z",
         "top": [{"artistid": "a1", "name": "Da Vinci", "streams": 2}, {"artistid": "a2", "name": None, "streams": 1}]})
+
+
+def test_a_snapshot_of_the_names_from_before_caught_up_resumes_with_no_lane_caught_up():
+    import copyreg
+    import pickle
+
+    from utopia.rules.trending import ArtistNames
+
+    state = (None, {"names": {}, "closed_at": {3_600_000: 7}, "waiting": []})  # as the version before pickled it
+
+    class Before:
+        def __reduce__(self):
+            return copyreg.__newobj__, (ArtistNames,), state
+
+    old = pickle.loads(pickle.dumps(Before()))
+    assert type(old) is ArtistNames
+    assert (old.caught_up, old.closed_at, old.waiting) == ({}, {3_600_000: 7}, [])

@@ -262,6 +262,11 @@ class ArtistNames:
         self.waiting: list[HourCounts] = []
         self.caught_up: dict[int, bool] = {}  # lane -> whether it said so after its last streams
 
+    def __setstate__(self, state: tuple[None, dict]) -> None:
+        """A snapshot of a version before `caught_up` resumes with no lane caught up yet."""
+        for name, value in ({"caught_up": {}} | state[1]).items():
+            setattr(self, name, value)
+
     def apply(self, item: Placed | Closings | CaughtUp | HourCounts) -> list[Out]:
         if isinstance(item, Placed):
             artist = item.value
