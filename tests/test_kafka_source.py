@@ -143,14 +143,9 @@ def test_places_go_on_after_a_resume_from_where_the_snapshot_left_them(monkeypat
         worker.now += after_s
         return [batch.position for batch in worker.merger.release()]
 
-<<<<<<< Updated upstream
     running = Worker(monkeypatch, {"streams": [[10, 20]], "emails": [[EOF], NOTHING, [5, EOF]]})
     partitions = [MergedPartition(running.merger, part) for part in list(running.merger.parts.values())]
     assert places(running, 0) == []  # emails may still get a record before 10 ms
-=======
-    running = Worker(monkeypatch, {"streams": [[10, 20]], "emails": [[EOF], [5, EOF]]})
-    partitions = [MergedPartition(running.merger, part) for part in list(running.merger.parts.values())]
->>>>>>> Stashed changes
     assert places(running, MAX_IDLE_S) == [10 << 20]  # streams' 10, placed at its timestamp (shifted)
     assert places(running, 0) == []
     assert places(running, MAX_IDLE_S) == [(10 << 20) + 1]  # the late email of 5 ms, placed after it
@@ -162,7 +157,6 @@ def test_places_go_on_after_a_resume_from_where_the_snapshot_left_them(monkeypat
         MergedPartition(resumed.merger, part, position)
     assert places(resumed, 0) == []
     assert places(resumed, MAX_IDLE_S) == [(10 << 20) + 2]  # not at 6 << 20, before the records placed earlier
-<<<<<<< Updated upstream
 
 
 def test_a_tailing_worker_that_has_read_all_there_is_says_so_once_a_second(monkeypatch):
@@ -198,5 +192,3 @@ def test_a_worker_that_reads_to_the_end_and_stops_does_not_say_it_is_caught_up(m
     assert [len(b) for b in lead.next_batch()] == [1]
     with pytest.raises(StopIteration):
         lead.next_batch()
-=======
->>>>>>> Stashed changes
