@@ -36,7 +36,7 @@ def favour_throughput() -> None:
     spot, and every switch costs the worker its caches. SCHED_BATCH (`man 7 sched`) is Linux's
     policy for non-interactive work: its threads do not preempt a running thread when they wake.
     With this and `quiet_main_thread`, the worker threads of a 2-process sold_out run were
-    preempted 3,644 times instead of 24,306 (docs/outputs.md#shards). A process started under
+    preempted 3,644 times instead of 24,306 (docs/performance.md). A process started under
     another policy (`chrt`) is left as it is, and so is any system other than Linux or one that
     refuses; `nice` is kept.
     Only for a process that does nothing but run the dataflow (`bytewax.run`, `utopia run`), never

@@ -21,7 +21,7 @@ def counted(tickets: list[Ticket]) -> list[None]:
 
     A ticket that waits keeps its Kafka message, for its dead letter; nothing else of it reaches its
     event's step, and with several processes nothing else of it crosses to another one
-    (docs/outputs.md#shards).
+    (docs/performance.md#what-keeps-crossing-cheap).
     """
     return [None] * len(tickets)
 

@@ -24,7 +24,7 @@ class DeskTicket(msgspec.Struct, frozen=True, gc=False, array_like=True):
 
     Only this goes to the event's worker, with the ticket's Kafka message in case it waits: with
     several processes about half the tickets cross to another one, and a whole `Ticket`, encoded
-    field name by field name, costs more to send (docs/outputs.md#shards).
+    field name by field name, costs more to send (docs/performance.md#what-keeps-crossing-cheap).
     """
 
     id: str

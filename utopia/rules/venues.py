@@ -76,7 +76,7 @@ class KnownVenues:
 
     A ticket needs its event only for the venue, and without this it would cross to its event's
     worker and then on to its venue's: two crossings between processes, where most of the cost of
-    scaling out is (docs/outputs.md#shards). Every worker learns every event (its first record, as
+    scaling out is (docs/performance.md). Every worker learns every event (its first record, as
     `EventVenue` keeps it), and a ticket whose event came before it in the input goes straight to
     its venue as a `TicketAtVenue`, at its own position: just what its event's step would have
     sent on. Any other ticket takes the long way, through its event's step, where it may wait.
