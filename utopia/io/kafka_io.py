@@ -515,9 +515,9 @@ def check_recovery_directory(directory: Path) -> None:
 
 
 def forget_unfinished_epochs(directory: Path) -> None:
-    """Before Bytewax resumes: the snapshots a crashed run made of epochs it never finished go.
+    """Before Bytewax resumes: the snapshots a crashed run made of unfinished epochs go (utopia.io.recovery_store).
 
-    See utopia.io.recovery_store. Every process does it before any starts the dataflow: Bytewax connects them all first.
+    Every process does it before any starts the dataflow: Bytewax connects them all first.
     """
     store = RecoveryStore(directory, writable=True)
     try:
