@@ -9,7 +9,7 @@ DATAFLOWS := customer-stream-count top-customer-artists purchase-event-ticket so
              must-see-venue global-totals suggested-events-genre suggested-events-location
 
 .PHONY: help install demo test kafka-up kafka-down kafka-clean topics generate live live-demo reset schemas diagrams \
-        bench clean instructions lint $(DATAFLOWS)
+        bench clean instructions lint lock $(DATAFLOWS)
 
 help:
 	@echo "make demo    generate data, run every dataflow on files, tell what each found (no broker needed)"
@@ -21,12 +21,14 @@ help:
 	@echo "make live-demo   a live feed and every dataflow in the background, \`utopia watch\` in front; Ctrl-C stops all"
 	@echo "make <dataflow>   run a dataflow on the configured Kafka, one of: $(DATAFLOWS)"
 	@echo "make lint    ruff (lint, format check) and mypy"
+	@echo "make lock    refresh constraints.txt, the versions \`make install\` installs, from pyproject.toml"
 	@echo "make schemas | diagrams | bench | instructions"
 
-$(BIN)/utopia: pyproject.toml
+# The versions in constraints.txt (`make lock`), so that a fresh machine installs what CI tested.
+$(BIN)/utopia: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,lint]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,lint]"
 	@touch $@
 
 install: $(BIN)/utopia
@@ -100,6 +102,18 @@ bench: install kafka-up
 # Instructions per record under valgrind: the same on every run, unlike times on a shared host.
 instructions: install
 	$(BIN)/python -m utopia.tools.instructions
+
+# The newest versions pyproject.toml allows, resolved in a throwaway venv and written to constraints.txt; then
+# `make install` installs them here (commit the file: CI and fresh clones install the same).
+lock:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m venv "$$tmp/venv" && \
+	"$$tmp/venv/bin/pip" install --quiet --upgrade pip && \
+	"$$tmp/venv/bin/pip" install --quiet -e ".[test,lint]" && \
+	{ echo "# Made by \`make lock\` from pyproject.toml ($$("$$tmp/venv/bin/python" -V)); \`make install\` installs these."; \
+	  "$$tmp/venv/bin/pip" freeze --exclude-editable; } > "$$tmp/constraints.txt" && \
+	mv "$$tmp/constraints.txt" constraints.txt
+	@echo "wrote constraints.txt; \`make install\` now installs it"
 
 # ruff's lint and format check over the code and tests, mypy over utopia/ and dataflows/ (settings in pyproject.toml).
 lint: install

@@ -214,7 +214,7 @@ def global_totals(records: list, now: datetime) -> dict | None:
 
 
 def must_see_venue(records: list) -> dict[str, dict]:
-    """must_see_venue/must-see-venue: the last value per metric, from the good venues, events and tickets in input order.
+    """must_see_venue/must-see-venue: the last value per metric from the good venues, events and tickets in input order.
 
     An event counts for the venue it was first seen with; a ticket waits for its event and counts
     (its customer, once per venue) when it is released; the leader is ranked as everywhere.

@@ -1,4 +1,7 @@
-"""Decoding the data-demo JSON, and every kind of bad value going to the dead-letter topic (docs/outputs.md#dead-letters)."""
+"""Decoding the data-demo JSON, and every kind of bad value going to the dead-letter topic.
+
+See docs/outputs.md#dead-letters.
+"""
 
 import base64
 import logging
@@ -175,8 +178,8 @@ def test_good_records_keep_input_order_around_bad_ones():
 
 def test_stream_time_is_kept_as_text():
     decoder = Decoder("x", Topics(), {Stream: ["customerid"]})
-    [record] = decoder.decode(RecordBatch([InRecord(
-        "data-demo-streams", 0, 0, None, b'{"id":"s1","customerid":"c1","streamtime":"2026-11-24T01:02:03.456Z"}')])).records
+    value = b'{"id":"s1","customerid":"c1","streamtime":"2026-11-24T01:02:03.456Z"}'
+    [record] = decoder.decode(RecordBatch([InRecord("data-demo-streams", 0, 0, None, value)])).records
     assert record.streamtime == "2026-11-24T01:02:03.456Z"
 
 
@@ -255,6 +258,7 @@ def test_an_output_too_large_for_a_message_becomes_a_dead_letter_that_fits():
     letter = too_large("customer_stream_count", "kafka-workshop-customer-stream-count", customer, output, 1_000_000)
     assert len(encode(letter)) <= 1_000_000
     assert (letter.topic, letter.partition, letter.offset) == ("kafka-workshop-customer-stream-count", -1, -1)
-    assert letter.error == ("output too large: 1,200,029 bytes with its key, more than the 1,000,000 a message may have")
+    assert letter.error == (
+        "output too large: 1,200,029 bytes with its key, more than the 1,000,000 a message may have")
     assert letter.value_bytes == len(output) and output.decode().startswith(letter.value)
     assert letter.key == customer  # with a value cut to 400 KB, the key fits whole

@@ -54,15 +54,16 @@ def test_every_variable_is_in_the_readme_table():
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for name, default, _ in VARIABLES:
+    for name, _, _ in VARIABLES:
         assert f"| `{name}` |" in readme, name
 
 
 def test_a_ca_file_and_any_other_librdkafka_setting_reach_every_client(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    s = Settings.from_env({"KAFKA_SSL_CA_LOCATION": str(ca), "KAFKA_CONFIG_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM": "none",
-                           "KAFKA_CONFIG_SASL_OAUTHBEARER_CLIENT_SECRET": "t0ken", "KAFKA_CONFIG_": "ignored"})
+    s = Settings.from_env({
+        "KAFKA_SSL_CA_LOCATION": str(ca), "KAFKA_CONFIG_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM": "none",
+        "KAFKA_CONFIG_SASL_OAUTHBEARER_CLIENT_SECRET": "t0ken", "KAFKA_CONFIG_": "ignored"})
     assert s.kafka_config() == {
         "bootstrap.servers": "localhost:9092", "security.protocol": "PLAINTEXT", "ssl.ca.location": str(ca),
         "ssl.endpoint.identification.algorithm": "none", "sasl.oauthbearer.client.secret": "t0ken"}

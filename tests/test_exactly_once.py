@@ -16,12 +16,15 @@ from collections import Counter
 
 import pytest
 
+from tests import test_kafka_guarantees
 from tests.kafka_support import Cluster
-from tests.test_kafka_guarantees import free_ports, put, uninterrupted, world  # noqa: F401 -- a fixture
+from tests.test_kafka_guarantees import free_ports, put, uninterrupted
 
 pytestmark = pytest.mark.kafka
 
 EXACTLY_ONCE = {"UTOPIA_GUARANTEE": "exactly-once", "UTOPIA_BATCH_SIZE": "50"}
+world = test_kafka_guarantees.world
+"""The data set, in files and as records, and the broker's topics for it (a fixture shared with those tests)."""
 CRASHES = ["snapshotted:1", "stored:1", "committed:2", "stored:3", "snapshotted:4"]
 """Where a run dies (utopia.io.transactions.CRASH_AT): while a snapshot is made; when the store has it but
 Kafka has not committed (its records are sent again from their file); just after Kafka committed."""

@@ -19,7 +19,8 @@ def test_a_repeated_line_is_let_through_once_then_as_a_count_every_window():
     passed = []
     for second in range(0, 65):  # the same failure every second, with a changing number in it
         now[0] = float(second)
-        line = record(f"localhost:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after {second} ms)")
+        line = record(
+            f"localhost:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after {second} ms)")
         if repeats.filter(line):
             passed.append(line.getMessage())
     assert len(passed) == 3  # at 0 s, 30 s and 60 s

@@ -15,7 +15,15 @@ from utopia.config import Topics
 from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Customer, Event, GlobalTotals, Stream, Ticket
 from utopia.rules.totals import (
-    TOTALS, Clock, Counted, CustomerSeen, EventPart, EventTotals, Totals, added_up, streams_read,
+    TOTALS,
+    Clock,
+    Counted,
+    CustomerSeen,
+    EventPart,
+    EventTotals,
+    Totals,
+    added_up,
+    streams_read,
 )
 from utopia.tools.generator import Sizes, generate
 

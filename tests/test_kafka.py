@@ -74,8 +74,9 @@ def test_while_tailing_an_hour_is_written_when_the_wall_clock_closes_it_with_no_
     # moves on with the wall clock, and the hour is written some 10 s after, with no stream to close it.
     # (All within 5 minutes of the newest: none is late, in whatever order the partitions give them.)
     cluster.produce("artists", [Artist("a1", "Da Vinci", "Pop")])
-    cluster.produce("streams", [Stream("s1", "c1", "a1", "2026-11-25T10:59:51Z"), Stream("s2", "c2", "a1", "2026-11-25T10:59:55Z"),
-                                Stream("s3", "c1", "a2", "2026-11-25T10:59:58Z"), Stream("s4", "c3", "a3", "2026-11-25T11:04:50Z")])
+    cluster.produce("streams", [
+        Stream("s1", "c1", "a1", "2026-11-25T10:59:51Z"), Stream("s2", "c2", "a1", "2026-11-25T10:59:55Z"),
+        Stream("s3", "c1", "a2", "2026-11-25T10:59:58Z"), Stream("s4", "c3", "a3", "2026-11-25T11:04:50Z")])
     live = cluster.start("most_streamed_artists", {"UTOPIA_TAIL": "true"})
     try:
         cluster.wait_for("trending-artists", 1, timeout_s=120)
@@ -134,7 +135,8 @@ def test_missing_input_topic_is_one_line(cluster):
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 1
-    assert done.stderr.startswith("utopia customer_stream_count: input topic(s) no-such-prefix-streams do not exist"), done.stderr
+    assert done.stderr.startswith(
+        "utopia customer_stream_count: input topic(s) no-such-prefix-streams do not exist"), done.stderr
 
 
 def test_sold_out_through_kafka(cluster):

@@ -52,9 +52,9 @@ def test_a_live_feed_after_a_data_set_never_sends_its_ids_with_other_fields():
     done = generate(cluster, "--to", "kafka")
     assert done.returncode == 0, done.stderr
     started_ms = int(time.time() * 1000)
-    feed = subprocess.Popen([sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "300"],
-                            env=os.environ | cluster.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    feed = subprocess.Popen(
+        [sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "300"],
+        env=os.environ | cluster.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:  # until the feed has sent events and tickets to them

@@ -124,7 +124,8 @@ def test_sold_out_killed_and_resumed_misses_no_alert(world, tmp_path, monkeypatc
 
 def test_top_customer_artists_killed_and_resumed_ends_on_every_final_value(world, tmp_path, monkeypatch):
     cluster, files, records = world
-    expected = dict(uninterrupted(cluster, files, tmp_path, monkeypatch, "top_customer_artists", "top-customer-artists"))
+    expected = dict(
+        uninterrupted(cluster, files, tmp_path, monkeypatch, "top_customer_artists", "top-customer-artists"))
     killed_and_resumed(cluster, records, tmp_path, "top_customer_artists", "top-customer-artists",
                        "top-customer-artists")
     finals = dict(cluster.read("top-customer-artists"))  # the last value of each key

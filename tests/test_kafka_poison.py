@@ -44,7 +44,8 @@ def test_records_too_large_for_a_message_become_dead_letters_and_the_run_goes_on
     encoded = base64.b64encode(poison)
     assert encoded.decode().startswith(bad_value["value"]) and 900_000 < len(bad_value["value"]) < 1_000_000
     assert (bad_value["value_bytes"], bad_value["value_sha256"]) == (len(encoded), hashlib.sha256(encoded).hexdigest())
-    too_large = next(letter for letter in letters if letter["topic"] == cluster.settings.topics.output("customer-stream-count"))
+    counts = cluster.settings.topics.output("customer-stream-count")
+    too_large = next(letter for letter in letters if letter["topic"] == counts)
     assert too_large["error"] == (
         "output too large: 1,200,029 bytes with its key, more than the 998,976 a message may have")
     assert (too_large["partition"], too_large["offset"], too_large["key"]) == (-1, -1, huge)

@@ -1,4 +1,4 @@
-"""Against a secured cluster (SASL_SSL, PLAIN, a CA of its own, the workshop's ACLs): it runs, and failures are one line.
+"""Against a secured cluster (SASL_SSL, PLAIN, its own CA, the workshop's ACLs): it runs, and failures are one line.
 
 The broker is the test's own (tests/secure_broker.py), started beside the local one on free ports.
 """
@@ -89,8 +89,8 @@ def test_a_plaintext_client_on_a_tls_port_is_told_the_port_speaks_tls(broker, pr
 
 
 def test_the_generator_denied_a_write_says_so_in_one_line(broker):
-    done = run(broker.env("alice"), "-m", "utopia.cli", "generate", "--to", "kafka", "--customers", "2", "--artists", "1",
-               "--events", "1", "--tickets", "1", "--streams", "1")
+    done = run(broker.env("alice"), "-m", "utopia.cli", "generate", "--to", "kafka",
+               "--customers", "2", "--artists", "1", "--events", "1", "--tickets", "1", "--streams", "1")
     assert done.returncode != 0
     lines = [line for line in done.stderr.splitlines() if line.startswith("utopia")]
     assert "Traceback" not in done.stderr, done.stderr
@@ -380,7 +380,12 @@ def notes_of(frame: str) -> list[str]:
 
 def test_watch_names_the_outputs_it_may_not_read_shows_the_others_and_ends_with_rc_1(broker):
     from confluent_kafka.admin import (
-        AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType, ResourceType,
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        ResourcePatternType,
+        ResourceType,
     )
 
     from tests.test_watch import TOTALS

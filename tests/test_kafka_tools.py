@@ -108,7 +108,8 @@ def test_tail_follows_new_records_until_stopped_and_ends_with_rc_0(stop):
     try:
         assert printed.get(timeout=60) == lines(topic, C2_5)[0] + "\n"
         write(cluster, "customer-stream-count", [(1, b"c2", b'{"customerid":"c2","streams":6}', 4000)])
-        assert printed.get(timeout=60) == lines(topic, (1, 1, 4000, '"c2"', '{"customerid":"c2","streams":6}'))[0] + "\n"
+        c2_6 = (1, 1, 4000, '"c2"', '{"customerid":"c2","streams":6}')
+        assert printed.get(timeout=60) == lines(topic, c2_6)[0] + "\n"
         follow.send_signal(stop)
         assert follow.wait(timeout=60) == 0
         assert follow.stderr.read() == ""
@@ -154,8 +155,8 @@ def test_changelog_outputs_are_created_compacted_and_the_others_kept_by_time():
         "customers-by-top-artist": "compact", "must-see-venue": "compact", "global-totals": "compact",
         "zipcode-tickets": "compact",
         "ticket-response": "delete", "trending-artists": "delete", "event-alerts": "delete",
-        "event-streamer-alerts": "delete", "genre-event-suggestions": "delete", "zipcode-popular-event-alerts": "delete",
-        "dead-letters": "delete",
+        "event-streamer-alerts": "delete", "genre-event-suggestions": "delete",
+        "zipcode-popular-event-alerts": "delete", "dead-letters": "delete",
     }
 
 

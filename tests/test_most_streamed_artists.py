@@ -13,8 +13,8 @@ from tests.strategies import streams_and_artists_log
 from utopia.codec import RecordBatch
 from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import Artist, Stream
-from utopia.rules.ranking import TopN
 from utopia.rules import trending as trending_rules
+from utopia.rules.ranking import TopN
 from utopia.rules.trending import CLOCK, HOUR_MS, ArtistNames, CaughtUp, Closings, HourCounts
 from utopia.steps import Placed
 

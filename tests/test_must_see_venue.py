@@ -45,8 +45,8 @@ def test_equal_counts_go_to_the_venue_that_reached_them_first():
                event("e3", "v2"), event("e4", "v1"),  # v2 reaches 2 events first
                ticket("t3", "c3", "e1"), ticket("t4", "c4", "e2")]  # v1 reaches 2 customers first
     for batch_size, workers in EVERY_WAY:
-        assert leaders(run_it(records, workers, batch_size)) == {
-            "events": lead("events", "v2", None, 2), "customers": lead("customers", "v1", None, 2)}, (batch_size, workers)
+        expected = {"events": lead("events", "v2", None, 2), "customers": lead("customers", "v1", None, 2)}
+        assert leaders(run_it(records, workers, batch_size)) == expected, (batch_size, workers)
 
 
 def test_a_leader_is_overtaken_and_each_change_is_written():
@@ -56,7 +56,8 @@ def test_a_leader_is_overtaken_and_each_change_is_written():
     values = [plain(v) for v in io.values("must-see-venue")]
     assert [v for v in values if v["metric"] == "customers"] == [
         lead("customers", "v1", None, 1), lead("customers", "v2", None, 2)]
-    assert [v for v in values if v["metric"] == "events"] == [lead("events", "v1", None, 1), lead("events", "v2", None, 2)]
+    assert [v for v in values if v["metric"] == "events"] == [
+        lead("events", "v1", None, 1), lead("events", "v2", None, 2)]
     assert leaders(run_it(records, workers=3)) == {
         "events": lead("events", "v2", None, 2), "customers": lead("customers", "v2", None, 2)}
 
@@ -98,7 +99,8 @@ def test_a_venue_name_comes_when_its_record_does_and_a_renamed_leader_is_written
                Venue("v1", name="Big Hall")]
     io = run_it(records, batch_size=1)
     values = [plain(v) for v in io.values("must-see-venue") if v.metric == "events"]
-    assert values == [lead("events", "v1", None, 1), lead("events", "v1", "Hall", 1), lead("events", "v1", "Big Hall", 1)]
+    assert values == [
+        lead("events", "v1", None, 1), lead("events", "v1", "Hall", 1), lead("events", "v1", "Big Hall", 1)]
     assert leaders(run_it(records, workers=3)) == {
         "events": lead("events", "v1", "Big Hall", 1), "customers": lead("customers", "v1", "Big Hall", 1)}
     # A venue's record that comes first names it from the start; one of a venue that leads nothing writes nothing.
@@ -118,11 +120,11 @@ def test_tickets_of_an_event_that_never_comes_go_to_the_dead_letters_at_the_end(
         assert leaders(io) == {"events": lead("events", "v1", None, 1), "customers": lead("customers", "v1", None, 1)}
         letters = sorted((key, plain(value)) for key, value in io.outputs["dead-letters"])
         assert letters == [
-            ("t1", {"dataflow": "must_see_venue", "topic": "data-demo-tickets", "partition": 0, "offset": 0, "key": "t1",
-                    "value": '{"id":"t1","customerid":"c1","eventid":"e9","price":10.0}',
+            ("t1", {"dataflow": "must_see_venue", "topic": "data-demo-tickets", "partition": 0, "offset": 0,
+                    "key": "t1", "value": '{"id":"t1","customerid":"c1","eventid":"e9","price":10.0}',
                     "error": "waited for event e9, which never arrived"}),
-            ("t2", {"dataflow": "must_see_venue", "topic": "data-demo-tickets", "partition": 0, "offset": 1, "key": "t2",
-                    "value": '{"id":"t2","customerid":"c2","eventid":"e9","price":10.0}',
+            ("t2", {"dataflow": "must_see_venue", "topic": "data-demo-tickets", "partition": 0, "offset": 1,
+                    "key": "t2", "value": '{"id":"t2","customerid":"c2","eventid":"e9","price":10.0}',
                     "error": "waited for event e9, which never arrived"}),
         ]
 

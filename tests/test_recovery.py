@@ -17,7 +17,7 @@ from utopia.steps import recovery_requested
 
 
 class CrashingIO(TestingIO):
-    """Feeds the batches, aborting the dataflow once before the last one (as a crash would); built again, it does not."""
+    """Feeds the batches, aborting the dataflow once before the last (as a crash would); built again, it does not."""
 
     crashed = False
 

@@ -17,7 +17,13 @@ from bytewax.testing import TestingSink, TestingSource, cluster_main
 from utopia.rules.listening import StreamCount
 from utopia.steps import _ShardLogic, _Step, _WorkerShards
 from utopia.steps.sharding import (
-    SHARD_NAMES, SHARDS, bundle_names, bytewax_route, configured_shards, siphash13, worker_of,
+    SHARD_NAMES,
+    SHARDS,
+    bundle_names,
+    bytewax_route,
+    configured_shards,
+    siphash13,
+    worker_of,
 )
 from utopia.tools.generator import Sizes
 from utopia.tools.loading import write_dir

@@ -5,9 +5,20 @@ import re
 from utopia.cli import dataflow_names, run_on_files
 from utopia.config import Topics
 from utopia.models import (
-    ArtistStreams, CustomerStreamCount, EventAlert, EventStreamerAlert, GenreEventSuggestion, GlobalTotals,
-    MustSeeVenue, NamedArtistStreams, TicketResponse, TopArtists, TopCustomerArtists, TrendingArtists,
-    ZipcodePopularEventAlert, ZipcodeTickets,
+    ArtistStreams,
+    CustomerStreamCount,
+    EventAlert,
+    EventStreamerAlert,
+    GenreEventSuggestion,
+    GlobalTotals,
+    MustSeeVenue,
+    NamedArtistStreams,
+    TicketResponse,
+    TopArtists,
+    TopCustomerArtists,
+    TrendingArtists,
+    ZipcodePopularEventAlert,
+    ZipcodeTickets,
 )
 from utopia.tools.generator import Sizes
 from utopia.tools.loading import write_dir

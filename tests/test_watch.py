@@ -13,8 +13,15 @@ from rich.console import Console, RenderableType
 from utopia.cli import dataflow_names, main, run_on_files
 from utopia.config import Topics
 from utopia.models import (
-    DeadLetter, EventAlert, GlobalTotals, MustSeeVenue, NamedArtistStreams, TopArtists, TrendingArtists,
-    ZipcodePopularEventAlert, ZipcodeTickets,
+    DeadLetter,
+    EventAlert,
+    GlobalTotals,
+    MustSeeVenue,
+    NamedArtistStreams,
+    TopArtists,
+    TrendingArtists,
+    ZipcodePopularEventAlert,
+    ZipcodeTickets,
 )
 from utopia.tools.board import RATE_WINDOW_S, RECENT, Board
 from utopia.tools.dashboard import render

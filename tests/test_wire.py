@@ -124,5 +124,6 @@ def test_what_every_dataflow_sends_between_workers_arrives_unchanged(name, monke
     for bundle in sent_bundles:
         sent = [(shard, [(key, with_kafka_messages(value)) for key, value in pairs]) for shard, pairs in bundle]
         assert as_read_bundle(travelled(sent)) == as_read_bundle(sent)
-        assert "pickle" not in wire.shapes(wire.encode(sent))  # everything a dataflow sends has a shape msgpack carries exactly
+        # everything a dataflow sends has a shape msgpack carries exactly
+        assert "pickle" not in wire.shapes(wire.encode(sent))
 

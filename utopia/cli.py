@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
-def _fail(error: Exception) -> int:
+def _fail(error: Exception | str) -> int:
     print(f"utopia: {error}", file=sys.stderr)
     return 2
 

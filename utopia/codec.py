@@ -15,11 +15,11 @@ import base64
 import copyreg
 import hashlib
 import logging
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, tzinfo
 from itertools import chain, groupby
 from operator import attrgetter, itemgetter
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 from confluent_kafka import Message
@@ -99,6 +99,10 @@ class KafkaBatch:
         return InRecord(*_message_fields(message))
 
 
+ByType = Mapping[type, Sequence[int]]
+"""Where each type's records are in a batch, in input order."""
+
+
 class Batch:
     """A decoded batch: the good records in input order, the dead letters of the bad ones, and where it was read.
 
@@ -109,9 +113,9 @@ class Batch:
 
     __slots__ = ("records", "dead", "lane", "position", "end", "_source", "_index", "_by_type")
 
-    def __init__(self, records: list[Record], dead: list[tuple[str | None, DeadLetter]],
+    def __init__(self, records: list[Record], dead: list[tuple[str | bytes | None, DeadLetter]],
                  source: RecordBatch | KafkaBatch, index: list[int] | None = None,
-                 by_type: dict[type, Sequence[int]] | Callable[[], dict[type, Sequence[int]]] | None = None):
+                 by_type: ByType | Callable[[], ByType] | None = None):
         self.records, self.dead, self._source, self._index = records, dead, source, index
         self.lane, self.position = source.lane, source.position
         self.end = source.position + len(source)
@@ -126,7 +130,7 @@ class Batch:
         """
         return self.end == self.position
 
-    def raw(self, indices: Sequence[int]) -> list[InRecord | Message]:
+    def raw(self, indices: Iterable[int]) -> list[InRecord | Message]:
         """These good records as read: `InRecord`s, or Kafka messages (`as_in_record` turns one into the other)."""
         if self._index is not None:
             indices = map(self._index.__getitem__, indices)
@@ -156,6 +160,7 @@ class Batch:
             else:
                 yield kind, list(map(records.__getitem__, by_type[kind])), by_type[kind]
         elif present:
+            merged: Sequence[int]
             if len(present) == len(by_type):
                 merged = range(len(records))
                 kinds = map(type, records)
@@ -167,7 +172,7 @@ class Batch:
                 yield kind, list(map(records.__getitem__, indices)), indices
 
 
-def _indices_by_type(records: list[Record]) -> dict[type, Sequence[int]]:
+def _indices_by_type(records: list[Record]) -> ByType:
     kinds = set(map(type, records))
     if len(kinds) == 1:
         return {kinds.pop(): range(len(records))}
@@ -192,7 +197,7 @@ class FarMessages:
     __slots__ = ("encoded", "records")
 
     def __init__(self, encoded: bytes | memoryview):
-        self.encoded: bytes | memoryview | None = encoded
+        self.encoded = encoded
         self.records: list[InRecord] | None = None
 
     @staticmethod
@@ -208,7 +213,7 @@ class FarMessages:
         if self.records is None:
             topics, partitions, offsets, keys, values, stamps = _FIELDS.decode(self.encoded)
             self.records = list(map(InRecord, topics, partitions, offsets, map(_text_key, keys), values, stamps))
-            self.encoded = None  # what it viewed (the bytes of a whole bundle) may go
+            self.encoded = b""  # what it viewed (the bytes of a whole bundle) may go
         return self.records[index]
 
 
@@ -218,7 +223,7 @@ class FarMessage(msgspec.Struct, frozen=True, gc=False, array_like=True):
     messages: FarMessages
     index: int
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> str | tuple[Any, ...]:
         # Into a recovery snapshot as the record it stands for: its run's bytes are not kept.
         return self.messages.record(self.index).__reduce__()
 
@@ -242,9 +247,9 @@ def as_in_record(raw: InRecord | Message | FarMessage) -> InRecord:
     """A raw record as an `InRecord`: what a Kafka message is turned into to be pickled or dead-lettered."""
     kind = type(raw)
     if kind is InRecord:
-        return raw
+        return raw  # type: ignore[return-value]  # `kind is InRecord`, which mypy does not follow
     if kind is FarMessage:
-        return raw.messages.record(raw.index)
+        return raw.messages.record(raw.index)  # type: ignore[union-attr]  # likewise
     return KafkaBatch.record(raw)
 
 
@@ -291,7 +296,8 @@ class _Reader:
         self.required = tuple(name for name in required if isinstance(name, str))
         self.required_values = [attrgetter(name) for name in self.required]
         self.required_when = tuple(rule for rule in required if isinstance(rule, RequiredWhen))
-        self.finish = _EventDates(zone) if model is Event else None
+        # Any: it is given only Events (model is Event), which mypy cannot follow.
+        self.finish: Callable[[Any], Record] | None = _EventDates(zone) if model is Event else None
 
     def read(self, value: bytes) -> Record:
         record = self.decoder.decode(value)
@@ -304,13 +310,13 @@ class _Reader:
                     f"Object missing required field `{rule.field}` (required when `{rule.when}` is {rule.equals!r})")
         return record if self.finish is None else self.finish(record)
 
-    def read_all(self, values: list[bytes]) -> list[Record] | None:
+    def read_all(self, values: list[bytes | None]) -> list[Record] | None:
         """Every value decoded, or None if any is a tombstone or bad (then read them one by one).
 
         The loops run in C (`map`), a third cheaper per record than `read` in a Python loop.
         """
         try:
-            records = list(map(self.decoder.decode, values))
+            records = list(map(self.decoder.decode, values))  # type: ignore[arg-type]  # a None raises TypeError
         except (msgspec.DecodeError, UnicodeDecodeError, TypeError):  # TypeError: a tombstone's None
             return None
         for value_of in self.required_values:
@@ -360,7 +366,7 @@ def describe(error: Exception) -> str:
     return f"wrong type: {text}"
 
 
-def raw_text(value: bytes) -> tuple[str, str | None]:
+def raw_text(value: bytes) -> tuple[str, Literal["base64"] | None]:
     """The value as text for a dead letter: UTF-8 as is, anything else base64 (second item says so)."""
     try:
         return value.decode("utf-8"), None
@@ -371,7 +377,8 @@ def raw_text(value: bytes) -> tuple[str, str | None]:
 def dead_letter(dataflow: str, raw: InRecord, error: str) -> tuple[str | bytes | None, DeadLetter]:
     """The dead-letter output for a raw record: keyed as the record was, its key and value kept as text."""
     text, encoding = raw_text(raw.value or b"")
-    key, key_encoding = (None, None) if raw.key is None else raw_text(raw.key) if type(raw.key) is bytes else (raw.key, None)
+    key, key_encoding = (
+        (None, None) if raw.key is None else raw_text(raw.key) if isinstance(raw.key, bytes) else (raw.key, None))
     return raw.key, DeadLetter(dataflow, raw.topic, raw.partition, raw.offset, key, text, error, encoding, key_encoding)
 
 
@@ -405,7 +412,8 @@ def fit(letter: DeadLetter, limit: int) -> DeadLetter:
     return letter
 
 
-def too_large(dataflow: str, topic: str, key: str | None, encoded: bytes, limit: int, room: int | None = None) -> DeadLetter:
+def too_large(dataflow: str, topic: str, key: str | None, encoded: bytes, limit: int,
+              room: int | None = None) -> DeadLetter:
     """The dead letter of an output record that cannot be sent: more than `limit` bytes with its key.
 
     It is cut to fit in `room` bytes (default: `limit`), what its own Kafka key leaves.
@@ -422,7 +430,8 @@ class Decoder:
     `zone` is where zone-less event dates were written (UTOPIA_EVENTDATE_ZONE).
     """
 
-    def __init__(self, dataflow: str, topics: Topics, reads: Mapping[type[Record], Sequence[Required]], zone: tzinfo = UTC):
+    def __init__(self, dataflow: str, topics: Topics, reads: Mapping[type[Record], Sequence[Required]],
+                 zone: tzinfo = UTC):
         self.dataflow = dataflow
         self.readers = {topics.input(TOPIC_OF[model]): _Reader(model, fks, zone) for model, fks in reads.items()}
 
@@ -435,7 +444,7 @@ class Decoder:
             return self._decode_kafka(batch)
         records: list[Record] = []
         index: list[int] = []
-        dead: list[tuple[str | None, DeadLetter]] = []
+        dead: list[tuple[str | bytes | None, DeadLetter]] = []
         readers = self.readers
         for i, raw in enumerate(batch.records):
             if raw.value is None:
@@ -465,24 +474,26 @@ class Decoder:
         else:
             decoded = [readers[topic].read_all(list(map(Message.value, messages))) for topic, messages in runs]
             if None not in decoded:
-                joined = list(chain.from_iterable(decoded))
-                return Batch(list(map(joined.__getitem__, batch.order)), [], batch,
-                             by_type=lambda: self._indices(batch, decoded))
+                read: list[list[Record]] = decoded  # type: ignore[assignment]  # None is not in it
+                joined = list(chain.from_iterable(read))
+                # Several runs always come with an order.
+                return Batch(list(map(joined.__getitem__, batch.order)), [], batch,  # type: ignore[arg-type]
+                             by_type=lambda: self._indices(batch, read))
         records, index, dead = [], [], []
         for i, message in enumerate(batch.messages):
             value = message.value()
             if value is None:
                 continue  # a tombstone deletes nothing and is no error (docs/outputs.md#inputs)
             try:
-                records.append(readers[message.topic()].read(value))
+                records.append(readers[message.topic()].read(value))  # type: ignore[index]  # consumed: has one
                 index.append(i)
             except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
                 dead.append(dead_letter(self.dataflow, batch.record(message), describe(error)))
         return Batch(records, dead, batch, index)
 
-    def _indices(self, batch: KafkaBatch, decoded: list[list[Record]]) -> dict[type, Sequence[int]]:
+    def _indices(self, batch: KafkaBatch, decoded: list[list[Record]]) -> ByType:
         """Where each type's records are in the merged batch, from the inverse of its order (C loops)."""
-        order = batch.order
+        order: list[int] = batch.order  # type: ignore[assignment]  # several runs always come with an order
         where = sorted(range(len(order)), key=order.__getitem__)  # run record -> place in the batch
         of_type: dict[type, list[list[int]]] = {}
         start = 0

@@ -74,9 +74,10 @@ def _from_parts(text: str, match: re.Match, zone: tzinfo) -> datetime:
                     int(match["h"] or 0), int(match["m"] or 0), int(match["s"] or 0), micros, where)
 
 
-def _instant(text: str, *parts: int | tzinfo) -> datetime:
+def _instant(text: str, year: int, month: int, day: int, hour: int, minute: int, second: int, micros: int,
+             where: tzinfo) -> datetime:
     try:
-        return datetime(*parts[:7], tzinfo=parts[7]).astimezone(UTC)
+        return datetime(year, month, day, hour, minute, second, micros, tzinfo=where).astimezone(UTC)
     except ValueError:  # 2027-02-30, 25:00
         raise UnknownDate(f"eventdate {text!r} is not a real date and time") from None
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource
@@ -35,7 +35,12 @@ from utopia.io.permissions import check_access, write_refused
 from utopia.io.recovery_store import RecoveryStore, resume_line
 from utopia.io.retention import DeletedRecords
 from utopia.io.runtime import (
-    RunFlags, favour_throughput, plan_workers, relax_garbage_collector, run_flags, set_up_worker_thread,
+    RunFlags,
+    favour_throughput,
+    plan_workers,
+    relax_garbage_collector,
+    run_flags,
+    set_up_worker_thread,
     workers_across_processes,
 )
 from utopia.io.stopping import stop_on_signals
@@ -71,7 +76,7 @@ quiet_log.propagate = False
 dashboard's, whose faults show on the dashboard)."""
 
 
-class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, int]):
+class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, tuple[int, int]]):
     """All partitions of the input topics, each worker's merged in timestamp order (utopia.io.kafka_source)."""
 
     def __init__(self, settings: Settings, dataflow: str, topics: list[str]):
@@ -124,8 +129,9 @@ class MetadataProbe:
 
     def __call__(self) -> bool:
         if self.client is None:
-            self.client = AdminClient(self.settings.kafka_config() | CLIENT_CONFIG | {
-                "reconnect.backoff.max.ms": 1000, "logger": quiet_log})
+            config = self.settings.kafka_config() | CLIENT_CONFIG | {
+                "reconnect.backoff.max.ms": 1000, "logger": quiet_log}
+            self.client = AdminClient(config)  # type: ignore[arg-type]  # the stubs allow no logger or callback
         try:
             self.client.list_topics(timeout=1.0)
         except KafkaException:
@@ -157,12 +163,12 @@ class OutputEncoder:
 
         One such record used to stop the dataflow on every restart (a poison pill).
         """
-        kafka_key = None if key is None else (key if type(key) is bytes else key.encode())[:MAX_KEY_BYTES]
+        kafka_key = None if key is None else (key if isinstance(key, bytes) else key.encode())[:MAX_KEY_BYTES]
         room = self.limit - (0 if kafka_key is None else len(kafka_key))
         if isinstance(value, DeadLetter):
             letter = fit(value, room)
         else:
-            text_key = None if key is None else key if type(key) is str else key.decode("utf-8", "replace")
+            text_key = None if key is None else key if isinstance(key, str) else key.decode("utf-8", "replace")
             letter = too_large(self.dataflow, self.topic, text_key, encoded, self.limit, room)
         log.warning("a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
                     self.topic, len(encoded), self.dead_letters)
@@ -182,7 +188,7 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
 
     def __init__(self, settings: Settings, dataflow: str, topic: str):
         client_id = settings.topics.client_id(dataflow)
-        config = settings.kafka_config() | CLIENT_CONFIG | {
+        config: dict[str, Any] = settings.kafka_config() | CLIENT_CONFIG | {
             "client.id": client_id,
             "linger.ms": 5,
             # Retried batches keep their order: a changelog's last record must be its last value.
@@ -239,9 +245,9 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
         """
         if self.failures:
             error, message = self.failures[0]
-            topic = message.topic()
+            topic = message.topic()  # a delivery report always names it (the stubs allow None)
             end_run(self.dataflow, f"{len(self.failures)} record(s) not delivered to {topic}: {error.str()}"
-                                   f"{write_refused(self.settings, error, topic)}")
+                                   f"{write_refused(self.settings, error, topic)}")  # type: ignore[arg-type]
 
     def _producer_failed(self, error: KafkaError) -> NoReturn:
         """The producer failed for good (Kafka refused its idempotent producer id, say): one line saying why."""
@@ -328,7 +334,7 @@ def send(producer: Producer, topic: str, key: str | bytes | None, value: bytes, 
 
     Bytewax's KafkaSink fails the dataflow on a full queue instead (bytewax issue #522).
     """
-    encoded_key = None if key is None else key if type(key) is bytes else key.encode()
+    encoded_key = None if key is None else key if isinstance(key, bytes) else key.encode()
     while True:
         try:
             producer.produce(topic, value, encoded_key, timestamp=timestamp)
@@ -371,7 +377,8 @@ class KafkaIO:
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka_config() | CLIENT_CONFIG | {"logger": quiet_log})
+    config = settings.kafka_config() | CLIENT_CONFIG | {"logger": quiet_log}
+    return AdminClient(config)  # type: ignore[arg-type]  # the stubs allow no logger or callback
 
 
 def existing_topics(settings: Settings) -> set[str]:
@@ -383,7 +390,8 @@ def existing_topics(settings: Settings) -> set[str]:
     """
     errors: list[KafkaError] = []
     try:
-        client = AdminClient(settings.kafka_config() | CLIENT_CONFIG | {"logger": quiet_log, "error_cb": errors.append})
+        config = settings.kafka_config() | CLIENT_CONFIG | {"logger": quiet_log, "error_cb": errors.append}
+        client = AdminClient(config)  # type: ignore[arg-type]  # the stubs allow no logger or callback
     except KafkaException as error:
         raise ConfigError(f"a Kafka client setting is not accepted ({_reason(error)}): check the KAFKA_ variables, "
                           "KAFKA_CONFIG_* included") from None
@@ -507,7 +515,7 @@ def check_recovery_directory(directory: Path) -> None:
 
 
 def forget_unfinished_epochs(directory: Path) -> None:
-    """Before Bytewax resumes: the snapshots a crashed run made of epochs it never finished go (utopia.io.recovery_store).
+    """Before Bytewax resumes: the snapshots a crashed run made of unfinished epochs go (utopia.io.recovery_store).
 
     Every process does it before any starts the dataflow: Bytewax connects them all first.
     """

@@ -96,7 +96,7 @@ class PartitionReader:
                     continue
                 if error.code() != KafkaError._AUTO_OFFSET_RESET:
                     raise KafkaException(error)
-                self._skip_deleted(message.offset())
+                self._skip_deleted(message.offset())  # type: ignore[arg-type]  # a consumed offset is never None
             # librdkafka reports the end once each time the consumer catches up (past any
             # transaction markers, which are never fetched as records).
             last = messages[-1].error()
@@ -132,14 +132,14 @@ class PartitionReader:
         """
         if self.ended:
             return False
-        return not self.at_end or now - self.idle_since < max_idle_s
+        return not self.at_end or now - self.idle_since < max_idle_s  # type: ignore[operator]  # set when at_end
 
     def take(self, count: int) -> tuple[list[Message], list[int]]:
         """The first `count` pending records and their timestamps, released."""
         taken, stamps = self.pending[:count], self.stamps[:count]
         del self.pending[:count], self.stamps[:count]
         self.last_released = stamps[-1]
-        self.next_offset = taken[-1].offset() + 1
+        self.next_offset = taken[-1].offset() + 1  # type: ignore[operator]  # a consumed offset is never None
         return taken, stamps
 
     @property

@@ -5,8 +5,9 @@ abort) whose only cause, `Cluster authorization failed: Failed to acquire idempo
 neither a topic nor a permission. Kafka tells a client which operations its principal may perform
 on each topic it describes (KIP-430): unlike listing the ACLs (DESCRIBE_ACLS, which shared clusters
 rarely grant), that needs no right of its own, so READ on every input and WRITE on every output are
-checked that way before the run starts, and the consumer group by describing it. What only a refusal shows (an ACL removed while the dataflow
-runs, IDEMPOTENT_WRITE on a cluster older than Kafka 3.0) is named when it comes (`write_refused`).
+checked that way before the run starts, and the consumer group by describing it. What only a refusal
+shows (an ACL removed while the dataflow runs, IDEMPOTENT_WRITE on a cluster older than Kafka 3.0) is
+named when it comes (`write_refused`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def check_access(settings: Settings, group: str, inputs: list[str], outputs: lis
     and so is every topic when the broker does not tell what the principal may do (before Kafka 2.3):
     then the first refusal names what is missing.
     """
-    client = AdminClient(settings.kafka_config() | {"logger": _quiet})  # must outlive its futures
+    # Must outlive its futures. (The stubs allow no logger.)
+    client = AdminClient(settings.kafka_config() | {"logger": _quiet})  # type: ignore[arg-type]
     allowed = _operations(client, [*inputs, *outputs])
     refused = []
     if _group_refused(client, group):
@@ -48,7 +50,7 @@ def check_access(settings: Settings, group: str, inputs: list[str], outputs: lis
         if hidden:
             refused.append(f"describe {role} topic(s) {', '.join(hidden)} (nor learn whether they exist): it needs "
                            f"DESCRIBE and {operation.name} on them {acl}")
-        lacking = [topic for topic in topics if allowed.get(topic) is not None and operation not in allowed[topic]]
+        lacking = [topic for topic in topics if (may := allowed.get(topic)) is not None and operation not in may]
         if lacking:
             refused.append(f"{action} {role} topic(s) {', '.join(lacking)}: it needs {operation.name} on them {acl}")
     if refused:
@@ -58,7 +60,8 @@ def check_access(settings: Settings, group: str, inputs: list[str], outputs: lis
 def check_group(settings: Settings, group: str) -> None:
     """DESCRIBE on `group`, or a ConfigError naming it. A consumer that only reads assigned partitions still looks up
     its group's coordinator (confluent-kafka wants a group.id): `utopia tail` and `utopia watch` too."""
-    client = AdminClient(settings.kafka_config() | {"logger": _quiet})  # must outlive its futures
+    # Must outlive its futures. (The stubs allow no logger.)
+    client = AdminClient(settings.kafka_config() | {"logger": _quiet})  # type: ignore[arg-type]
     if _group_refused(client, group):
         raise ConfigError(f"{_principal(settings)} may not {_group_needs(settings, group)}")
 

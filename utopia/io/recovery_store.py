@@ -34,7 +34,7 @@ class Execution(NamedTuple):
 
 
 class RecoveryStore:
-    """The recovery partitions of one directory, opened on the thread that makes this object (read-only unless asked)."""
+    """The recovery partitions of one directory, opened (read-only unless asked) on the thread that makes this."""
 
     def __init__(self, directory: Path, writable: bool = False):
         self.files = sorted(Path(directory).glob("part-*.sqlite3"))

@@ -71,9 +71,10 @@ def quiet_main_thread() -> None:
     it no longer interrupts busy workers. With one worker, the worker is the main thread and
     nothing changes; nor in a process `favour_throughput` was not called in.
     """
-    if _dedicated and threading.current_thread() is not threading.main_thread():
+    main = threading.main_thread()
+    if _dedicated and threading.current_thread() is not main and main.native_id is not None:
         try:
-            os.sched_setscheduler(threading.main_thread().native_id, os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setscheduler(main.native_id, os.SCHED_IDLE, os.sched_param(0))
         except OSError:  # a sandbox that refuses: the run goes on as scheduled
             pass
 
@@ -145,7 +146,7 @@ def run_flags() -> RunFlags | None:
     """The flags of this process's `python -m bytewax.run`, read with Bytewax's own parser; None outside it."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    if spec is None or spec.name != "bytewax.run":
+    if main is None or spec is None or spec.name != "bytewax.run":
         return None
     args = main._parse_args()
     addresses = [address for address in (args.addresses or "").split(";") if address.strip()]

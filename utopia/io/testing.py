@@ -26,6 +26,7 @@ def kafka_records(items: Iterable[Record | tuple[str, bytes | None]], topics: To
     """
     offsets: dict[str, int] = defaultdict(int)
     records = []
+    value: bytes | None
     for timestamp, item in enumerate(items):
         if isinstance(item, Record):
             topic, key, value = TOPIC_OF[type(item)], item.id, msgspec.json.encode(item)
@@ -47,7 +48,7 @@ def with_kafka_messages(value: Any) -> Any:
         return msgspec.structs.replace(value, value=with_kafka_messages(value.value))
     if type(value) is tuple and len(value) == 2 and type(value[0]) is InRecord:
         raw = value[0]
-        key = raw.key.encode() if type(raw.key) is str else raw.key
+        key = raw.key.encode() if isinstance(raw.key, str) else raw.key
         message = Message(topic=raw.topic, partition=raw.partition, offset=raw.offset, key=key, value=raw.value,
                           timestamp=(1, raw.timestamp))
         return (message, value[1])

@@ -49,7 +49,10 @@ def topic_config(settings: Settings, name: str) -> dict[str, str]:
 def create(
     settings: Settings, partitions: int = 3, replication: int = 1, names: list[str] | None = None, quiet: bool = False
 ) -> list[str]:
-    """Create the missing ones among `names` (default: all topics), each with its `topic_config`; returns those created."""
+    """Create the missing ones among `names` (default: all topics), each with its `topic_config`.
+
+    Returns those created.
+    """
     # Each name once: librdkafka crashes on a request that names one topic twice.
     wanted = list(dict.fromkeys(all_topics(settings) if names is None else names))
     existing = existing_topics(settings)

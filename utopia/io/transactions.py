@@ -152,7 +152,8 @@ class _Chunk:
 
 def read_chunk(file: Path) -> list[Message]:
     """The records of a chunk's file: each batch's, msgpack after its length (4 bytes)."""
-    data, messages, at = file.read_bytes(), [], 0
+    data, at = file.read_bytes(), 0
+    messages: list[Message] = []
     while at < len(data):
         size = int.from_bytes(data[at:at + 4], "little")
         messages.extend(map(tuple, msgspec.msgpack.decode(data[at + 4:at + 4 + size])))
@@ -195,7 +196,8 @@ class TransactionalPart(StatefulSinkPartition):
         self.durable = 0
         """Chunks up to this number are in the snapshot a resume would load."""
         try:
-            _call(self.producer.init_transactions, 30)  # fences the producer of an earlier run, aborting its transaction
+            # fences the producer of an earlier run, aborting its transaction
+            _call(self.producer.init_transactions, 30)
             committed = self._committed()
             if resumed is not None:
                 committed = self._send_again([n for n in resumed.uncommitted if n > committed]) or committed
@@ -268,7 +270,7 @@ class TransactionalPart(StatefulSinkPartition):
                 self.prepared.append(_Chunk(self.next, self.unsent))
                 self.next, self.unsent = self.next + 1, []
                 _crash_at("snapshotted", self.next - 1)
-            return tuple(PartState(self.next, tuple(chunk.number for chunk in self.prepared)))
+            return self.next, tuple(chunk.number for chunk in self.prepared)  # a PartState, as a plain tuple
 
     def stored(self, durable: int) -> None:
         """The store would now resume with every chunk up to `durable` (from utopia.io.recovery_store)."""

@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -148,7 +148,7 @@ def raw_limit(settings: Settings) -> Run:
         for message in consumer.consume(1000, 0.05):
             error = message.error()
             if error is None:
-                decoder.decode(message.value())
+                decoder.decode(message.value())  # type: ignore[arg-type]  # no tombstones here
                 records += 1
             elif error.code() == KafkaError._PARTITION_EOF:
                 pending.discard(message.partition())
@@ -348,10 +348,10 @@ def state_sizes(sizes: Sizes, seed: int) -> dict[str, float]:
     }
     out = {}
     for label, (state, fields, value_of) in kinds.items():
-        states = {}
+        states: dict[str, Any] = {}
         for r in records:
             if type(r) in fields:
-                key = getattr(r, fields[type(r)])
+                key = getattr(r, fields[type(r)])  # type: ignore[arg-type]  # these states' keys are fields
                 applied = states.setdefault(key, state(key)).apply(value_of(r))
                 if not isinstance(applied, bool):  # an alert state's outputs come from a generator
                     list(applied)
@@ -486,7 +486,8 @@ def main() -> None:
     empty = empty_input(args.partitions)
     raw = raw_limit(settings)
     print(f"raw limit: {raw.rate:,.0f} records/s", file=sys.stderr)
-    runs, speeds = [], []
+    runs: list[Run] = []
+    speeds: list[float] = []
     for name in args.dataflows:
         records = input_records(name, settings, counts)
         for run in measure(name, args.workers, records, settings, empty, args.repeat, speeds):

@@ -11,8 +11,17 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from utopia.models import (
-    DeadLetter, EventAlert, EventStreamerAlert, GenreEventSuggestion, GlobalTotals, MustSeeVenue, Output, TopArtists,
-    TrendingArtists, ZipcodePopularEventAlert, ZipcodeTickets,
+    DeadLetter,
+    EventAlert,
+    EventStreamerAlert,
+    GenreEventSuggestion,
+    GlobalTotals,
+    MustSeeVenue,
+    Output,
+    TopArtists,
+    TrendingArtists,
+    ZipcodePopularEventAlert,
+    ZipcodeTickets,
 )
 
 RATE_WINDOW_S = 5

@@ -29,8 +29,19 @@ from utopia.config import Settings
 from utopia.io import topics
 from utopia.models import Event, Ticket
 from utopia.tools.bench import (
-    AT_LEAST_ONCE, BENCH_SIZES, REPORT, ROOT, Delivery, bench_arguments, check_bench_arguments, empty_input, host_speed,
-    input_records, input_settings, load, run_dataflow,
+    AT_LEAST_ONCE,
+    BENCH_SIZES,
+    REPORT,
+    ROOT,
+    Delivery,
+    bench_arguments,
+    check_bench_arguments,
+    empty_input,
+    host_speed,
+    input_records,
+    input_settings,
+    load,
+    run_dataflow,
 )
 
 EVERY_10_S = ("-s", "10", "-b", "10")
@@ -90,12 +101,13 @@ def ticket_latency(mode: Delivery, seconds: float, rate: int) -> list[float]:
 
     def receive(wait: float) -> None:
         for message in reader.consume(1000, wait):
-            if message.error() is None and message.key() is not None:
-                sent_at = sent.pop(message.key().decode(), None)
+            error, key = message.error(), message.key()
+            if error is None and key is not None:
+                sent_at = sent.pop(key.decode(), None)
                 if sent_at is not None:
                     delays.append(time.monotonic() - sent_at)
-            elif message.error() is not None and message.error().code() != KafkaError._PARTITION_EOF:
-                raise SystemExit(f"reading {responses}: {message.error()}")
+            elif error is not None and error.code() != KafkaError._PARTITION_EOF:
+                raise SystemExit(f"reading {responses}: {error}")
 
     try:
         warm = "t-warm"  # the dataflow answers: its start-up is not latency

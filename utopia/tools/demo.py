@@ -1,4 +1,5 @@
-"""`utopia demo` / `make demo`: generate a data set, run every dataflow on it in file mode, summarise, tell what they found."""
+"""`utopia demo` / `make demo`: generate a data set, run every dataflow on it in file mode, summarise the runs
+and tell what they found."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import msgspec
 
 from utopia.dates import format_instant
-from utopia.models import Address, Artist, Customer, Email, Event, Phone, Stream, Ticket, Venue
+from utopia.models import Address, Artist, Customer, Email, Event, Phone, Record, Stream, Ticket, Venue
 from utopia.tools.reference_data import cities, venues, zip_codes
 
 START_MS = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
@@ -67,7 +67,7 @@ class Rates:
 class Generated(NamedTuple):
     topic: str  # short input topic name: "customers", "streams", ...
     key: str
-    value: msgspec.Struct
+    value: Record
     timestamp: int  # epoch milliseconds
 
 
@@ -124,7 +124,7 @@ class World:
         self.by_genre[genre].append(index)
         return Artist(artistid, f"The {ADJECTIVES[adjective]} {NOUNS[noun]}{FORMS[form]}", genre)
 
-    def customer(self, index: int, now_ms: int) -> list[tuple[str, str, msgspec.Struct]]:
+    def customer(self, index: int, now_ms: int) -> list[tuple[str, str, Record]]:
         """A customer with their RESID address, emails (0-2) and phones (1-2)."""
         rng = self.rng
         ns = self.namespace
@@ -135,7 +135,7 @@ class World:
         joined = datetime.fromtimestamp(now_ms / 1000 - rng.uniform(0, 8) * 365.25 * 86400, UTC)
         self.customers.append(customerid)
         self.favourites.append(tuple(rng.sample(GENRES[:6], rng.choice((1, 2)))))
-        out: list[tuple[str, str, msgspec.Struct]] = [("customers", customerid, Customer(
+        out: list[tuple[str, str, Record]] = [("customers", customerid, Customer(
             customerid, type="INDIVIDUAL", gender=gender, fname=first, mname=rng.choice((None, "A", "J", "M")),
             lname=last, fullname=f"{first} {last}", suffix=rng.choice((None,) * 9 + ("Jr",)),
             title=rng.choice((None, "Mr", "Ms", "Dr")), birthdt=birth.date().isoformat(),
@@ -164,9 +164,10 @@ class World:
 
     def email(self, customerid: str, emailid: str, first: str, last: str) -> tuple[str, str, Email]:
         domain = self.rng.choice(("example.com", "mail.test", "utopia.example"))
-        return ("emails", emailid, Email(emailid, customerid, f"{first}.{last}{self.rng.randint(1, 999)}@{domain}".lower()))
+        address = f"{first}.{last}{self.rng.randint(1, 999)}@{domain}".lower()
+        return ("emails", emailid, Email(emailid, customerid, address))
 
-    def venue_records(self) -> Iterator[tuple[str, str, msgspec.Struct]]:
+    def venue_records(self) -> Iterator[tuple[str, str, Record]]:
         """The real venues (utopia/data/venues.csv): the same records in every world, a live feed's too, so
         their ids have no namespace."""
         for n, v in enumerate(venues()):
@@ -215,6 +216,12 @@ def generate(sizes: Sizes, seed: int = 42, start_ms: int = START_MS) -> Iterator
     yield from _one_per_millisecond(_activity(world, sizes, rng, clock + 1000))
 
 
+def _capacity(event: Event) -> int:
+    """A generated event's capacity, which it always has (only a decoded one may lack it)."""
+    assert event.capacity is not None
+    return event.capacity
+
+
 def _one_per_millisecond(records: Iterator[Generated]) -> Iterator[Generated]:
     """The same records with strictly increasing timestamps (a tie moves on by a millisecond).
 
@@ -244,17 +251,18 @@ def _activity(world: World, sizes: Sizes, rng: random.Random, begin: int) -> Ite
         artist = ranked_artists[bisect.bisect(artist_weights, rng.random() * artist_weights[-1])]
         at = begin + int(rng.random() * span / 2)
         events.append((at, world.event(index, artist, at, small=rng.random() < 0.2)))
-    resent = [(at + 1 + int(rng.random() * (end - at - 1)), msgspec.structs.replace(e, capacity=e.capacity + rng.randint(1, 50)))
+    resent = [(at + 1 + int(rng.random() * (end - at - 1)),
+               msgspec.structs.replace(e, capacity=_capacity(e) + rng.randint(1, 50)))
               for at, e in events if rng.random() < 0.05]
 
     # Tickets: small events get enough to sell out (and some over); the rest follow artist popularity.
     per_event = [0] * len(events)
     budget = sizes.tickets
     for i, (_, e) in enumerate(events):
-        if e.capacity <= 60 and budget > 0:
-            per_event[i] = min(budget, e.capacity + rng.randint(0, e.capacity // 2 + 2))
+        if _capacity(e) <= 60 and budget > 0:
+            per_event[i] = min(budget, _capacity(e) + rng.randint(0, _capacity(e) // 2 + 2))
             budget -= per_event[i]
-    big = [i for i, (_, e) in enumerate(events) if e.capacity > 60] or list(range(len(events)))
+    big = [i for i, (_, e) in enumerate(events) if _capacity(e) > 60] or list(range(len(events)))
     if events and budget > 0:
         weights = _zipf_weights(len(big), 0.9)
         for _ in range(budget):
@@ -275,13 +283,15 @@ def _activity(world: World, sizes: Sizes, rng: random.Random, begin: int) -> Ite
     tickets.sort()
 
     # Customers who move house or get a new email address later on (table updates).
-    updates = []
+    updates: list[tuple[int, tuple[str, str, Record]]] = []
     for c, customerid in enumerate(world.customers):
         roll = rng.random()
         if roll < 0.05:
-            updates.append((begin + int(rng.random() * span), world.home(customerid, f"ad-{c:07d}-2", rng.choice(world.zips))))
+            at = begin + int(rng.random() * span)
+            updates.append((at, world.home(customerid, f"ad-{c:07d}-2", rng.choice(world.zips))))
         elif roll < 0.10:
-            updates.append((begin + int(rng.random() * span), world.email(customerid, f"em-{c:07d}-9", "new", f"mail{c}")))
+            at = begin + int(rng.random() * span)
+            updates.append((at, world.email(customerid, f"em-{c:07d}-9", "new", f"mail{c}")))
     updates.sort(key=lambda u: u[0])
 
     def event_records() -> Iterator[Generated]:
@@ -373,9 +383,9 @@ def live(seed: int = 42, rates: Rates = Rates(), clock: Callable[[], int] | None
         kind = rng.choices(kinds, weights)[0]
         if kind == "streams":
             c = rng.randrange(len(world.customers))
-            artist = bisect.bisect(artist_weights, rng.random() * artist_weights[-1])
+            played = bisect.bisect(artist_weights, rng.random() * artist_weights[-1])
             at = now()
-            s = Stream(f"s-{ns}{n:010d}", world.customers[c], world.artists[artist],
+            s = Stream(f"s-{ns}{n:010d}", world.customers[c], world.artists[played],
                        format_instant(datetime.fromtimestamp(at / 1000, UTC)))
             yield Generated("streams", s.id, s, at)
         elif kind == "tickets":

@@ -77,14 +77,14 @@ def crossing_bundles(name: str, records: list) -> list[list]:
             super().__init__(*args)
             kept.append(self)
 
-    made, steps._Bundle = steps._Bundle, Kept
+    made, steps._Bundle = steps._Bundle, Kept  # type: ignore[misc]  # patched to keep what crosses
     plan_workers(2)  # as `python -m bytewax.run` says for 2 processes: one bundle per worker and batch
     try:
         io = TestingIO(records, batch_size=1000)
         io.changelog = timedelta(hours=1)
         run(importlib.import_module(f"dataflows.{name}").build(io), 2)
     finally:
-        steps._Bundle = made
+        steps._Bundle = made  # type: ignore[misc]
         plan_workers(1)
     return [list(bundle) for bundle in kept if bundle]
 

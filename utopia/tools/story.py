@@ -35,7 +35,7 @@ def read_outputs(directory: Path, topics: Topics) -> Outputs:
     for name, model in OUTPUT_RECORDS.items():
         path = directory / f"{topics.output(name)}.jsonl"
         if path.exists():
-            decoder = msgspec.json.Decoder(_Line[model])
+            decoder = msgspec.json.Decoder(_Line[model])  # type: ignore[valid-type]  # a type chosen at run time
             outputs[name] = [(line.key, line.value) for line in map(decoder.decode, path.read_bytes().splitlines())]
     return outputs
 

@@ -22,7 +22,7 @@ from contextlib import closing
 from typing import BinaryIO
 
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from utopia.codec import raw_text
 from utopia.config import ConfigError, Settings
@@ -61,10 +61,13 @@ _encoder = msgspec.json.Encoder()
 
 def line(message: Message) -> bytes:
     """The JSON line of a record, newline included."""
-    key, key_encoding = (None, None) if message.key() is None else raw_text(message.key())
+    raw_key = message.key()
+    key, key_encoding = (None, None) if raw_key is None else raw_text(raw_key)
     value, encoding = _value(message.value())
     _, timestamp = message.timestamp()
-    fields = Line(message.topic(), message.partition(), message.offset(), timestamp, key, value, key_encoding, encoding)
+    # A consumed message has its topic, partition and offset (the stubs allow None).
+    fields = Line(message.topic(), message.partition(), message.offset(),  # type: ignore[arg-type]
+                  timestamp, key, value, key_encoding, encoding)
     return _encoder.encode(fields) + b"\n"
 
 

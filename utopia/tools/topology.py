@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from bytewax.dataflow import Dataflow, MultiPort, Operator, SinglePort
 from bytewax.inputs import Source
@@ -78,8 +79,8 @@ def _learned(flow: Dataflow) -> Iterator[Link]:
     No stream joins them: what links them is the object whose `learn` one calls and whose other
     method the other does (utopia.steps), such as `KnownVenues`.
     """
-    learners = {id(op.learn.__self__): op.step_name
-                for op in flow.substeps if hasattr(getattr(op, "learn", None), "__self__")}
+    learners = {id(learn.__self__): op.step_name for op in flow.substeps
+                if (learn := getattr(op, "learn", None)) is not None and hasattr(learn, "__self__")}
     for op in flow.substeps:
         table = getattr(getattr(op, "replace", None), "__self__", None)
         if table is not None and id(table) in learners:
@@ -113,7 +114,8 @@ def _found(op: Operator, kind: type) -> tuple[str, ...]:
         for field in dataclasses.fields(inner):
             value = getattr(inner, field.name)
             if isinstance(value, kind):
-                topics.extend(value.topics if kind is Source else [value.topic])
+                ours: Any = value  # this project's sources name their `.topics`, its sinks their `.topic`
+                topics.extend(ours.topics if kind is Source else [ours.topic])
     return tuple(dict.fromkeys(topics))
 
 
@@ -130,10 +132,11 @@ def _waits(op: Operator) -> Iterator[str]:
     letters at the end of a finite input, so the reader of the picture should see they wait.
     """
     state = getattr(op, "new", None)
-    if getattr(state, "holds", ()) and not hasattr(state, "waits"):
-        raise TypeError(f"{op.step_id}: {state.__name__} holds records: say what waits for what in `waits`")
-    if hasattr(state, "waits"):
-        yield state.waits
+    if state is not None:
+        if getattr(state, "holds", ()) and not hasattr(state, "waits"):
+            raise TypeError(f"{op.step_id}: {state.__name__} holds records: say what waits for what in `waits`")
+        if hasattr(state, "waits"):
+            yield state.waits
     if getattr(op, "lookups", None) is not None:
         yield "lookups wait for the input before them"
     if getattr(op, "in_order", None) is not None:

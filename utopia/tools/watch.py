@@ -208,11 +208,12 @@ class KafkaOutputs:
                 error = message.error()
                 if error is None:
                     _, stamp = message.timestamp()
-                    _add(board, self.names[message.topic()], message.value(), stamp / 1000)
+                    topic: str = message.topic()  # type: ignore[assignment]  # a consumed message has its topic
+                    _add(board, self.names[topic], message.value(), stamp / 1000)
                 elif error.code() in _READ_TO_ITS_END:
                     self.behind.discard((message.topic(), message.partition()))
                     if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-                        self.denied.add(message.topic())
+                        self.denied.add(message.topic())  # type: ignore[arg-type]  # a partition's error has one
             if not messages or time.monotonic() >= deadline:
                 return not self.behind
 
