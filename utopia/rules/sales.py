@@ -17,7 +17,7 @@ log = logging.getLogger("utopia")
 
 
 def counted(tickets: list[Ticket]) -> list[None]:
-    """What a count of tickets needs of each ticket: only that it came (`per_key`'s `value_of_runs`).
+    """What a count of tickets needs of each ticket: only that it came (`keyed_state`'s `value_of_runs`).
 
     A ticket that waits keeps its Kafka message, for its dead letter; nothing else of it reaches its
     event's step, and with several processes nothing else of it crosses to another one
