@@ -15,7 +15,14 @@ from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Customer, Event, Stream, Ticket
 from utopia.rules.sales import counted
 from utopia.rules.totals import (
-    CUSTOMER_IDS, Clock, CustomerSeen, EventTotals, Totals, added_up, just_seen, streams_read,
+    CUSTOMER_IDS,
+    Clock,
+    CustomerSeen,
+    EventTotals,
+    Totals,
+    added_up,
+    just_seen,
+    streams_read,
 )
 from utopia.steps import FlowIO, items_per_key, keyed_state, read, write
 from utopia.steps.keys import BY_EVENT

@@ -16,7 +16,16 @@ from utopia.models import Artist, Stream
 from utopia.rules.listening import artist_played
 from utopia.rules.popularity import ArtistCount, CustomersOfArtist, MostStreamed, NumberOne, stream_or_name
 from utopia.rules.trending import (
-    CLOCK, HOURS, ArtistNames, add_hour, closed_window, closings, empty_hour, hour_counts, is_hour, late_streams,
+    CLOCK,
+    HOURS,
+    ArtistNames,
+    add_hour,
+    closed_window,
+    closings,
+    empty_hour,
+    hour_counts,
+    is_hour,
+    late_streams,
 )
 from utopia.steps import FlowIO, items_per_key, keyed_state, read, write
 from utopia.steps.keys import ARTIST_NAMES_FOR_ALL, BY_LISTENER, STREAMS_AND_NAME_BY_ARTIST

@@ -13,8 +13,15 @@ from bytewax.dataflow import Dataflow
 
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Event, Ticket, Venue
-from utopia.rules.venues import (EventVenue, KnownVenues, VenueCounts, VenueLeader, event_or_customer, per_metric,
-                                 venue_fact)
+from utopia.rules.venues import (
+    EventVenue,
+    KnownVenues,
+    VenueCounts,
+    VenueLeader,
+    event_or_customer,
+    per_metric,
+    venue_fact,
+)
 from utopia.steps import FlowIO, everywhere, items_per_key, keyed_state, read, shortcut, write
 from utopia.steps.keys import BY_EVENT, VENUES
 

@@ -14,7 +14,12 @@ from bytewax.dataflow import Dataflow
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Address, Event, Ticket
 from utopia.rules.neighbours import (
-    A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP, HomeShard, Neighbours, NeighbourWatch, ZipTickets, located_zip,
+    A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP,
+    HomeShard,
+    Neighbours,
+    NeighbourWatch,
+    ZipTickets,
+    located_zip,
 )
 from utopia.steps import FlowIO, in_order, items_per_key, per_shard, per_shard_join_as_of, read, rekey, write
 from utopia.steps.keys import EVENTS_ONLY

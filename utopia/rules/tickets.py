@@ -42,8 +42,9 @@ class WaitsForEvent(Generic[T]):
     event: Event | None = None
 
     def __init__(self, eventid: str):
-        self.eventid = eventid
-        self.held = HeldUntilKnown()
+        # The slots are the subclasses' own, as they were before this class: what a state pickles is unchanged.
+        self.eventid = eventid  # type: ignore[misc]
+        self.held = HeldUntilKnown()  # type: ignore[misc]
 
     def unfinished(self) -> list[tuple[InRecord, str]]:
         reason = capacity_never_came(self.eventid, self.event)

@@ -8,12 +8,14 @@ the shard's own, so each shard's state is exactly as of each record.
 
 from __future__ import annotations
 
+from typing import Any
+
 from bytewax.dataflow import Stream, operator
 
 from utopia.codec import Batch
-from utopia.steps.engine import KeyFields, Route, keyed_step
 from utopia.steps.ends import FlowIO
-from utopia.steps.items import Lookup, Out
+from utopia.steps.engine import KeyFields, Route, keyed_step
+from utopia.steps.items import Out
 from utopia.steps.shards import JoinLogic, ShardLogic
 from utopia.steps.state import StateClass
 
@@ -33,7 +35,7 @@ def per_shard(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass
 
 @operator
 def per_shard_join_as_of(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass,
-                         everywhere: tuple[type, ...], lookups: Stream[list[tuple[str, Lookup]]],
+                         everywhere: tuple[type, ...], lookups: Stream[Any],
                          asked_by: tuple[type, ...], dead_letters: FlowIO | None = None) -> Stream[list[Out]]:
     """`per_shard`, whose states also answer `lookups` as of their place in the input (see `join_as_of`).
 

@@ -87,7 +87,7 @@ def write(step_id: str, up: Stream[list[Out]], io: FlowIO, output: str) -> None:
     op.output("produce", op.flat_map("each", up, each), sink)
 
 
-def sink_items(sink: Sink) -> Callable[[list[Out]], list]:
+def sink_items(sink: Sink) -> Callable[[list], list]:
     """How a sink takes a batch of output records: one item per record, or the whole batch as one item.
 
     The exactly-once sink (utopia.io.transactions) takes whole batches, keyed by the worker that made them.
@@ -95,5 +95,5 @@ def sink_items(sink: Sink) -> Callable[[list[Out]], list]:
     return getattr(sink, "items_of", _each)
 
 
-def _each(batch: list[Out]) -> list[Out]:
+def _each(batch: list) -> list:
     return batch

@@ -27,16 +27,23 @@ from utopia.steps.holding import WAITING_LOG
 from utopia.steps.items import Lookup, Out, Placed
 from utopia.steps.sharding import SHARD_KEYS, SHARD_NAMES, SHARDS, bundle_names, worker_of
 from utopia.steps.shards import (
-    Courier, JoinLogic, KeyedStep, Mark, OrderedLogic, ShardLogic, Unfinished, WorkerShards,
+    Courier,
+    JoinLogic,
+    KeyedStep,
+    Mark,
+    OrderedLogic,
+    ShardLogic,
+    Unfinished,
+    WorkerShards,
 )
 
-KeyFields = Mapping[type, str | Callable[[Any], str | None]]
+KeyFields = Mapping[Any, str | Callable[[Any], str | None]]
 """Which field holds a record's key in a keyed step, per record type (the exact type), or what gives it.
 
 A record of a type not named skips the step, and so does one whose key is null.
 """
 
-Values = Mapping[type, Callable[[list], list]]
+Values = Mapping[Any, Callable[[list], list]]
 """Per record type, what of a run of records reaches the states, in one call (`value_of_runs`)."""
 
 
@@ -116,7 +123,7 @@ def _router(route: Route, new: Callable[[str], Any], send: Callable[[Parcels], l
 
     def by_shard(batch: Batch | list[tuple[str, Lookup]]) -> list:
         shards: Parcels = [[] for _ in range(SHARDS)]
-        if type(batch) is not Batch:  # from another keyed step: (key, value) pairs
+        if not isinstance(batch, Batch):  # from another keyed step: (key, value) pairs
             for pair in batch:
                 if pair[0] is None:  # how far that step has sent: for a step that takes its items in order
                     if ordered:
@@ -152,7 +159,7 @@ def _router(route: Route, new: Callable[[str], Any], send: Callable[[Parcels], l
                 pairs.append((None, mark))
         return send(shards)
 
-    def _keyed(batch: Batch, kind: type, records: list, indices: Sequence[int]) -> tuple[list[str], Iterable[Any]]:
+    def _keyed(batch: Batch, kind: type, records: list, indices: Sequence[int]) -> tuple[list[str], list[Any]]:
         """The keys and values of a run of records of one type, in C loops where it can."""
         keys, values = list(map(getters[kind], records)), _values(batch, kind, records, indices)
         if None in keys:
@@ -215,6 +222,7 @@ class _Bundle(list):
     """
 
     __slots__ = ("_encoded",)
+    _encoded: bytes
 
     def __reduce__(self) -> tuple[Callable, tuple[bytes]]:
         try:

@@ -7,18 +7,20 @@ lookup's place in the input, as the state was there (docs/outputs.md#ordering).
 
 from __future__ import annotations
 
+from typing import Any
+
 from bytewax.dataflow import Stream, operator
 
 from utopia.codec import Batch
 from utopia.steps.engine import KeyFields, Route, keyed_step
-from utopia.steps.items import Lookup, Out
+from utopia.steps.items import Out
 from utopia.steps.shards import JoinLogic
 from utopia.steps.state import StateClass
 
 
 @operator
 def join_as_of(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass,
-               lookups: Stream[list[tuple[str, Lookup]]], asked_by: tuple[type, ...]) -> Stream[list[Out]]:
+               lookups: Stream[Any], asked_by: tuple[type, ...]) -> Stream[list[Out]]:
     """Records applied per key as `keyed_state` does, and `lookups` answered by `state.read(lookup)`.
 
     `asked_by` are the record types that cause lookups upstream: a batch with any of them tells

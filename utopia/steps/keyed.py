@@ -20,8 +20,8 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 
 from utopia.codec import Batch
-from utopia.steps.engine import KeyFields, Route, Values, each_value, keyed_step
 from utopia.steps.ends import FlowIO
+from utopia.steps.engine import KeyFields, Route, Values, each_value, keyed_step
 from utopia.steps.items import Out
 from utopia.steps.shards import ShardLogic
 from utopia.steps.state import StateClass
@@ -31,7 +31,7 @@ from utopia.steps.state import StateClass
 def keyed_state(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass,
                 value: Callable[[Any], Any] | None = None, value_of_runs: Values | None = None,
                 changelog: timedelta | None = None, dead_letters: FlowIO | None = None,
-                also: Stream[list[Out]] | None = None) -> Stream[list[Out]]:
+                also: Stream[Any] | None = None) -> Stream[list[Out]]:
     """Apply each record, in input order, to the state of its key (`state(key)` makes a fresh one).
 
     `value` picks what of a record the state needs (default: the whole record): only that travels
@@ -52,7 +52,7 @@ def keyed_state(step_id: str, up: Stream[Batch], key: KeyFields, state: StateCla
 
 
 @operator
-def items_per_key(step_id: str, up: Stream[list[Out]], state: StateClass, changelog: timedelta | None = None,
+def items_per_key(step_id: str, up: Stream[Any], state: StateClass, changelog: timedelta | None = None,
                   recheck: timedelta | None = None) -> Stream[list[Out]]:
     """Apply the items other keyed steps sent (`(key, value)` pairs) to the states of their keys, as they come.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from operator import is_not
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -13,7 +13,6 @@ from bytewax.operators import StatefulBatchLogic
 
 from utopia.codec import Batch
 from utopia.io.runtime import planned_workers
-from utopia.models import Record
 from utopia.steps.items import Placed
 from utopia.steps.sharding import bundle_names
 
@@ -34,7 +33,7 @@ def everywhere(step_id: str, up: Stream[Batch], kind: type[R], learn: Callable[[
     names = bundle_names(planned_workers())
     wanted = (kind,)
 
-    def to_every_worker(batch: Batch) -> list[tuple[str, list[Placed[R]]]]:
+    def to_every_worker(batch: Batch) -> list[tuple[str, list[Placed[Any]]]]:
         lane, position = batch.lane, batch.position
         placed = [Placed(lane, position + i, record)
                   for _, records, indices in batch.runs(wanted) for i, record in zip(indices, records)]
@@ -61,7 +60,7 @@ class _Learner(StatefulBatchLogic):
 
 @operator
 def shortcut(step_id: str, up: Stream[Batch], kind: type[R],
-             replace: Callable[[list[R], int, Sequence[int]], list[Record]]) -> Stream[Batch]:
+             replace: Callable[[list[Any], int, Sequence[int]], list[Any]]) -> Stream[Batch]:
     """Batches with some records of `kind` replaced by what `replace` gives for them.
 
     A record that a keyed step would only pass on, once it knows something, can go straight on as

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bytewax.dataflow import Stream, operator
 
 from utopia.codec import Batch
@@ -13,7 +15,7 @@ from utopia.steps.state import StateClass
 
 @operator
 def in_order(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass,
-             items: Stream[list[Out]]) -> Stream[list[Out]]:
+             items: Stream[Any]) -> Stream[list[Out]]:
     """Records applied per key together with `items`, `Sequenced` values of a step that tells how far it has sent.
 
     The items come by another path (from every shard of that step), so they may arrive before

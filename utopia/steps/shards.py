@@ -32,7 +32,9 @@ def recovery_requested(argv: list[str] | None = None, env: Mapping[str, str] | N
     argv = sys.argv if argv is None else argv
     env = os.environ if env is None else env
     flags = ("-r", "--recovery-directory")
-    return bool(env.get("BYTEWAX_RECOVERY_DIRECTORY")) or any(a in flags or a.startswith("--recovery-directory=") for a in argv)
+    return bool(env.get("BYTEWAX_RECOVERY_DIRECTORY")) or any(
+        a in flags or a.startswith("--recovery-directory=") for a in argv
+    )
 
 
 class KeyedStep(NamedTuple):
@@ -94,13 +96,14 @@ class ShardLogic(StatefulBatchLogic):
                                   f"{SHARDS}: resume with {shards}, or start with a new recovery store")
             self._restore(*state)
         self.step = step
+        self.flush_every = step.changelog or NO_CACHE
         self.flush_at: datetime | None = None
         self.recheck_at = None if step.recheck is None else datetime.now(UTC) + step.recheck
 
-    def on_batch(self, batches: list[list[tuple[str, Any]]]) -> tuple[list[list[Out]], bool]:
+    def on_batch(self, batches: list[list[tuple[str | None, Any]]]) -> tuple[list[list[Out]], bool]:
         states, new, changed, alerts = self.states, self.step.new, self.changed, self.step.changelog is None
         every = self.step.changelog == NO_CACHE
-        outputs: list[Out] = []
+        outputs: list[Any] = []  # alerts, and `Front`s for a step that tells
         marks: dict[int, Mark] = {}
         for batch in batches:
             for key, record in batch:
@@ -124,18 +127,19 @@ class ShardLogic(StatefulBatchLogic):
 
     def _done(self, outputs: list[Out]) -> tuple[list[list[Out]], bool]:
         if self.changed and self.flush_at is None:
-            self.flush_at = datetime.now(UTC) + self.step.changelog
+            self.flush_at = datetime.now(UTC) + self.flush_every
         if self.step.waiting_log is not None:
             self.step.waiting_log.tick()
         return ([outputs] if outputs else []), False
 
     def on_notify(self) -> tuple[list[list[Out]], bool]:
         now = datetime.now(UTC)
-        if self.recheck_at is not None and self.recheck_at <= now:
-            self.recheck_at = now + self.step.recheck
+        recheck = self.step.recheck
+        if recheck is not None and self.recheck_at is not None and self.recheck_at <= now:
+            self.recheck_at = now + recheck
             self.changed.update((key, None) for key, state in self.states.items() if state.recheck())
             if self.changed and self.flush_at is None:
-                self.flush_at = now + self.step.changelog
+                self.flush_at = now + self.flush_every
         if self.flush_at is None or self.flush_at > now:  # only a recheck was due
             return [], False
         return self.flush(), False
@@ -278,7 +282,8 @@ class OrderedLogic(ShardLogic):
     def _restore(self, states: dict[str, Any], changed: dict[str, None], read_up_to: dict | None = None,
                  fronts: dict | None = None, queues: dict | None = None, arrivals: int = 0) -> None:
         super()._restore(states, changed)
-        self.read_up_to, self.fronts, self.queues, self.arrivals = read_up_to or {}, fronts or {}, queues or {}, arrivals
+        self.read_up_to, self.fronts, self.queues = read_up_to or {}, fronts or {}, queues or {}
+        self.arrivals = arrivals
 
     def on_batch(self, batches: list[list[tuple[str | None, Any]]]) -> tuple[list[list[Out]], bool]:
         read_up_to, fronts, queues = self.read_up_to, self.fronts, self.queues

@@ -101,7 +101,7 @@ def checked(step_id: str, new: StateClass, key: Mapping[type, Any], values: Mapp
     if in_order and not set(key) <= set(getattr(kind, "placed", ())):
         raise TypeError(f"{step_id}: {name} takes items in input order: its own records must be `placed`")
     declared = [(f"{name}.{hook}", _values_of(getattr(kind, hook), hook)) for hook in _SENDING if hasattr(kind, hook)]
-    declared += [(f"the value of {kind.__name__}", _values_of(pick, "run")) for kind, pick in values.items()]
+    declared += [(f"the value of {kind.__name__}", _picked(pick)) for kind, pick in values.items()]
     for where, kinds in declared:
         for kind in kinds:
             problem = wire.cannot_cross(kind)
@@ -117,7 +117,7 @@ _SEQUENCES = {list, tuple, Iterable, Iterator, Generator}
 
 
 def _values_of(function: Any, hook: str) -> list[Any]:
-    """The value types a function declares it returns: of its `(key, value)` pairs, or of a run's values (`run`).
+    """The value types a function declares it returns: of its `(key, value)` pairs, of a run (`run`), or one (`one`).
 
     What is not declared (no annotation, a name it cannot resolve, a bare `tuple`) is not judged.
     """
@@ -127,10 +127,19 @@ def _values_of(function: Any, hook: str) -> list[Any]:
         return []
     if returned is None or returned is bool:
         return []
+    if hook == "one":
+        return [returned]
     if hook == "run":
         return _items(returned)
     pairs = [returned] if hook == "value" else _items(returned)
     return [typing.get_args(pair)[1] for pair in pairs if _is_pair(pair)]
+
+
+def _picked(pick: Callable[[list], list]) -> list[Any]:
+    """The value types a run function declares, or the per-record `value` it applies (`engine.each_value`)."""
+    if isinstance(pick, partial):
+        return _values_of(pick.args[-1], "one")
+    return _values_of(pick, "run")
 
 
 def _items(returned: Any) -> list[Any]:
