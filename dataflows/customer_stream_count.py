@@ -8,14 +8,14 @@ from bytewax.dataflow import Dataflow
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Stream
 from utopia.rules.listening import StreamCount, just_counted
-from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps import FlowIO, keyed_state, read, write
 from utopia.steps.keys import BY_LISTENER
 
 
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("customer_stream_count")
     streams = read("streams", flow, io, {Stream: ["customerid"]})
-    counts = per_key(
+    counts = keyed_state(
         "count_per_customer", streams, BY_LISTENER, StreamCount, value=just_counted, changelog=io.changelog
     )
     write("customer_stream_count", counts, io, "customer-stream-count")

@@ -16,9 +16,18 @@ from utopia.models import Artist, Stream
 from utopia.rules.listening import artist_played
 from utopia.rules.popularity import ArtistCount, CustomersOfArtist, MostStreamed, NumberOne, stream_or_name
 from utopia.rules.trending import (
-    CLOCK, HOURS, ArtistNames, add_hour, closed_window, closings, empty_hour, hour_counts, is_hour, late_streams,
+    CLOCK,
+    HOURS,
+    ArtistNames,
+    add_hour,
+    closed_window,
+    closings,
+    empty_hour,
+    hour_counts,
+    is_hour,
+    late_streams,
 )
-from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps import FlowIO, items_per_key, keyed_state, read, write
 from utopia.steps.keys import ARTIST_NAMES_FOR_ALL, BY_LISTENER, STREAMS_AND_NAME_BY_ARTIST
 
 READS = {Stream: ["customerid", "artistid"], Artist: []}
@@ -27,20 +36,19 @@ READS = {Stream: ["customerid", "artistid"], Artist: []}
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("most_streamed_artists")
     records = read("streams_and_artists", flow, io, READS, caught_up=True)  # the hours closed by the wall clock
-    per_artist = per_key(
-        "streams_per_artist", records, STREAMS_AND_NAME_BY_ARTIST, ArtistCount, value=stream_or_name, changelog=io.changelog
-    )
-    top = per_key("most_streamed_overall", records, {}, MostStreamed, also=per_artist, changelog=io.changelog)
+    per_artist = keyed_state("streams_per_artist", records, STREAMS_AND_NAME_BY_ARTIST, ArtistCount,
+                             value=stream_or_name, changelog=io.changelog)
+    top = items_per_key("most_streamed_overall", per_artist, MostStreamed, changelog=io.changelog)
     write("top_artists", top, io, "top-artists")
-    new_number_ones = per_key("number_one_per_customer", records, BY_LISTENER, NumberOne, value=artist_played)
-    fans = per_key("customers_per_number_one", records, {}, CustomersOfArtist, also=new_number_ones, changelog=io.changelog)
+    new_number_ones = keyed_state("number_one_per_customer", records, BY_LISTENER, NumberOne, value=artist_played)
+    fans = items_per_key("customers_per_number_one", new_number_ones, CustomersOfArtist, changelog=io.changelog)
     write("customers_by_top_artist", fans, io, "customers-by-top-artist")
     hourly = op.branch("hour_or_closing", op.flat_map("streams_per_hour", records, hour_counts), is_hour)
     hours = fold_window("trending_per_hour", hourly.trues, CLOCK, HOURS, empty_hour, add_hour, add_hour, ordered=False)
     op.inspect("late_for_their_hour", hours.late, lambda _step, late: late_streams(late))
     closed = op.merge("closed_hours", op.map("each_closed_hour", hours.down, closed_window),
                       op.map("where_hours_closed", hourly.falses, closings))
-    trending = per_key("name_trending_artists", records, ARTIST_NAMES_FOR_ALL, ArtistNames, also=closed)
+    trending = keyed_state("name_trending_artists", records, ARTIST_NAMES_FOR_ALL, ArtistNames, also=closed)
     write("trending_artists", trending, io, "trending-artists")
     return flow
 

@@ -13,9 +13,16 @@ from bytewax.dataflow import Dataflow
 
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Event, Ticket, Venue
-from utopia.rules.venues import (EventVenue, KnownVenues, VenueCounts, VenueLeader, event_or_customer, per_metric,
-                                 venue_fact)
-from utopia.steps import FlowIO, everywhere, per_key, read, shortcut, write
+from utopia.rules.venues import (
+    EventVenue,
+    KnownVenues,
+    VenueCounts,
+    VenueLeader,
+    event_or_customer,
+    per_metric,
+    venue_fact,
+)
+from utopia.steps import FlowIO, everywhere, items_per_key, keyed_state, read, shortcut, write
 from utopia.steps.keys import BY_EVENT, VENUES
 
 READS = {Venue: [], Event: ["venueid"], Ticket: ["eventid", "customerid"]}
@@ -27,11 +34,12 @@ def build(io: FlowIO) -> Dataflow:
     known = KnownVenues()
     everywhere("venue_of_each_event_everywhere", records, Event, known.learn)
     records = shortcut("tickets_straight_to_known_venues", records, Ticket, known.straight_to_venue)
-    facts = per_key("venue_of_each_event", records, BY_EVENT, EventVenue, value=event_or_customer, dead_letters=io)
-    per_venue = per_key("counts_per_venue", records, VENUES, VenueCounts, value=venue_fact, also=facts,
-                        changelog=io.changelog)
+    facts = keyed_state("venue_of_each_event", records, BY_EVENT, EventVenue, value=event_or_customer,
+                        dead_letters=io)
+    per_venue = keyed_state("counts_per_venue", records, VENUES, VenueCounts, value=venue_fact, also=facts,
+                            changelog=io.changelog)
     totals = op.map("to_each_metric", per_venue, per_metric)
-    leaders = per_key("leader_per_metric", records, {}, VenueLeader, also=totals, changelog=io.changelog)
+    leaders = items_per_key("leader_per_metric", totals, VenueLeader, changelog=io.changelog)
     write("must_see_venue", leaders, io, "must-see-venue")
     return flow
 

@@ -8,15 +8,15 @@ from bytewax.dataflow import Dataflow
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Event, Ticket
 from utopia.rules.tickets import TicketDesk, desk_tickets
-from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps import FlowIO, keyed_state, read, write
 from utopia.steps.keys import BY_EVENT
 
 
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("purchase_event_ticket")
     events_and_tickets = read("events_and_tickets", flow, io, {Event: [], Ticket: ["eventid"]})
-    responses = per_key("ticket_desk_per_event", events_and_tickets, BY_EVENT, TicketDesk,
-                        value_of_runs={Ticket: desk_tickets}, dead_letters=io)
+    responses = keyed_state("ticket_desk_per_event", events_and_tickets, BY_EVENT, TicketDesk,
+                            value_of_runs={Ticket: desk_tickets}, dead_letters=io)
     write("ticket_response", responses, io, "ticket-response")
     return flow
 

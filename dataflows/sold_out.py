@@ -11,7 +11,7 @@ from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Email, Event, Stream, Ticket
 from utopia.rules.fans import ArtistFans, CustomerEmail, FirstSighting, fan_or_event
 from utopia.rules.sales import EventStatus, counted
-from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps import FlowIO, join_as_of, keyed_state, read, write
 from utopia.steps.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT, EVENTS_ONLY
 
 READS = {Event: ["artistid"], Ticket: ["eventid"], Stream: ["customerid", "artistid"], Email: ["customerid"]}
@@ -20,14 +20,12 @@ READS = {Event: ["artistid"], Ticket: ["eventid"], Stream: ["customerid", "artis
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("sold_out")
     records = read("events_tickets_streams_emails", flow, io, READS)
-    event_alerts = per_key("sales_per_event", records, BY_EVENT, EventStatus, value_of_runs={Ticket: counted},
-                           dead_letters=io)
+    event_alerts = keyed_state("sales_per_event", records, BY_EVENT, EventStatus, value_of_runs={Ticket: counted},
+                               dead_letters=io)
     write("event_alerts", event_alerts, io, "event-alerts")
-    fans = per_key("top_streamers_per_artist", records, BY_ARTIST, ArtistFans, value=fan_or_event)
-    new_event_fans = per_key("fans_of_first_sighting", records, EVENTS_ONLY, FirstSighting, also=fans)
-    streamer_alerts = per_key(
-        "email_top_streamers", records, BY_CUSTOMER, CustomerEmail, lookups=new_event_fans, lookups_from=(Event,)
-    )
+    fans = keyed_state("top_streamers_per_artist", records, BY_ARTIST, ArtistFans, value=fan_or_event)
+    new_event_fans = keyed_state("fans_of_first_sighting", records, EVENTS_ONLY, FirstSighting, also=fans)
+    streamer_alerts = join_as_of("email_top_streamers", records, BY_CUSTOMER, CustomerEmail, new_event_fans, (Event,))
     write("event_streamer_alerts", streamer_alerts, io, "event-streamer-alerts")
     return flow
 

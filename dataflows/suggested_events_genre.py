@@ -13,27 +13,23 @@ from bytewax.dataflow import Dataflow
 
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Artist, Event, Stream, Ticket
-from utopia.rules.genres import GenreShard, PopularWatch, customer_shard
+from utopia.rules.genres import GenreShard, PopularWatch
 from utopia.rules.sales import counted
-from utopia.steps import FlowIO, per_key, read, write
-from utopia.steps.keys import BY_EVENT
+from utopia.steps import FlowIO, keyed_state, per_shard_join_as_of, read, write
+from utopia.steps.keys import BY_EVENT, BY_LISTENER
 
 READS = {Artist: [], Event: ["artistid"], Stream: ["customerid", "artistid"], Ticket: ["eventid"]}
-
-BY_CUSTOMER_SHARD = {Stream: customer_shard}
-"""A stream goes to the state of its customer's shard; artists and events are broadcast to every shard."""
-
 
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("suggested_events_genre")
     records = read("artists_events_streams_tickets", flow, io, READS)
-    popular = per_key("sales_per_event", records, BY_EVENT, PopularWatch, value_of_runs={Ticket: counted},
-                      dead_letters=io)
+    popular = keyed_state("sales_per_event", records, BY_EVENT, PopularWatch, value_of_runs={Ticket: counted},
+                          dead_letters=io)
     # A question comes from a ticket, or from the event record that releases held tickets: a batch with
     # either tells every shard how far it has been read, so no question waits for a later batch.
-    suggestions = per_key(
-        "genre_fans_per_shard", records, BY_CUSTOMER_SHARD, GenreShard, broadcast=(Artist, Event),
-        lookups=popular, lookups_from=(Ticket, Event), dead_letters=io,
+    suggestions = per_shard_join_as_of(  # a stream to its customer's shard; artists and events to every shard
+        "genre_fans_per_shard", records, BY_LISTENER, GenreShard, (Artist, Event), popular, (Ticket, Event),
+        dead_letters=io,
     )
     write("genre_event_suggestions", suggestions, io, "genre-event-suggestions")
     return flow

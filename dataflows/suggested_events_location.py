@@ -14,28 +14,33 @@ from bytewax.dataflow import Dataflow
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Address, Event, Ticket
 from utopia.rules.neighbours import (
-    A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP, HomeShard, Neighbours, NeighbourWatch, ZipTickets, customer_shard, located_zip,
+    A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP,
+    HomeShard,
+    Neighbours,
+    NeighbourWatch,
+    ZipTickets,
+    located_zip,
 )
-from utopia.steps import FlowIO, per_key, read, rekey, write
+from utopia.steps import FlowIO, in_order, items_per_key, per_shard, per_shard_join_as_of, read, rekey, write
 from utopia.steps.keys import EVENTS_ONLY
 
 READS = {Address: A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP, Event: [], Ticket: ["customerid", "eventid"]}
 
-BY_CUSTOMER_SHARD = {Address: customer_shard, Ticket: customer_shard}
-"""Homes and tickets go to the state of their customer's shard; events are broadcast to every shard."""
+BY_CUSTOMER = {Address: "customerid", Ticket: "customerid"}
+"""Homes and tickets go to the state of their customer's shard (a venue's address to none); events to every shard."""
 
 
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("suggested_events_location")
     records = read("addresses_events_tickets", flow, io, READS)
-    processed = per_key("tickets_meet_event_and_home", records, BY_CUSTOMER_SHARD, HomeShard, broadcast=(Event,),
-                        dead_letters=io, tells=True)
+    processed = per_shard("tickets_meet_event_and_home", records, BY_CUSTOMER, HomeShard, (Event,),
+                          dead_letters=io, tells=True)
     by_zip = rekey("processed_tickets_by_zip", processed, located_zip)
-    per_zip = per_key("tickets_per_zip", records, {}, ZipTickets, also=by_zip, changelog=io.changelog)
+    per_zip = items_per_key("tickets_per_zip", by_zip, ZipTickets, changelog=io.changelog)
     write("zipcode_tickets", per_zip, io, "zipcode-tickets")
-    popular = per_key("sales_per_event", records, EVENTS_ONLY, NeighbourWatch, in_order=processed)
-    alerts = per_key("neighbours_of_popular_purchases", records, BY_CUSTOMER_SHARD, Neighbours, broadcast=(Event,),
-                     lookups=popular, lookups_from=(Address, Event, Ticket), dead_letters=io)
+    popular = in_order("sales_per_event", records, EVENTS_ONLY, NeighbourWatch, processed)
+    alerts = per_shard_join_as_of("neighbours_of_popular_purchases", records, BY_CUSTOMER, Neighbours, (Event,),
+                                  popular, (Address, Event, Ticket), dead_letters=io)
     write("zipcode_popular_event_alerts", alerts, io, "zipcode-popular-event-alerts")
     return flow
 

@@ -8,14 +8,14 @@ from bytewax.dataflow import Dataflow
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Stream
 from utopia.rules.listening import FavouriteArtists, artist_played
-from utopia.steps import FlowIO, per_key, read, write
+from utopia.steps import FlowIO, keyed_state, read, write
 from utopia.steps.keys import BY_LISTENER
 
 
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("top_customer_artists")
     streams = read("streams", flow, io, {Stream: ["customerid", "artistid"]})
-    tops = per_key(
+    tops = keyed_state(
         "rank_artists_per_customer", streams, BY_LISTENER, FavouriteArtists, value=artist_played, changelog=io.changelog
     )
     write("top_customer_artists", tops, io, "top-customer-artists")

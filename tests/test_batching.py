@@ -12,11 +12,11 @@ from unittest.mock import patch
 import pytest
 
 from tests.conftest import plain
-from utopia import steps
 from utopia.cli import dataflow_names, load_build
 from utopia.io.runtime import plan_workers
 from utopia.io.testing import TestingIO, kafka_records, run
 from utopia.models import CHANGELOGS, Ticket
+from utopia.steps import shards
 from utopia.tools.generator import Sizes, generate
 
 WORLD = Sizes(customers=40, artists=8, events=12, tickets=300, streams=800, zipcodes=3)
@@ -40,7 +40,7 @@ def outcome(name: str, batch_size: int, workers: int, recovery: bool = False) ->
     io = TestingIO(RECORDS, batch_size=batch_size)
     plan_workers(workers)  # with 3, keyed steps send bundles per worker, as across processes
     # with recovery, states stay keyed by shard: bundles are handed on to each shard by a step of their own
-    recovering = patch.object(steps._ShardLogic, "snapshots", recovery)
+    recovering = patch.object(shards.ShardLogic, "snapshots", recovery)
     try:
         with recovering:
             flow = load_build(name)(io)

@@ -9,7 +9,7 @@ from bytewax.testing import TestingSource, run_main
 
 from dataflows import customer_stream_count, must_see_venue, purchase_event_ticket
 from tests.conftest import plain
-from utopia import steps
+from utopia.steps import shards
 from utopia.config import ConfigError
 from utopia.io.testing import TestingIO, kafka_records
 from utopia.models import Event, Stream, Ticket
@@ -31,7 +31,7 @@ class CrashingIO(TestingIO):
 
 
 def run_with_crash(build, records, tmp_path, monkeypatch):
-    monkeypatch.setattr(steps._ShardLogic, "snapshots", True)
+    monkeypatch.setattr(shards.ShardLogic, "snapshots", True)
     init_db_dir(tmp_path, 1)
     io = CrashingIO(kafka_records(records), batch_size=2)
     recovery = RecoveryConfig(str(tmp_path))
@@ -84,20 +84,20 @@ def test_a_join_keeps_its_pending_lookups_and_progress_across_a_crash(tmp_path, 
 
 def test_a_recovery_store_resumes_only_with_the_shard_count_it_was_written_with(monkeypatch):
     """A key's shard depends on UTOPIA_SHARDS: under another count its state would sit in the wrong shard."""
-    monkeypatch.setattr(steps._ShardLogic, "snapshots", True)
-    step = steps._Step("flow", lambda key: [], None, (), None)
-    shard = steps._ShardLogic(None, step)
+    monkeypatch.setattr(shards.ShardLogic, "snapshots", True)
+    step = shards.KeyedStep("flow", lambda key: [], None, (), None)
+    shard = shards.ShardLogic(None, step)
     shard.states["c1"] = [7]
     snapshot = shard.snapshot()
-    assert steps._ShardLogic(snapshot, step).states == {"c1": [7]}
-    monkeypatch.setattr(steps, "SHARDS", steps.SHARDS + 8)
+    assert shards.ShardLogic(snapshot, step).states == {"c1": [7]}
+    monkeypatch.setattr(shards, "SHARDS", shards.SHARDS + 8)
     with pytest.raises(ConfigError, match=r"written with UTOPIA_SHARDS=24 and this run has 32"):
-        steps._ShardLogic(snapshot, step)
+        shards.ShardLogic(snapshot, step)
 
 
 def test_a_recovery_store_of_an_earlier_version_is_refused_in_one_line(monkeypatch):
-    monkeypatch.setattr(steps._ShardLogic, "snapshots", True)
-    step = steps._Step("flow", lambda key: [], None, (), None)
+    monkeypatch.setattr(shards.ShardLogic, "snapshots", True)
+    step = shards.KeyedStep("flow", lambda key: [], None, (), None)
     earlier = pickle.dumps(({"c1": [7]}, {}))  # (states, changed): no shard count
     with pytest.raises(ConfigError, match="written by an earlier version"):
-        steps._ShardLogic(earlier, step)
+        shards.ShardLogic(earlier, step)

@@ -15,7 +15,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main
 
 from utopia.rules.listening import StreamCount
-from utopia.steps import _ShardLogic, _Step, _WorkerShards
+from utopia.steps.shards import KeyedStep, ShardLogic, WorkerShards
 from utopia.steps.sharding import (
     SHARD_NAMES,
     SHARDS,
@@ -105,8 +105,8 @@ def test_another_shard_count_gives_the_same_outputs(tmp_path):
 
 def test_a_workers_shards_flush_their_changelogs_each_when_due():
     """Without recovery a worker's shards are one Bytewax state: its timer is the earliest of theirs."""
-    step = _Step("test", StreamCount, timedelta(seconds=60), (), None)
-    worker = _WorkerShards(partial(_ShardLogic, None, step), step)
+    step = KeyedStep("test", StreamCount, timedelta(seconds=60), (), None)
+    worker = WorkerShards(partial(ShardLogic, None, step), step)
     assert worker.notify_at() is None  # nothing to flush
     before = datetime.now(UTC)
     bundle = [(SHARD_NAMES[0], [("c1", None), ("c1", None)]), (SHARD_NAMES[5], [("c2", None)])]

@@ -8,14 +8,15 @@ import pytest
 from confluent_kafka import Message
 
 from tests.test_batching import records
-from utopia import steps
 from utopia.cli import dataflow_names, load_build
 from utopia.codec import FarMessage, InRecord, as_in_record
 from utopia.io.runtime import plan_workers
 from utopia.io.testing import TestingIO, run, with_kafka_messages
 from utopia.models import Event, Ticket
 from utopia.rules.venues import NewHolder
-from utopia.steps import Lookup, Placed, Sequenced, _Bundle, _Mark, wire
+from utopia.steps import Lookup, Placed, Sequenced, engine, wire
+from utopia.steps.engine import _Bundle
+from utopia.steps.shards import Mark
 
 EVENT = Event(id="e-1", artistid="a-1", venueid="v-1", capacity=10, eventdate="2027-01-01T20:00:00Z")
 TICKET = Ticket("t-1", "c-1", "e-1", 12.5)
@@ -56,7 +57,7 @@ def test_every_shape_arrives_as_it_was_sent():
         ("0", [("c-1", None)] * 3 + [("c-2", "text"), ("c-3", 7), ("c-4", 2.5), ("c-5", True)]),
         ("1", [("e-1", EVENT), ("e-1", Placed(3, 10, EVENT)), ("e-1", Placed(3, 11, None)),
                ("e-1", Placed(3, 12, "c-9")), ("v-1", NewHolder("c-1", 40)), ("e-2", Sequenced(3, 13, "z", 2)),
-               ("c-1", Lookup(3, 14)), (None, _Mark(3, 20, 1))]),
+               ("c-1", Lookup(3, 14)), (None, Mark(3, 20, 1))]),
         ("2", [("e-1", (message(5), TICKET)), ("e-1", (message(6, key=b"\xff\xfe"), TICKET)),
                ("e-1", (message(7, key=None), None)), ("e-1", Placed(3, 15, (message(8), "c-1"))),
                ("e-1", Sequenced(3, 16, (message(9), None), 4))]),
@@ -87,15 +88,15 @@ def test_what_msgspec_could_not_decode_exactly_travels_pickled():
 
 
 def test_values_of_several_shapes_come_back_in_their_order():
-    mixed = [("k", "text") if n % 2 else ("k", n) for n in range(40)] + [(None, _Mark(1, 2, 3))]
+    mixed = [("k", "text") if n % 2 else ("k", n) for n in range(40)] + [(None, Mark(1, 2, 3))]
     payload = wire.encode([("0", mixed[:20]), ("1", mixed[20:])])
-    assert wire.shapes(payload) == ["int", "str", "utopia.steps:_Mark"]
+    assert wire.shapes(payload) == ["int", "str", "utopia.steps.shards:Mark"]
     assert wire.decode(payload) == [("0", mixed[:20]), ("1", mixed[20:])]
 
 
 def test_a_bundle_of_more_shapes_than_one_byte_tells_apart_travels_pickled_whole(monkeypatch):
     monkeypatch.setattr(wire, "_INDEX", wire._INDEX[:2])  # as if a byte had two values
-    mixed = [("k", "text"), ("k", 1), ("k", 2.5), (None, _Mark(1, 2, 3))]
+    mixed = [("k", "text"), ("k", 1), ("k", 2.5), (None, Mark(1, 2, 3))]
     payload = wire.encode([("0", mixed)])
     assert wire.shapes(payload) == ["pickle"]
     assert wire.decode(payload) == [("0", mixed)]
@@ -112,7 +113,7 @@ def test_what_every_dataflow_sends_between_workers_arrives_unchanged(name, monke
             super().__init__(*args)
             bundles.append(self)
 
-    monkeypatch.setattr(steps, "_Bundle", Recorded)
+    monkeypatch.setattr(engine, "_Bundle", Recorded)
     plan_workers(3)
     try:
         flow = load_build(name)(TestingIO(records(), batch_size=50))

@@ -22,7 +22,7 @@ from utopia.rules.ranking import TopN
 from utopia.rules.sales import EventStatus
 from utopia.steps import Lookup, Out, Placed
 from utopia.steps.holding import HeldUntilKnown, detached
-from utopia.steps.sharding import SHARD_KEYS, shard_key, shard_of
+from utopia.steps.sharding import SHARD_KEYS, shard_of
 
 
 def genre_never_came(artistid: str) -> str:
@@ -61,7 +61,7 @@ class PopularWatch(EventStatus):
         self.position = 0
 
     def apply(self, placed: Placed) -> Iterator[Out]:
-        # per_key consumes what a record causes before it applies the next one: `sell` sees this place.
+        # a keyed step consumes what a record causes before it applies the next one: `sell` sees this place.
         self.lane, self.position = placed.lane, placed.position
         return super().apply(placed.value)
 
@@ -247,8 +247,3 @@ def _as_of(history: tuple[list, list] | None, position: int):
     positions, values = history
     known = bisect.bisect(positions, position)
     return values[known - 1] if known else None
-
-
-def customer_shard(stream: Stream) -> str:
-    """A stream goes to the state of its customer's whole shard."""
-    return shard_key(stream.customerid)

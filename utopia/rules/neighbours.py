@@ -8,7 +8,7 @@ the event is then at least 90% sold, the buyer's neighbours who hold no ticket t
 - per shard of customers (`HomeShard`): homes and tickets, with every event broadcast, so when a
   ticket is processed and in which zip is known exactly, in input order;
 - per event (`NeighbourWatch`): the processed tickets of every shard, put back in input order
-  (`per_key(in_order=...)`) and counted as sold_out counts them (`EventStatus`); each purchase at
+  (`in_order`) and counted as sold_out counts them (`EventStatus`); each purchase at
   90% or more asks every shard about the buyer's zip, as of its place in the input;
 - per shard of customers again (`Neighbours`): the same homes and tickets, kept by position, so
   each question reads who lived in the zip and who held a ticket then. A zip's thousands of
@@ -28,7 +28,7 @@ from utopia.rules.sales import EventStatus, first_seen_place, nearly_sold_out
 from utopia.rules.tickets import capacity_never_came
 from utopia.steps import Lookup, Out, Placed, Sequenced
 from utopia.steps.holding import HeldUntilKnown
-from utopia.steps.sharding import SHARD_KEYS, shard_key
+from utopia.steps.sharding import SHARD_KEYS
 
 HOME = "RESID"
 """The address type of a customer's home; a VENUE address is nobody's home, whatever its zip."""
@@ -283,8 +283,3 @@ class ZipTickets:
 
 def located_zip(ticket: Sequenced) -> str:
     return ticket.value.zip5
-
-
-def customer_shard(record: Address | Ticket) -> str | None:
-    """A home or a ticket goes to the state of its customer's whole shard (a venue's address to none)."""
-    return None if record.customerid is None else shard_key(record.customerid)

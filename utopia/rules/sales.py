@@ -7,17 +7,16 @@ from collections.abc import Iterator
 
 import msgspec
 
-from utopia.codec import InRecord, as_in_record
 from utopia.models import Event, EventAlert, EventAlertKind, Ticket
-from utopia.rules.tickets import capacity_never_came
+from utopia.rules.tickets import WaitsForEvent
 from utopia.steps import Out
-from utopia.steps.holding import HeldUntilKnown, Sourced
+from utopia.steps.holding import Sourced
 
 log = logging.getLogger("utopia")
 
 
 def counted(tickets: list[Ticket]) -> list[None]:
-    """What a count of tickets needs of each ticket: only that it came (`per_key`'s `value_of_runs`).
+    """What a count of tickets needs of each ticket: only that it came (`keyed_state`'s `value_of_runs`).
 
     A ticket that waits keeps its Kafka message, for its dead letter; nothing else of it reaches its
     event's step, and with several processes nothing else of it crosses to another one
@@ -44,7 +43,7 @@ def first_seen_place(known: Event | None, update: Event) -> Event:
     return msgspec.structs.replace(update, artistid=known.artistid, venueid=known.venueid)
 
 
-class EventStatus:
+class EventStatus(WaitsForEvent[None]):
     """One event's sales: every ticket counts, and each threshold alerts once, when a ticket first reaches it.
 
     A ticket that comes before its event (or while its capacity is null) is held and counted right
@@ -54,16 +53,14 @@ class EventStatus:
 
     __slots__ = ("eventid", "event", "sold", "alerted", "held")
 
-    holds = (Ticket,)
-    """Tickets arrive as `Sourced` pairs, `(raw, None)` (`counted`): one may wait for its event forever."""
     waits = "tickets wait for their event's capacity"
+    """Tickets arrive as `Sourced` pairs, `(raw, None)` (`counted`)."""
 
     def __init__(self, eventid: str):
-        self.eventid = eventid
+        super().__init__(eventid)
         self.event: Event | None = None
         self.sold = 0
         self.alerted: set[EventAlertKind] = set()
-        self.held: HeldUntilKnown[None] = HeldUntilKnown()
 
     def apply(self, record: Event | Sourced[None]) -> Iterator[Out]:
         if isinstance(record, Event):
@@ -89,7 +86,3 @@ class EventStatus:
         event, capacity = self.event, self.event.capacity
         remaining = max(capacity - self.sold, 0)
         return self.eventid, EventAlert(self.eventid, event.artistid, event.venueid, capacity, self.sold, remaining, kind)
-
-    def unfinished(self) -> list[tuple[InRecord, str]]:
-        reason = capacity_never_came(self.eventid, self.event)
-        return [(as_in_record(raw), reason) for raw, _ in self.held.release()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import ClassVar, Generic, TypeVar
 
 import msgspec
 
@@ -11,12 +12,43 @@ from utopia.models import Event, Ticket, TicketResponse
 from utopia.steps import Out
 from utopia.steps.holding import HeldUntilKnown, Sourced
 
+T = TypeVar("T")
+
 
 def capacity_never_came(eventid: str, event: Event | None) -> str:
     """Why a ticket of this event waited until the end of the input."""
     if event is None:
         return f"waited for event {eventid}, which never arrived"
     return f"waited for the capacity of event {eventid}, which never arrived (the event's capacity is null)"
+
+
+class WaitsForEvent(Generic[T]):
+    """The state of one event whose tickets may come before it: they wait in `held`, in input order.
+
+    Topics are not ordered relative to each other, so a ticket may come before its event (or while
+    its capacity is null). Every rule that takes tickets at their event (sold_out, purchase_event_ticket,
+    global_totals, must_see_venue) holds such a ticket here and releases it right after the record
+    that completes it; at the end of a finite input, each one still waiting goes to the dead letters
+    as it was read, saying what never came. A subclass keeps `eventid` and `held` in its slots, and
+    `event` too if it keeps the event (else the event counts as never come while tickets wait).
+    """
+
+    __slots__ = ()
+
+    holds: ClassVar[tuple[type, ...]] = (Ticket,)
+    """Tickets come as `Sourced` pairs, `(raw, value)`: one may wait for its event forever."""
+    eventid: str
+    held: HeldUntilKnown[T]
+    event: Event | None = None
+
+    def __init__(self, eventid: str):
+        # The slots are the subclasses' own, as they were before this class: what a state pickles is unchanged.
+        self.eventid = eventid  # type: ignore[misc]
+        self.held = HeldUntilKnown()  # type: ignore[misc]
+
+    def unfinished(self) -> list[tuple[InRecord, str]]:
+        reason = capacity_never_came(self.eventid, self.event)
+        return [(as_in_record(raw), reason) for raw, _ in self.held.release()]
 
 
 class DeskTicket(msgspec.Struct, frozen=True, gc=False, array_like=True):
@@ -40,7 +72,7 @@ def desk_tickets(tickets: list[Ticket]) -> list[DeskTicket]:
     return [DeskTicket(ticket.id, ticket.customerid) for ticket in tickets]
 
 
-class TicketDesk:
+class TicketDesk(WaitsForEvent[DeskTicket]):
     """Per event: the first `capacity` tickets are confirmed, later ones rejected (docs/outputs.md#purchase_event_ticket).
 
     The latest capacity counts, so raising it after a sell-out confirms new tickets again. A ticket
@@ -50,15 +82,13 @@ class TicketDesk:
 
     __slots__ = ("eventid", "event", "confirmed", "held")
 
-    holds = (Ticket,)
-    """Tickets reach the desk as `Sourced` desk tickets (`desk_tickets`): one may wait for its event forever."""
     waits = "tickets wait for their event's capacity"
+    """Tickets reach the desk as `Sourced` desk tickets (`desk_tickets`)."""
 
     def __init__(self, eventid: str):
-        self.eventid = eventid
+        super().__init__(eventid)
         self.event: Event | None = None
         self.confirmed = 0
-        self.held: HeldUntilKnown[DeskTicket] = HeldUntilKnown()
 
     def apply(self, record: Event | Sourced[DeskTicket]) -> Iterator[Out]:
         if isinstance(record, Event):
@@ -79,7 +109,3 @@ class TicketDesk:
         else:
             status, remaining = "REJECTED", 0
         return ticket.id, TicketResponse(ticket.id, self.eventid, ticket.customerid, status, remaining)
-
-    def unfinished(self) -> list[tuple[InRecord, str]]:
-        reason = capacity_never_came(self.eventid, self.event)
-        return [(as_in_record(raw), reason) for raw, _ in self.held.release()]

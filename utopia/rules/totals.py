@@ -15,12 +15,12 @@ from typing import NamedTuple
 
 import msgspec
 
-from utopia.codec import Batch, InRecord, as_in_record
+from utopia.codec import Batch
 from utopia.dates import format_instant
-from utopia.models import Customer, Event, GlobalTotals, Stream, Ticket
-from utopia.rules.tickets import capacity_never_came
+from utopia.models import Customer, Event, GlobalTotals, Stream
+from utopia.rules.tickets import WaitsForEvent
 from utopia.steps import KeyFields, Out
-from utopia.steps.holding import HeldUntilKnown, Sourced
+from utopia.steps.holding import Sourced
 
 TOTALS = "totals"
 """The one key of the totals, and where every partial count is sent."""
@@ -108,7 +108,7 @@ class CustomerSeen:
         return TOTALS, NEW_CUSTOMER
 
 
-class EventTotals:
+class EventTotals(WaitsForEvent[None]):
     """One event's part of the totals: whether it is known, its latest date, and its tickets.
 
     A ticket counts once its event is known (any record of it, with or without a date or capacity):
@@ -118,16 +118,15 @@ class EventTotals:
 
     __slots__ = ("eventid", "known", "date", "tickets", "held")
 
-    holds = (Ticket,)
-    """Tickets arrive as `Sourced` pairs, `(raw, None)` (`utopia.rules.sales.counted`): one may wait forever."""
     waits = "tickets wait for their event"
+    """Tickets arrive as `Sourced` pairs, `(raw, None)` (`utopia.rules.sales.counted`); they wait only while
+    the event is unknown, so one still waiting at the end is one whose event never came."""
 
     def __init__(self, eventid: str):
-        self.eventid = eventid
+        super().__init__(eventid)
         self.known = False
         self.date: datetime | None = None
         self.tickets = 0
-        self.held: HeldUntilKnown[None] = HeldUntilKnown()
 
     def apply(self, record: Event | Sourced[None]) -> bool:
         if isinstance(record, Event):
@@ -145,10 +144,6 @@ class EventTotals:
 
     def value(self) -> Out:
         return TOTALS, EventPart(self.eventid, self.date, self.tickets)
-
-    def unfinished(self) -> list[tuple[InRecord, str]]:
-        reason = capacity_never_came(self.eventid, None)  # the event never came: tickets only wait while unknown
-        return [(as_in_record(raw), reason) for raw, _ in self.held.release()]
 
 
 class Totals:

@@ -24,22 +24,16 @@ from operator import attrgetter
 
 import msgspec
 
-from utopia.codec import InRecord, as_in_record
 from utopia.models import Event, MustSeeVenue, Ticket, Venue
 from utopia.rules.ranking import TopN
+from utopia.rules.tickets import WaitsForEvent
 from utopia.steps import Out, Placed
-from utopia.steps.holding import HeldUntilKnown
 
 log = logging.getLogger("utopia")
 
 ALL_VENUES = "venues"
 """The key of every venue's totals on their way to the leaders (split by metric before the ranking)."""
 METRICS = ("events", "customers")
-
-
-def event_never_came(eventid: str) -> str:
-    """Why a ticket waited until the end of the input: here a ticket needs its event's venue only."""
-    return f"waited for event {eventid}, which never arrived"
 
 
 class NewEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
@@ -113,7 +107,7 @@ class KnownVenues:
 _EVENTID = attrgetter("eventid")
 
 
-class EventVenue:
+class EventVenue(WaitsForEvent[str]):
     """Per event: the venue it was first seen with, and the tickets (their customers) that wait for it.
 
     A later record of the event naming another venue does not move it (docs/outputs.md#sold_out:
@@ -127,13 +121,11 @@ class EventVenue:
 
     placed = (Event, Ticket)
     """Both come with their place in the input: where a venue's count grew."""
-    holds = (Ticket,)
     waits = "tickets wait for their event's venue"
 
     def __init__(self, eventid: str):
-        self.eventid = eventid
+        super().__init__(eventid)
         self.venueid: str | None = None
-        self.held: HeldUntilKnown[str] = HeldUntilKnown()
 
     def apply(self, placed: Placed) -> tuple[Out, ...]:
         record = placed.value
@@ -151,10 +143,6 @@ class EventVenue:
         self.venueid, position = venueid, placed.position
         held = self.held.release()
         return ((venueid, NewEvent(position)), *((venueid, NewHolder(customerid, position)) for _, customerid in held))
-
-    def unfinished(self) -> list[tuple[InRecord, str]]:
-        reason = event_never_came(self.eventid)
-        return [(as_in_record(raw), reason) for raw, _ in self.held.release()]
 
 
 def venue_fact(record: Venue | TicketAtVenue) -> str | None | NewHolder:

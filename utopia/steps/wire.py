@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import types
+import typing
 from itertools import accumulate, chain, groupby, repeat
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -68,6 +70,28 @@ def wrapper(cls: type) -> type:
     """Register a generic Struct with one type parameter, its field `value`: a run travels typed by its values."""
     _WRAPPERS.add(cls)
     return cls
+
+
+def cannot_cross(kind: Any) -> str | None:
+    """Why values declared of this type would travel pickled, in words (None: as msgpack, exactly).
+
+    For the check made when a dataflow is built (utopia.steps.state): what a type does not say
+    (`Any`, a type variable) is not judged; the first run of each shape is still checked as it goes.
+    """
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return next(filter(None, map(cannot_cross, args)), None)
+    if origin in _WRAPPERS:
+        return cannot_cross(args[0]) if args else None
+    if kind is None or kind in _PRIMITIVES:
+        return None
+    if isinstance(kind, type) and (issubclass(kind, msgspec.Struct) or _is_named_tuple(kind)):
+        if _strict(inspect.type_info(kind)):
+            return None
+        return f"{kind.__qualname__}, which has a field of no exact type (Any, a bare tuple)"
+    if kind in (tuple, list, dict, set) or origin in (tuple, list, dict, set):
+        return f"a plain {getattr(origin, '__name__', None) or kind.__name__}"
+    return None
 
 
 def encode(parcels: list[tuple[str, list[Pair]]]) -> bytes:

@@ -29,10 +29,10 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from utopia import steps
 from utopia.cli import dataflow_names
 from utopia.io.runtime import plan_workers, relax_garbage_collector
 from utopia.io.testing import TestingIO, kafka_records, run, with_kafka_messages
+from utopia.steps import engine
 from utopia.tools.generator import Sizes, generate
 
 SIZES = Sizes(customers=20_000, artists=400, events=400, tickets=20_000, streams=100_000)
@@ -68,23 +68,23 @@ def child(name: str, records_file: Path, build_only: bool) -> None:
 
 def crossing_bundles(name: str, records: list) -> list[list]:
     """The bundles a 2-worker run of the dataflow makes, as plain lists (a 2-process run sends about half across)."""
-    kept: list[steps._Bundle] = []
+    kept: list[engine._Bundle] = []
 
-    class Kept(steps._Bundle):
+    class Kept(engine._Bundle):
         __slots__ = ()
 
         def __init__(self, *args):
             super().__init__(*args)
             kept.append(self)
 
-    made, steps._Bundle = steps._Bundle, Kept  # type: ignore[misc]  # patched to keep what crosses
+    made, engine._Bundle = engine._Bundle, Kept  # type: ignore[misc]  # patched to keep what crosses
     plan_workers(2)  # as `python -m bytewax.run` says for 2 processes: one bundle per worker and batch
     try:
         io = TestingIO(records, batch_size=1000)
         io.changelog = timedelta(hours=1)
         run(importlib.import_module(f"dataflows.{name}").build(io), 2)
     finally:
-        steps._Bundle = made  # type: ignore[misc]
+        engine._Bundle = made  # type: ignore[misc]
         plan_workers(1)
     return [list(bundle) for bundle in kept if bundle]
 

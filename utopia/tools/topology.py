@@ -1,7 +1,7 @@
 """A dataflow's shape as its picture shows it, read off the flow the code builds (docs/dataflows.md).
 
 Bytewax's own view (`bytewax.visualize`) draws every operator's ports but neither the Kafka topics
-nor the streams a keyed step takes besides its main one (`also`, `lookups`, `in_order`), and says
+nor the streams a keyed step takes besides its main one (`also`, `lookups`, `items`), and says
 nothing of waiting. This one keeps the steps the dataflow module names, links them by every stream
 they pass, finds the topics in the sources and sinks inside each step, and says where records wait.
 """
@@ -19,7 +19,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 MAIN_PORTS = ("up", "ups")
-"""The ports of a step's main input; the others (`also`, `lookups`, `in_order`) bring another step's items."""
+"""The ports of a step's main input; the others (`also`, `lookups`, `items`) bring another step's items."""
 
 
 @dataclass(frozen=True)
@@ -126,20 +126,18 @@ def _within(op: Operator) -> Iterator[Operator]:
 
 
 def _waits(op: Operator) -> Iterator[str]:
-    """Where records wait in a step: what its keyed states declare (utopia.steps.per_key), and windows.
+    """Where records wait in a step: what its keyed states declare (`waits`, utopia.steps.state), and windows.
 
-    A state that holds records must say what waits (`waits`): its held records go to the dead
-    letters at the end of a finite input, so the reader of the picture should see they wait.
+    A state that holds records says what waits (the keyed steps check it when they are built): its
+    held records go to the dead letters at the end of a finite input, so the reader of the picture
+    should see they wait.
     """
-    state = getattr(op, "new", None)
-    if state is not None:
-        if getattr(state, "holds", ()) and not hasattr(state, "waits"):
-            raise TypeError(f"{op.step_id}: {state.__name__} holds records: say what waits for what in `waits`")
-        if hasattr(state, "waits"):
-            yield state.waits
+    state = getattr(op, "state", None)
+    if hasattr(state, "waits"):
+        yield state.waits
     if getattr(op, "lookups", None) is not None:
         yield "lookups wait for the input before them"
-    if getattr(op, "in_order", None) is not None:
+    if getattr(op, "items", None) is not None:
         yield "items wait for the input before them"
     windower = getattr(op, "windower", None)
     if windower is not None:
