@@ -54,7 +54,7 @@ def test_a_file_out_of_timestamp_order_is_read_in_line_order_as_a_partition(tmp_
         ("e1", 0, 2), (b"not a record line", 1, 0), ("t1", 0, 5), ("t2", 1, 1), ("e2", 2, 5), ("e3", 3, 4),
         ("t3", 2, 6), ("e4", 4, 6)]
     assert [r.getMessage() for r in caplog.records] == [
-        "line(s) older than a line before them in their file were read in file order, as Kafka reads a partition "
+        "line(s) older than a line before them in their file were read in line order, as Kafka reads a partition "
         "(docs/outputs.md#file-mode): data-demo-tickets.jsonl 1, data-demo-events.jsonl 1"]
 
 

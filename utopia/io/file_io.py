@@ -68,8 +68,7 @@ class TopicFile:
     def __init__(self, path: Path, topic: str, chunk_bytes: int = CHUNK_BYTES):
         self.path, self.topic, self.chunk_bytes = path, topic, chunk_bytes
         self.late = 0
-        self.buffered = 0
-        """How many lines the current chunk holds: what of the file is in memory."""
+        self.buffered = 0  # how many lines the current chunk holds: what of the file is in memory
 
     def __iter__(self) -> Iterator[tuple[int, int, str, InRecord]]:
         topic, newest, number = self.topic, _EARLIEST, -1
@@ -105,8 +104,11 @@ def merged_records(input_dir: Path, topics: list[str]) -> Iterator[InRecord]:
         yield record
     late = [f"{file.path.name} {file.late}" for file in files if file.late]
     if late:
-        log.warning("line(s) older than a line before them in their file were read in file order, as Kafka reads "
-                    "a partition (docs/outputs.md#file-mode): %s", ", ".join(late))
+        log.warning(
+            "line(s) older than a line before them in their file were read in line order, as Kafka reads "
+            "a partition (docs/outputs.md#file-mode): %s",
+            ", ".join(late),
+        )
 
 
 class _ReplayPartition(StatefulSourcePartition[RecordBatch, int]):
