@@ -1,13 +1,14 @@
 """File mode (docs/outputs.md#file-mode): topic files in, merged by timestamp; JSONL out; one-line CLI errors."""
 
 import json
+import logging
 import subprocess
 import sys
 
 import pytest
 
 from utopia.cli import run_on_files
-from utopia.io.file_io import merged_records
+from utopia.io.file_io import MergedFileSource, TopicFile, merged_records
 
 
 def write_topic(directory, topic, lines):
@@ -21,15 +22,72 @@ def read_output(directory, topic):
 
 def test_inputs_merge_by_timestamp_then_line_then_topic(tmp_path):
     write_topic(tmp_path, "data-demo-tickets", [
-        {"key": "t1", "value": {"id": "t1"}, "timestamp": 5},
-        {"key": "t2", "value": {"id": "t2"}, "timestamp": 1},
+        {"key": "t1", "value": {"id": "t1"}, "timestamp": 1},
+        {"key": "t2", "value": {"id": "t2"}, "timestamp": 5},
+        {"key": "t3", "value": {"id": "t3"}, "timestamp": 5},
     ])
     write_topic(tmp_path, "data-demo-events", [
         {"key": "e1", "value": {"id": "e1"}, "timestamp": 5},
         {"key": "e2", "value": {"id": "e2"}, "timestamp": 5},
+        {"key": "e3", "value": {"id": "e3"}, "timestamp": 6},
     ])
     order = [r.key for r in merged_records(tmp_path, ["data-demo-tickets", "data-demo-events"])]
-    assert order == ["t2", "e1", "t1", "e2"]
+    assert order == ["t1", "e1", "e2", "t2", "t3", "e3"]
+
+
+def test_a_file_out_of_timestamp_order_is_read_in_line_order_as_a_partition(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("utopia"), "propagate", True)
+    write_topic(tmp_path, "data-demo-tickets", [
+        {"key": "t1", "value": {"id": "t1"}, "timestamp": 5},
+        {"key": "t2", "value": {"id": "t2"}, "timestamp": 1},  # late: merged as if at 5, after t1
+        {"key": "t3", "value": {"id": "t3"}, "timestamp": 6},
+    ])
+    (tmp_path / "data-demo-events.jsonl").write_text(
+        '{"key": "e1", "value": {"id": "e1"}, "timestamp": 2}\n'
+        "not a record line\n"  # no timestamp of its own: right after e1, and not late
+        '{"key": "e2", "value": {"id": "e2"}, "timestamp": 5}\n'
+        '{"key": "e3", "value": {"id": "e3"}, "timestamp": 4}\n'  # late: merged as if at 5
+        '{"key": "e4", "value": {"id": "e4"}, "timestamp": 6}\n')
+    with caplog.at_level(logging.INFO, "utopia"):
+        records = list(merged_records(tmp_path, ["data-demo-tickets", "data-demo-events"]))
+    assert [(r.key or r.value, r.offset, r.timestamp) for r in records] == [
+        ("e1", 0, 2), (b"not a record line", 1, 0), ("t1", 0, 5), ("t2", 1, 1), ("e2", 2, 5), ("e3", 3, 4),
+        ("t3", 2, 6), ("e4", 4, 6)]
+    assert [r.getMessage() for r in caplog.records] == [
+        "line(s) older than a line before them in their file were read in line order, as Kafka reads a partition "
+        "(docs/outputs.md#file-mode): data-demo-tickets.jsonl 1, data-demo-events.jsonl 1"]
+
+
+def test_files_in_timestamp_order_log_nothing(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("utopia"), "propagate", True)
+    write_topic(tmp_path, "data-demo-streams", [{"key": f"s{n}", "value": {}, "timestamp": n // 2} for n in range(9)])
+    with caplog.at_level(logging.INFO, "utopia"):
+        assert len(list(merged_records(tmp_path, ["data-demo-streams", "data-demo-missing"]))) == 9
+    assert caplog.records == []
+
+
+def test_a_file_is_read_a_chunk_at_a_time(tmp_path):
+    write_topic(tmp_path, "data-demo-streams", [
+        {"key": f"s{n}", "value": {"id": f"s{n}"}, "timestamp": n} for n in range(2000)])
+    line_bytes = len((tmp_path / "data-demo-streams.jsonl").read_bytes()) // 2000  # about 60
+    reader = TopicFile(tmp_path / "data-demo-streams.jsonl", "data-demo-streams", chunk_bytes=10 * line_bytes)
+    held, keys = [], []
+    for _, _, _, record in reader:
+        held.append(reader.buffered)
+        keys.append(record.key)
+    assert keys == [f"s{n}" for n in range(2000)]
+    assert 10 <= max(held) <= 12  # a chunk is the lines that reach chunk_bytes, never the file
+    assert reader.buffered == 0
+
+
+def test_a_resumed_replay_goes_on_after_the_records_it_had_read(tmp_path):
+    write_topic(tmp_path, "data-demo-streams", [{"key": f"s{n}", "value": {}, "timestamp": n} for n in range(7)])
+    part = MergedFileSource(tmp_path, ["data-demo-streams"], batch_size=2).build_part("in", "merged", 4)
+    batches = [part.next_batch()[0], part.next_batch()[0]]
+    assert [([r.key for r in b.records], b.position) for b in batches] == [(["s4", "s5"], 4), (["s6"], 6)]
+    assert part.snapshot() == 7
+    with pytest.raises(StopIteration):
+        part.next_batch()
 
 
 def test_values_may_be_objects_raw_text_or_null(tmp_path):

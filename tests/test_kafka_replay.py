@@ -12,6 +12,7 @@ import time
 from collections import Counter
 
 import pytest
+from confluent_kafka import Producer
 
 from tests.kafka_support import Cluster
 from utopia.cli import run_on_files
@@ -63,6 +64,35 @@ def test_a_replay_gives_the_outputs_of_file_mode(replay, tmp_path, monkeypatch, 
         assert from_files, f"{output}: the data set gives nothing to compare"
         assert comparable(output, from_kafka) == comparable(output, from_files), output
 
+
+
+def test_a_file_out_of_timestamp_order_is_read_as_kafka_reads_its_partition(tmp_path, monkeypatch):
+    # t2 is older than the event and than t1 before it: both modes keep it after t1, as if it had t1's
+    # timestamp, so t1 gets the one seat (read by timestamp, t2 would have come first and got it).
+    cluster = Cluster()
+    at = int(time.time() * 1000) - 3_600_000
+    event = {"id": "e1", "capacity": 1, "eventdate": "2099-03-01T20:00:00Z"}
+    inputs = {"events": [("e1", event, at + 2)], "tickets": [
+        ("t1", {"id": "t1", "customerid": "c1", "eventid": "e1"}, at + 5),
+        ("t2", {"id": "t2", "customerid": "c2", "eventid": "e1"}, at + 1)]}
+    producer = Producer(cluster.settings.kafka_config())
+    (tmp_path / "in").mkdir()
+    for topic, records in inputs.items():
+        for key, value, timestamp in records:  # one partition, offsets in line order
+            producer.produce(cluster.settings.topics.input(topic), json.dumps(value), key, 0, timestamp=timestamp)
+        lines = [json.dumps({"key": key, "value": value, "timestamp": ts}) + "\n" for key, value, ts in records]
+        (tmp_path / "in" / f"{cluster.settings.topics.input(topic)}.jsonl").write_text("".join(lines))
+    producer.flush()
+    done = cluster.run("purchase_event_ticket")
+    assert done.returncode == 0, done.stderr
+    for name, value in cluster.env.items():
+        monkeypatch.setenv(name, value)
+    run_on_files("purchase_event_ticket", tmp_path / "in", tmp_path / "out")
+    out = tmp_path / "out" / f"{cluster.settings.topics.output('ticket-response')}.jsonl"
+    from_files = [(line["key"], line["value"]) for line in map(json.loads, out.open())]
+    assert cluster.read("ticket-response") == from_files == [
+        ("t1", {"ticketid": "t1", "eventid": "e1", "customerid": "c1", "status": "CONFIRMED", "remaining": 0}),
+        ("t2", {"ticketid": "t2", "eventid": "e1", "customerid": "c2", "status": "REJECTED", "remaining": 0})]
 
 def test_a_quiet_topic_does_not_stall_a_live_dataflow():
     # Tailing, with no email and no stream at all: those partitions hold the others back for at

@@ -1,14 +1,20 @@
 """File mode (docs/outputs.md#file-mode): topics as JSONL files, so the dataflows run with no broker.
 
 Input: `<topic>.jsonl` per topic, one Kafka record a line:
-`{"key": str|null, "value": object|string|null, "timestamp": epoch ms}`. All files are replayed as
-one partition merged by timestamp (ties: line number, then topic name), so one worker is
-deterministic. Output: `<output topic>.jsonl`, one `{"key", "value"}` a line, in the order produced.
+`{"key": str|null, "value": object|string|null, "timestamp": epoch ms}`. Each file is read as
+Kafka reads a partition, line order being offset order, and all files are replayed as one
+partition merged by timestamp (ties: line number, then topic name), so one worker is
+deterministic. The files are read as the merge goes, a chunk at a time, so an input larger than
+memory runs too. Output: `<output topic>.jsonl`, one `{"key", "value"}` a line, in the order produced.
 """
 
 from __future__ import annotations
 
+import heapq
+import logging
 import threading
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import msgspec
@@ -19,6 +25,13 @@ from utopia.codec import InRecord, RecordBatch, encode
 from utopia.config import Settings
 from utopia.io.runtime import set_up_worker_thread
 from utopia.steps import Out
+
+log = logging.getLogger("utopia")
+
+CHUNK_BYTES = 1 << 20
+"""How much of each topic file is read at a time: the merge holds about this much per file."""
+_EARLIEST = -(1 << 62)
+"""Before any timestamp: where a non-record line sorts when no record came before it in its file."""
 
 
 class _InputLine(msgspec.Struct):
@@ -41,47 +54,75 @@ def _raw_value(value: msgspec.Raw) -> bytes | None:
     return raw
 
 
-def read_topic_file(path: Path, topic: str) -> list[tuple[int, int, str, InRecord]]:
-    """The records of one topic file with their merge order (timestamp, line, topic).
+class TopicFile:
+    """One topic file read as Kafka mode reads a partition: in line order, a chunk of lines at a time.
 
-    A line that is not a Kafka record at all is kept as a record with the whole line as its value
-    and no key, so that it reaches the dead-letter topic instead of vanishing.
+    Iterating yields `(timestamp, line, topic, record)`, the first three being the record's place in
+    the merge. As the Kafka source does (utopia.io.kafka_source), the timestamp is the running
+    maximum of the file's timestamps so far: a line older than one before it keeps its place in the
+    file, and counts as `late`. A line that is not a Kafka record at all is kept as a record with
+    the whole line as its value and no key, so that it reaches the dead-letter topic instead of
+    vanishing; having no timestamp, it goes right after the line before it and is not late.
     """
-    rows = []
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                parsed = _line_decoder.decode(line)
-                record = InRecord(topic, 0, number, parsed.key, _raw_value(parsed.value), parsed.timestamp)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                record = InRecord(topic, 0, number, None, line.rstrip(b"\r\n"), 0)
-            rows.append((record.timestamp, number, topic, record))
-    return rows
+
+    def __init__(self, path: Path, topic: str, chunk_bytes: int = CHUNK_BYTES):
+        self.path, self.topic, self.chunk_bytes = path, topic, chunk_bytes
+        self.late = 0
+        self.buffered = 0  # how many lines the current chunk holds: what of the file is in memory
+
+    def __iter__(self) -> Iterator[tuple[int, int, str, InRecord]]:
+        topic, newest, number = self.topic, _EARLIEST, -1
+        with self.path.open("rb") as file:
+            while lines := file.readlines(self.chunk_bytes):
+                self.buffered = len(lines)
+                for line in lines:
+                    number += 1
+                    if not line.strip():
+                        continue
+                    try:
+                        parsed = _line_decoder.decode(line)
+                        record = InRecord(topic, 0, number, parsed.key, _raw_value(parsed.value), parsed.timestamp)
+                    except (msgspec.DecodeError, msgspec.ValidationError):
+                        yield newest, number, topic, InRecord(topic, 0, number, None, line.rstrip(b"\r\n"), 0)
+                        continue
+                    if record.timestamp >= newest:
+                        newest = record.timestamp
+                    else:
+                        self.late += 1
+                    yield newest, number, topic, record
+                del lines  # the chunk is done: hold no two at once
+        self.buffered = 0
 
 
-def merged_records(input_dir: Path, topics: list[str]) -> list[InRecord]:
-    """Every record of the topics' files, in replay order; a missing file is an empty topic."""
-    rows = []
-    for topic in topics:
-        path = input_dir / f"{topic}.jsonl"
-        if path.exists():
-            rows.extend(read_topic_file(path, topic))
-    rows.sort(key=lambda row: row[:3])
-    return [row[3] for row in rows]
+def merged_records(input_dir: Path, topics: list[str]) -> Iterator[InRecord]:
+    """Every record of the topics' files, in replay order, read as it goes; a missing file is an empty topic.
+
+    Once all are read, one log line counts each file's late lines (`TopicFile`), if any.
+    """
+    files = [TopicFile(path, topic) for topic in topics if (path := input_dir / f"{topic}.jsonl").exists()]
+    for _, _, _, record in heapq.merge(*files):
+        yield record
+    late = [f"{file.path.name} {file.late}" for file in files if file.late]
+    if late:
+        log.warning(
+            "line(s) older than a line before them in their file were read in line order, as Kafka reads "
+            "a partition (docs/outputs.md#file-mode): %s",
+            ", ".join(late),
+        )
 
 
 class _ReplayPartition(StatefulSourcePartition[RecordBatch, int]):
     """The merged records in batches; one lane, a record's position is its place in the replay."""
 
-    def __init__(self, records: list[InRecord], position: int, batch_size: int):
+    def __init__(self, records: Iterator[InRecord], position: int, batch_size: int):
         self.records, self.position, self.batch_size = records, position, batch_size
+        if position:  # resumed: the records before are done
+            next(islice(records, position, position), None)
 
     def next_batch(self) -> list[RecordBatch]:
-        if self.position >= len(self.records):
+        batch = RecordBatch(list(islice(self.records, self.batch_size)), 0, self.position)
+        if not batch:
             raise StopIteration()
-        batch = RecordBatch(self.records[self.position : self.position + self.batch_size], 0, self.position)
         self.position += len(batch)
         return [batch]
 
