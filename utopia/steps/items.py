@@ -20,6 +20,9 @@ Out = tuple[str | None, Output]
 
 V = TypeVar("V")
 
+Item = tuple[str, V]
+"""A keyed step's item for another keyed step: the key it goes to, and its value (`Item[NewHolder]`)."""
+
 
 @wire.wrapper
 class Placed(msgspec.Struct, Generic[V], frozen=True, gc=False, array_like=True):
