@@ -11,6 +11,7 @@ from functools import partial
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
+from utopia.codec import Reads
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Customer, Event, Stream, Ticket
 from utopia.rules.sales import counted
@@ -27,7 +28,7 @@ from utopia.rules.totals import (
 from utopia.steps import FlowIO, items_per_key, keyed_state, read, write
 from utopia.steps.keys import BY_EVENT
 
-READS = {Customer: [], Stream: [], Event: [], Ticket: ["eventid"]}
+READS: Reads = {Customer: [], Stream: [], Event: [], Ticket: ["eventid"]}
 
 
 def build(io: FlowIO, clock: Clock = Clock()) -> Dataflow:

@@ -11,6 +11,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.operators.windowing import fold_window
 
+from utopia.codec import Reads
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Artist, Stream
 from utopia.rules.listening import artist_played
@@ -30,7 +31,7 @@ from utopia.rules.trending import (
 from utopia.steps import FlowIO, items_per_key, keyed_state, read, write
 from utopia.steps.keys import ARTIST_NAMES_FOR_ALL, BY_LISTENER, STREAMS_AND_NAME_BY_ARTIST
 
-READS = {Stream: ["customerid", "artistid"], Artist: []}
+READS: Reads = {Stream: ["customerid", "artistid"], Artist: []}
 
 
 def build(io: FlowIO) -> Dataflow:

@@ -11,6 +11,7 @@ venues + those + the tickets that came straight -> distinct events and customers
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
+from utopia.codec import Reads
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Event, Ticket, Venue
 from utopia.rules.venues import (
@@ -25,7 +26,7 @@ from utopia.rules.venues import (
 from utopia.steps import FlowIO, everywhere, items_per_key, keyed_state, read, shortcut, write
 from utopia.steps.keys import BY_EVENT, VENUES
 
-READS = {Venue: [], Event: ["venueid"], Ticket: ["eventid", "customerid"]}
+READS: Reads = {Venue: [], Event: ["venueid"], Ticket: ["eventid", "customerid"]}
 
 
 def build(io: FlowIO) -> Dataflow:

@@ -7,6 +7,7 @@ events + streams -> top streamers per artist, at each event record -> only at th
 
 from bytewax.dataflow import Dataflow
 
+from utopia.codec import Reads
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Email, Event, Stream, Ticket
 from utopia.rules.fans import ArtistFans, CustomerEmail, FirstSighting, fan_or_event
@@ -14,7 +15,7 @@ from utopia.rules.sales import EventStatus, counted
 from utopia.steps import FlowIO, join_as_of, keyed_state, read, write
 from utopia.steps.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT, EVENTS_ONLY
 
-READS = {Event: ["artistid"], Ticket: ["eventid"], Stream: ["customerid", "artistid"], Email: ["customerid"]}
+READS: Reads = {Event: ["artistid"], Ticket: ["eventid"], Stream: ["customerid", "artistid"], Email: ["customerid"]}
 
 
 def build(io: FlowIO) -> Dataflow:

@@ -11,6 +11,7 @@ events + tickets -> sales per event (tickets wait for their event), as sold_out 
 
 from bytewax.dataflow import Dataflow
 
+from utopia.codec import Reads
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Artist, Event, Stream, Ticket
 from utopia.rules.genres import GenreShard, PopularWatch
@@ -18,7 +19,7 @@ from utopia.rules.sales import counted
 from utopia.steps import FlowIO, keyed_state, per_shard_join_as_of, read, write
 from utopia.steps.keys import BY_EVENT, BY_LISTENER
 
-READS = {Artist: [], Event: ["artistid"], Stream: ["customerid", "artistid"], Ticket: ["eventid"]}
+READS: Reads = {Artist: [], Event: ["artistid"], Stream: ["customerid", "artistid"], Ticket: ["eventid"]}
 
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("suggested_events_genre")

@@ -11,6 +11,7 @@ processed tickets, in input order, + events -> sales per event, as sold_out coun
 
 from bytewax.dataflow import Dataflow
 
+from utopia.codec import Reads
 from utopia.io.kafka_io import kafka_entry_point
 from utopia.models import Address, Event, Ticket
 from utopia.rules.neighbours import (
@@ -24,7 +25,7 @@ from utopia.rules.neighbours import (
 from utopia.steps import FlowIO, in_order, items_per_key, per_shard, per_shard_join_as_of, read, rekey, write
 from utopia.steps.keys import EVENTS_ONLY
 
-READS = {Address: A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP, Event: [], Ticket: ["customerid", "eventid"]}
+READS: Reads = {Address: A_HOME_NAMES_ITS_CUSTOMER_AND_ZIP, Event: [], Ticket: ["customerid", "eventid"]}
 
 BY_CUSTOMER = {Address: "customerid", Ticket: "customerid"}
 """Homes and tickets go to the state of their customer's shard (a venue's address to none); events to every shard."""

@@ -5,8 +5,8 @@ nothing is applied while something earlier could still arrive, however the items
 """
 
 from utopia.steps import Placed, Sequenced
-from utopia.steps.shards import Front, KeyedStep, Mark, OrderedLogic
 from utopia.steps.sharding import SHARDS
+from utopia.steps.shards import Front, KeyedStep, Mark, OrderedLogic
 
 
 class Log:

@@ -9,11 +9,10 @@ from bytewax.testing import TestingSource, run_main
 
 from dataflows import customer_stream_count, must_see_venue, purchase_event_ticket
 from tests.conftest import plain
-from utopia.steps import shards
 from utopia.config import ConfigError
 from utopia.io.testing import TestingIO, kafka_records
 from utopia.models import Event, Stream, Ticket
-from utopia.steps import recovery_requested
+from utopia.steps import recovery_requested, shards
 
 
 class CrashingIO(TestingIO):

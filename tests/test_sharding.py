@@ -15,7 +15,6 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main
 
 from utopia.rules.listening import StreamCount
-from utopia.steps.shards import KeyedStep, ShardLogic, WorkerShards
 from utopia.steps.sharding import (
     SHARD_NAMES,
     SHARDS,
@@ -25,6 +24,7 @@ from utopia.steps.sharding import (
     siphash13,
     worker_of,
 )
+from utopia.steps.shards import KeyedStep, ShardLogic, WorkerShards
 from utopia.tools.generator import Sizes
 from utopia.tools.loading import write_dir
 

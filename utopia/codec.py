@@ -286,6 +286,9 @@ class RequiredWhen(NamedTuple):
 Required = str | RequiredWhen
 """A foreign key a record must carry: always (a field name), or only in some records."""
 
+Reads = Mapping[type[Record], Sequence[Required]]
+"""What a dataflow reads: each record type, with the foreign keys its records must carry."""
+
 
 class _Reader:
     """How one topic is read by one dataflow: its record type and the foreign keys it must carry."""
@@ -430,7 +433,7 @@ class Decoder:
     `zone` is where zone-less event dates were written (UTOPIA_EVENTDATE_ZONE).
     """
 
-    def __init__(self, dataflow: str, topics: Topics, reads: Mapping[type[Record], Sequence[Required]],
+    def __init__(self, dataflow: str, topics: Topics, reads: Reads,
                  zone: tzinfo = UTC):
         self.dataflow = dataflow
         self.readers = {topics.input(TOPIC_OF[model]): _Reader(model, fks, zone) for model, fks in reads.items()}

@@ -190,8 +190,11 @@ class EventStreamerAlert(Output, frozen=True):
     streams: int
 
 
+VenueMetric = Literal["events", "customers"]
+
+
 class MustSeeVenue(Output, frozen=True):
-    metric: Literal["events", "customers"]
+    metric: VenueMetric
     venueid: str
     name: str | None
     count: int

@@ -129,6 +129,7 @@ class CustomerEmail:
     def read(self, fan: FanOfNewEvent) -> tuple[Out]:
         known = bisect.bisect(self.positions, fan.position)
         email = self.emails[known - 1] if known else None
-        event = fan.event
+        event = fan.event  # with an artist: the dataflow reads no other event (its READS)
         return ((self.customerid, EventStreamerAlert(
-            self.customerid, email, event.id, event.artistid, event.venueid, event.eventdate, fan.streams)),)
+            self.customerid, email, event.id, event.artistid,  # type: ignore[arg-type]
+            event.venueid, event.eventdate, fan.streams)),)

@@ -11,7 +11,7 @@ import msgspec
 from utopia.models import Artist, CustomersByTopArtist, NamedArtistStreams, Stream, TopArtists
 from utopia.rules.listening import FavouriteArtists
 from utopia.rules.ranking import TopN
-from utopia.steps import Out, Placed
+from utopia.steps import Item, Out, Placed
 
 GLOBAL = "global"
 TOP_ARTISTS = 3
@@ -57,7 +57,7 @@ class ArtistCount(msgspec.Struct, gc=False):
         self.name = record
         return self.streams > 0  # an artist nobody streamed is in no ranking
 
-    def value(self) -> Out:
+    def value(self) -> Item[ArtistTotal]:
         return GLOBAL, ArtistTotal(self.artistid, self.streams, self.reached, self.name)
 
 
@@ -96,7 +96,8 @@ class NumberOne(FavouriteArtists):
 
     __slots__ = ()
 
-    def apply(self, artistid: str) -> tuple[Out, ...]:
+    # FavouriteArtists' ranking, but what changes is sent on (`Joined`), not only said (bool).
+    def apply(self, artistid: str) -> tuple[Item[Joined], ...]:  # type: ignore[override]
         top = self.top
         before = top[0] if top else None
         if not self.add(artistid) or top[0] == before:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 
 from utopia.models import Event, EventAlert, EventAlertKind, Ticket
 from utopia.rules.tickets import WaitsForEvent
-from utopia.steps import Out
+from utopia.steps import Item
 from utopia.steps.holding import Sourced
 
 log = logging.getLogger("utopia")
@@ -62,7 +63,8 @@ class EventStatus(WaitsForEvent[None]):
         self.sold = 0
         self.alerted: set[EventAlertKind] = set()
 
-    def apply(self, record: Event | Sourced[None]) -> Iterator[Out]:
+    def apply(self, record: Event | Sourced[None]) -> Iterator[Item[Any]]:
+        """The alerts of the tickets sold (`sell`: a subclass may make something else of them)."""
         if isinstance(record, Event):
             self.event = first_seen_place(self.event, record)
             if record.capacity is not None:
@@ -73,16 +75,22 @@ class EventStatus(WaitsForEvent[None]):
         else:
             yield from self.sell()
 
-    def sell(self) -> Iterator[Out]:
+    # `sell` and `alert` run only once the event and its capacity are known (`apply` holds tickets until then),
+    # which mypy cannot follow: the ignores below, rather than a check per ticket.
+
+    def sell(self) -> Iterator[Item[Any]]:
+        """One more ticket sold: the alerts it raises."""
         self.sold += 1
-        capacity = self.event.capacity
+        capacity: int = self.event.capacity  # type: ignore[union-attr, assignment]
         if "NEARLY_SOLD_OUT" not in self.alerted and nearly_sold_out(self.sold, capacity):
             yield self.alert("NEARLY_SOLD_OUT")
         if "SOLD_OUT" not in self.alerted and self.sold >= capacity:
             yield self.alert("SOLD_OUT")
 
-    def alert(self, kind: EventAlertKind) -> Out:
+    def alert(self, kind: EventAlertKind) -> Item[EventAlert]:
         self.alerted.add(kind)
-        event, capacity = self.event, self.event.capacity
+        event: Event = self.event  # type: ignore[assignment]
+        capacity: int = event.capacity  # type: ignore[assignment]
         remaining = max(capacity - self.sold, 0)
-        return self.eventid, EventAlert(self.eventid, event.artistid, event.venueid, capacity, self.sold, remaining, kind)
+        alert = EventAlert(self.eventid, event.artistid, event.venueid, capacity, self.sold, remaining, kind)
+        return self.eventid, alert

@@ -8,7 +8,7 @@ from typing import ClassVar, Generic, TypeVar
 import msgspec
 
 from utopia.codec import InRecord, as_in_record
-from utopia.models import Event, Ticket, TicketResponse
+from utopia.models import Event, Ticket, TicketResponse, TicketStatus
 from utopia.steps import Out
 from utopia.steps.holding import HeldUntilKnown, Sourced
 
@@ -38,7 +38,7 @@ class WaitsForEvent(Generic[T]):
     holds: ClassVar[tuple[type, ...]] = (Ticket,)
     """Tickets come as `Sourced` pairs, `(raw, value)`: one may wait for its event forever."""
     eventid: str
-    held: HeldUntilKnown[T]
+    held: HeldUntilKnown[Sourced[T]]
     event: Event | None = None
 
     def __init__(self, eventid: str):
@@ -73,11 +73,11 @@ def desk_tickets(tickets: list[Ticket]) -> list[DeskTicket]:
 
 
 class TicketDesk(WaitsForEvent[DeskTicket]):
-    """Per event: the first `capacity` tickets are confirmed, later ones rejected (docs/outputs.md#purchase_event_ticket).
+    """Per event: the first `capacity` tickets are confirmed, later ones rejected.
 
     The latest capacity counts, so raising it after a sell-out confirms new tickets again. A ticket
     that comes before its event (or while the event's capacity is still null) is held and decided
-    right after the event record that brings the capacity.
+    right after the event record that brings the capacity (docs/outputs.md#purchase_event_ticket).
     """
 
     __slots__ = ("eventid", "event", "confirmed", "held")
@@ -95,14 +95,15 @@ class TicketDesk(WaitsForEvent[DeskTicket]):
             self.event = record
             if record.capacity is not None:
                 for _, ticket in self.held.release():
-                    yield self.decide(ticket)
+                    yield self.decide(ticket, record.capacity)
         elif self.event is None or self.event.capacity is None:
             self.held.hold(record)
         else:
-            yield self.decide(record[1])
+            yield self.decide(record[1], self.event.capacity)
 
-    def decide(self, ticket: DeskTicket) -> Out:
-        capacity = self.event.capacity
+    def decide(self, ticket: DeskTicket, capacity: int) -> Out:
+        """Confirms or rejects a ticket against its event's latest capacity."""
+        status: TicketStatus
         if self.confirmed < capacity:
             self.confirmed += 1
             status, remaining = "CONFIRMED", capacity - self.confirmed

@@ -19,7 +19,7 @@ from utopia.codec import Batch
 from utopia.dates import format_instant
 from utopia.models import Customer, Event, GlobalTotals, Stream
 from utopia.rules.tickets import WaitsForEvent
-from utopia.steps import KeyFields, Out
+from utopia.steps import Item, KeyFields, Out, Sent
 from utopia.steps.holding import Sourced
 
 TOTALS = "totals"
@@ -69,7 +69,7 @@ class EventPart(msgspec.Struct, frozen=True, gc=False, array_like=True):
 NEW_CUSTOMER = Counted(customers=1)
 
 
-def streams_read(batch: Batch) -> list[Out]:
+def streams_read(batch: Batch) -> list[Item[Counted]]:
     """What a batch adds to the totals by itself: its streams, counted by the worker that read it.
 
     A stream is a fact with nothing to wait for or recognise, so it needs no key and never travels.
@@ -79,7 +79,7 @@ def streams_read(batch: Batch) -> list[Out]:
     return [(TOTALS, Counted(streams=streams))]
 
 
-def added_up(counted: list[Out]) -> list[Out]:
+def added_up(counted: list[Sent[Counted]]) -> list[Item[Counted]]:
     """A shard's partial counts of one flush as one: what travels to the totals is one count per shard."""
     return [(TOTALS, Counted(sum(c.customers for _, c in counted), sum(c.streams for _, c in counted)))]
 
@@ -104,7 +104,7 @@ class CustomerSeen:
         first, self.seen = not self.seen, True
         return first
 
-    def value(self) -> Out:
+    def value(self) -> Item[Counted]:
         return TOTALS, NEW_CUSTOMER
 
 
@@ -142,7 +142,7 @@ class EventTotals(WaitsForEvent[None]):
         self.tickets += 1
         return True
 
-    def value(self) -> Out:
+    def value(self) -> Item[EventPart]:
         return TOTALS, EventPart(self.eventid, self.date, self.tickets)
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from operator import attrgetter
+from typing import TypeGuard, cast
 
 import msgspec
 from bytewax.operators.windowing import UTC_MAX, UTC_MIN, Clock, ClockLogic, TumblingWindower
@@ -129,7 +130,11 @@ CLOCK = LaneClock()
 HOURS = TumblingWindower(length=timedelta(milliseconds=HOUR_MS), align_to=datetime(2000, 1, 1, tzinfo=UTC))
 
 
-def hour_counts(batch: Batch) -> list[tuple[str, HourCounts | Closings | CaughtUp]]:
+Hourly = tuple[str, HourCounts | Closings | CaughtUp]
+"""What `hour_counts` makes of a batch: an hour's counts, where hours closed in it, or that its lane is caught up."""
+
+
+def hour_counts(batch: Batch) -> list[Hourly]:
     """The streams of a batch counted per hour of their time (the record's timestamp if it has none).
 
     A stream more than the wait older than one before it in the batch is late already: the window
@@ -141,9 +146,12 @@ def hour_counts(batch: Batch) -> list[tuple[str, HourCounts | Closings | CaughtU
     hours: dict[int, HourCounts] = {}
     closings: dict[int, int] = {}
     for _, streams, indices in batch.runs((Stream,)):
-        times = list(map(instant_ms, map(_streamtime, streams)))
-        if None in times:
-            times = [at if at is not None else as_in_record(raw).timestamp for at, raw in zip(times, batch.raw(indices))]
+        stamped = list(map(instant_ms, map(_streamtime, streams)))
+        if None in stamped:
+            times = [at if at is not None else as_in_record(raw).timestamp
+                     for at, raw in zip(stamped, batch.raw(indices))]
+        else:
+            times = cast(list[int], stamped)  # no None in it, just checked
         positions = [batch.position + index for index in indices]
         artists = list(map(_artistid, streams))
         in_order = times == sorted(times)
@@ -163,7 +171,7 @@ def hour_counts(batch: Batch) -> list[tuple[str, HourCounts | Closings | CaughtU
                 hour.newest_ms = max(hour.newest_ms, newest[start])
             hour.counts[artist] = hour.counts.get(artist, 0) + n
             hour.reached[artist] = reached[start, artist]
-    items: list[tuple[str, HourCounts | Closings | CaughtUp]] = [(GLOBAL, hour) for hour in hours.values()]
+    items: list[Hourly] = [(GLOBAL, hour) for hour in hours.values()]
     if closings:
         items.append((GLOBAL, Closings(batch.lane, closings)))
     return items
@@ -179,7 +187,7 @@ def _closings(times: list[int], positions: list[int], closings: dict[int, int]) 
         end += HOUR_MS
 
 
-def is_hour(item: tuple[str, HourCounts | Closings | CaughtUp]) -> bool:
+def is_hour(item: Hourly) -> TypeGuard[tuple[str, HourCounts]]:
     return isinstance(item[1], HourCounts)
 
 
@@ -230,7 +238,8 @@ def closed_window(keyed: tuple[str, tuple[int, HourCounts]]) -> list[tuple[str, 
     return [(GLOBAL, keyed[1][1])]
 
 
-def closings(keyed: tuple[str, Closings | CaughtUp]) -> list[tuple[str, Closings | CaughtUp]]:
+def closings(keyed: Hourly) -> list[Hourly]:
+    """The items that are not an hour's counts (`is_hour`), as they are: closings, and lanes caught up."""
     return [keyed]
 
 

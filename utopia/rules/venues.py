@@ -21,27 +21,30 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from operator import attrgetter
+from typing import cast, final
 
 import msgspec
 
-from utopia.models import Event, MustSeeVenue, Ticket, Venue
+from utopia.models import Event, MustSeeVenue, Ticket, Venue, VenueMetric
 from utopia.rules.ranking import TopN
 from utopia.rules.tickets import WaitsForEvent
-from utopia.steps import Out, Placed
+from utopia.steps import Item, Out, Placed, Sent
 
 log = logging.getLogger("utopia")
 
 ALL_VENUES = "venues"
 """The key of every venue's totals on their way to the leaders (split by metric before the ranking)."""
-METRICS = ("events", "customers")
+METRICS: tuple[VenueMetric, ...] = ("events", "customers")
 
 
+@final  # so that a `type(item) is` check tells mypy what an item is not (`VenueCounts`)
 class NewEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """An event first seen at a venue, at this input position."""
 
     position: int
 
 
+@final
 class NewHolder(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """A customer holding a ticket to an event at the venue, counted at this input position.
 
@@ -55,7 +58,7 @@ class NewHolder(msgspec.Struct, frozen=True, gc=False, array_like=True):
 
 def event_or_customer(record: Event | Ticket) -> Event | str:
     """What reaches an event's step: an event whole (it is rare), of a ticket only its customer."""
-    return record if isinstance(record, Event) else record.customerid
+    return record if isinstance(record, Event) else record.customerid  # type: ignore[return-value]  # in READS
 
 
 class TicketAtVenue(msgspec.Struct, frozen=True, gc=False, array_like=True):
@@ -100,7 +103,7 @@ class KnownVenues:
         """
         known = map(self.places.get, map(_EVENTID, tickets))
         return [ticket if place is None or place[1] >= start + index
-                else TicketAtVenue(place[0], NewHolder(ticket.customerid, start + index))
+                else TicketAtVenue(place[0], NewHolder(ticket.customerid, start + index))  # type: ignore[arg-type]
                 for ticket, index, place in zip(tickets, indices, known)]
 
 
@@ -127,7 +130,7 @@ class EventVenue(WaitsForEvent[str]):
         super().__init__(eventid)
         self.venueid: str | None = None
 
-    def apply(self, placed: Placed) -> tuple[Out, ...]:
+    def apply(self, placed: Placed) -> tuple[Item[NewHolder | NewEvent], ...]:
         record = placed.value
         if type(record) is tuple:  # a ticket, as read and as its customer
             if self.venueid is None:
@@ -147,7 +150,7 @@ class EventVenue(WaitsForEvent[str]):
 
 def venue_fact(record: Venue | TicketAtVenue) -> str | None | NewHolder:
     """What reaches a venue's counts: the name on its own record, the holder of a ticket that came straight."""
-    return record.name if type(record) is Venue else record.holder
+    return record.name if type(record) is Venue else record.holder  # type: ignore[union-attr]  # a TicketAtVenue
 
 
 class VenueTotals(msgspec.Struct, frozen=True, gc=False, array_like=True):
@@ -183,8 +186,7 @@ class VenueCounts:
         self.name: str | None = None
 
     def apply(self, item: NewHolder | NewEvent | str | None) -> bool:
-        kind = type(item)
-        if kind is NewHolder:
+        if type(item) is NewHolder:
             customers, position = self.customers, item.position
             known = customers.get(item.customerid)
             if known is None:
@@ -198,7 +200,7 @@ class VenueCounts:
             if known == self.customers_reached:
                 self.customers_reached = max(customers.values())
             return True
-        if kind is NewEvent:
+        if type(item) is NewEvent:
             self.events += 1
             if item.position > self.events_reached:
                 self.events_reached = item.position
@@ -208,12 +210,12 @@ class VenueCounts:
         self.name = item
         return self.events > 0 or bool(self.customers)
 
-    def value(self) -> Out:
+    def value(self) -> Item[VenueTotals]:
         return ALL_VENUES, VenueTotals(self.venueid, self.events, self.events_reached, len(self.customers),
                                        self.customers_reached, self.name)
 
 
-def per_metric(totals: list[Out]) -> list[Out]:
+def per_metric(totals: list[Sent[VenueTotals]]) -> list[Item[VenueTotals]]:
     """Every venue's totals to both leaders (each reads its own count)."""
     return [(metric, total) for _, total in totals for metric in METRICS]
 
@@ -229,10 +231,10 @@ class VenueLeader:
     __slots__ = ("metric", "top", "names", "shown")
 
     def __init__(self, metric: str):
-        self.metric = metric
+        self.metric = cast(VenueMetric, metric)  # its key: one of METRICS (`per_metric`)
         self.top: TopN[str] = TopN(1)
         self.names: dict[str, str | None] = {}
-        self.shown: tuple | None = None
+        self.shown: tuple[str, int, str | None] | None = None
 
     def apply(self, total: VenueTotals) -> bool:
         venueid = total.venueid
@@ -254,5 +256,5 @@ class VenueLeader:
         return True
 
     def value(self) -> Out:
-        venueid, count, name = self.shown
+        venueid, count, name = self.shown  # type: ignore[misc]  # not None: `apply` said the value changed
         return self.metric, MustSeeVenue(self.metric, venueid, name, count)

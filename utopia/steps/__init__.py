@@ -18,7 +18,7 @@ were no batching. The family, one module each, all on one engine (utopia.steps.e
 from utopia.steps.broadcast import per_shard, per_shard_join_as_of
 from utopia.steps.ends import FlowIO, read, write
 from utopia.steps.engine import KeyFields
-from utopia.steps.items import Lookup, Out, Placed, Sequenced
+from utopia.steps.items import Item, Lookup, Out, Placed, Sent, Sequenced
 from utopia.steps.joins import join_as_of
 from utopia.steps.keyed import items_per_key, keyed_state, rekey
 from utopia.steps.learning import everywhere, shortcut
@@ -26,7 +26,7 @@ from utopia.steps.ordering import in_order
 from utopia.steps.shards import recovery_requested
 
 __all__ = [
-    "FlowIO", "KeyFields", "Lookup", "Out", "Placed", "Sequenced", "everywhere", "in_order", "items_per_key",
-    "join_as_of", "keyed_state", "per_shard", "per_shard_join_as_of", "read", "recovery_requested", "rekey",
-    "shortcut", "write",
+    "FlowIO", "Item", "KeyFields", "Lookup", "Out", "Placed", "Sent", "Sequenced", "everywhere", "in_order",
+    "items_per_key", "join_as_of", "keyed_state", "per_shard", "per_shard_join_as_of", "read", "recovery_requested",
+    "rekey", "shortcut", "write",
 ]

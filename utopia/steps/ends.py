@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import timedelta, tzinfo
-from typing import Protocol
+from typing import Protocol, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from utopia.codec import Batch, Decoder, KafkaBatch, RecordBatch, Required
+from utopia.codec import Batch, Decoder, KafkaBatch, Reads, RecordBatch
 from utopia.config import Topics
 from utopia.io import metrics, stopping
-from utopia.models import Record
 from utopia.steps.items import Out
+
+OutputSink = Sink[Out] | Sink[tuple[str, list[Out]]]
+"""Where output records go: one item per record, or whole batches keyed by the partition that writes them
+(the exactly-once sink, utopia.io.transactions; `sink_items` says which)."""
 
 
 class FlowIO(Protocol):
@@ -27,17 +30,17 @@ class FlowIO(Protocol):
     zone: tzinfo
     """Where event dates without a zone were written."""
 
-    def source(self, dataflow: str, topics: list[str]) -> Source[RecordBatch | KafkaBatch]:
+    def source(self, dataflow: str, topics: list[str]) -> Source[RecordBatch] | Source[KafkaBatch]:
         """A source of batches of raw records from these (full) input topic names."""
         ...
 
-    def sink(self, dataflow: str, output: str) -> Sink[Out]:
+    def sink(self, dataflow: str, output: str) -> OutputSink:
         """A sink for the output called `output` (without prefix and suffix)."""
         ...
 
 
 @operator
-def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], Sequence[Required]],
+def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Reads,
          caught_up: bool = False) -> Stream[Batch]:
     """Read and decode the input topics of `reads` (record type -> required foreign keys).
 
@@ -46,7 +49,9 @@ def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Mapping[type[Record], 
     (`Batch.caught_up`), for a dataflow whose outputs would otherwise wait for the next record.
     """
     decoder = Decoder(flow.flow_id, io.topics, reads, io.zone)
-    raw = op.input("consume", flow, io.source(flow.flow_id, decoder.topics))
+    # Bytewax's `Source[X]` is invariant, though a source only produces X: either source is one of raw batches.
+    source = cast(Source[RecordBatch | KafkaBatch], io.source(flow.flow_id, decoder.topics))
+    raw = op.input("consume", flow, source)
 
     read_count, dead_count = metrics.RECORDS_READ.labels(flow.flow_id), metrics.DEAD_LETTERS.labels(flow.flow_id)
 

@@ -24,7 +24,7 @@ from utopia.steps import state as states
 from utopia.steps import wire
 from utopia.steps.ends import FlowIO, sink_items
 from utopia.steps.holding import WAITING_LOG
-from utopia.steps.items import Lookup, Out, Placed
+from utopia.steps.items import Lookup, Out, Placed, Sent
 from utopia.steps.sharding import SHARD_KEYS, SHARD_NAMES, SHARDS, bundle_names, worker_of
 from utopia.steps.shards import (
     Courier,
@@ -76,7 +76,7 @@ def _mapped(value: Callable[[Any], Any], records: list) -> list:
 
 def keyed_step(step_id: str, up: Stream, route: Route, new: Callable[[str], Any], logic: type[ShardLogic],
                *, changelog: Any = None, also: Iterable[Stream] = (), dead_letters: FlowIO | None = None,
-               recheck: Any = None) -> Stream[list[Out]]:
+               recheck: Any = None) -> Stream[list[Sent]]:
     """The Bytewax steps of one keyed step: route `up` (and the items of `also`) to shards, apply them there.
 
     For the named steps only, inside their own `@operator`: each passes what its idea needs.

@@ -13,6 +13,7 @@ from confluent_kafka import Message
 from utopia.codec import FarMessage, InRecord, as_in_record
 
 R = TypeVar("R")
+H = TypeVar("H")
 log = logging.getLogger("utopia")
 
 
@@ -42,8 +43,10 @@ def detached(record: Any) -> Any:
     return kept if value is record else msgspec.structs.replace(record, value=kept)
 
 
-class HeldUntilKnown(Generic[R]):
+class HeldUntilKnown(Generic[H]):
     """Records waiting for a reference to become known; released once, in their input order.
+
+    What waits is a `Sourced` pair, or a placed one (`Placed(lane, position, (raw, record))`).
 
     Topics are not ordered relative to each other, so a ticket may come before its event. It is
     never dropped for that: it waits here and is applied right after the record that completes it.
@@ -58,13 +61,13 @@ class HeldUntilKnown(Generic[R]):
     _count_lock = threading.Lock()  # worker threads share the count
 
     def __init__(self) -> None:
-        self.waiting: list[Sourced[R]] = []
+        self.waiting: list[H] = []
 
-    def hold(self, record: Sourced[R]) -> None:
+    def hold(self, record: H) -> None:
         self.waiting.append(detached(record))
         self._count(1)
 
-    def release(self) -> list[Sourced[R]]:
+    def release(self) -> list[H]:
         released, self.waiting = self.waiting, []
         if released:
             self._count(-len(released))
@@ -79,10 +82,10 @@ class HeldUntilKnown(Generic[R]):
     def __len__(self) -> int:
         return len(self.waiting)
 
-    def __getstate__(self) -> list[Sourced[R]]:
+    def __getstate__(self) -> list[H]:
         return self.waiting
 
-    def __setstate__(self, waiting: list[Sourced[R]]) -> None:
+    def __setstate__(self, waiting: list[H]) -> None:
         # Resumed from a recovery snapshot: these records wait in this process now.
         self.waiting = waiting
         self._count(len(waiting))

@@ -1,6 +1,6 @@
 """What travels between steps: output records, and values that keep their place in the input.
 
-A keyed step's output is a stream of batches of `(key, value)` pairs (`Out`): written to a topic,
+A keyed step's output is a stream of batches of `(key, value)` pairs (`Sent`): written to a topic,
 or taken by another keyed step as items already keyed for it. With several processes such values
 cross between them, encoded by utopia.steps.wire: they must be msgspec Structs or NamedTuples
 (utopia.steps.state says which of their settings are required).
@@ -19,6 +19,13 @@ Out = tuple[str | None, Output]
 """An output record: its Kafka key and its value."""
 
 V = TypeVar("V")
+
+Item = tuple[str, V]
+"""A keyed step's item for another keyed step: the key it goes to, and its value (`Item[NewHolder]`)."""
+
+Sent = tuple[str | None, V]
+"""What a keyed step sends, whatever its states make: output records (`Out`), items for another step (`Item`),
+and, from a step that tells how far it has sent, marks keyed None. `Sent` alone: of any value."""
 
 
 @wire.wrapper

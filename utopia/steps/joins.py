@@ -13,14 +13,14 @@ from bytewax.dataflow import Stream, operator
 
 from utopia.codec import Batch
 from utopia.steps.engine import KeyFields, Route, keyed_step
-from utopia.steps.items import Out
+from utopia.steps.items import Sent
 from utopia.steps.shards import JoinLogic
 from utopia.steps.state import StateClass
 
 
 @operator
 def join_as_of(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass,
-               lookups: Stream[Any], asked_by: tuple[type, ...]) -> Stream[list[Out]]:
+               lookups: Stream[Any], asked_by: tuple[type, ...]) -> Stream[list[Sent]]:
     """Records applied per key as `keyed_state` does, and `lookups` answered by `state.read(lookup)`.
 
     `asked_by` are the record types that cause lookups upstream: a batch with any of them tells

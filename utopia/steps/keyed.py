@@ -22,7 +22,7 @@ from bytewax.dataflow import Stream, operator
 from utopia.codec import Batch
 from utopia.steps.ends import FlowIO
 from utopia.steps.engine import KeyFields, Route, Values, each_value, keyed_step
-from utopia.steps.items import Out
+from utopia.steps.items import Sent
 from utopia.steps.shards import ShardLogic
 from utopia.steps.state import StateClass
 
@@ -31,7 +31,7 @@ from utopia.steps.state import StateClass
 def keyed_state(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass,
                 value: Callable[[Any], Any] | None = None, value_of_runs: Values | None = None,
                 changelog: timedelta | None = None, dead_letters: FlowIO | None = None,
-                also: Stream[Any] | None = None) -> Stream[list[Out]]:
+                also: Stream[Any] | None = None) -> Stream[list[Sent]]:
     """Apply each record, in input order, to the state of its key (`state(key)` makes a fresh one).
 
     `value` picks what of a record the state needs (default: the whole record): only that travels
@@ -53,7 +53,7 @@ def keyed_state(step_id: str, up: Stream[Batch], key: KeyFields, state: StateCla
 
 @operator
 def items_per_key(step_id: str, up: Stream[Any], state: StateClass, changelog: timedelta | None = None,
-                  recheck: timedelta | None = None) -> Stream[list[Out]]:
+                  recheck: timedelta | None = None) -> Stream[list[Sent]]:
     """Apply the items other keyed steps sent (`(key, value)` pairs) to the states of their keys, as they come.
 
     With `recheck`, changelog values also change as time passes, with no item (global_totals'
@@ -64,10 +64,10 @@ def items_per_key(step_id: str, up: Stream[Any], state: StateClass, changelog: t
 
 
 @operator
-def rekey(step_id: str, up: Stream[list[Out]], key_of: Callable[[Any], str]) -> Stream[list[Out]]:
+def rekey(step_id: str, up: Stream[list[Sent]], key_of: Callable[[Any], str]) -> Stream[list[Sent]]:
     """The items of a keyed step, keyed anew by `key_of(item)` for another (how far it has sent is left out)."""
 
-    def keyed(batch: list[Out]) -> list[Out]:
+    def keyed(batch: list[Sent]) -> list[Sent]:
         return [(key_of(item), item) for key, item in batch if key is not None]
 
     return op.map("key_anew", up, keyed)

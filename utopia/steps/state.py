@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Protocol
 
 from utopia.codec import InRecord
 from utopia.steps import wire
-from utopia.steps.items import Lookup, Out
+from utopia.steps.items import Lookup, Sent
 
 StateClass = Callable[[str], Any]
 """What makes the state of a key: a class that follows `State`, called with the key (or a `partial` of one)."""
@@ -56,15 +56,15 @@ class State(Protocol):
     holds: ClassVar[tuple[type, ...]]
     waits: ClassVar[str]
 
-    def apply(self, value: Any) -> Iterable[Out] | bool:
+    def apply(self, value: Any) -> Iterable[Sent] | bool:
         """Applies one value: an alert step's state returns its alerts; a changelog's, whether its value changed."""
         ...
 
-    def value(self) -> Out:
+    def value(self) -> Sent:
         """A changelog's current record for the key, built only when it is flushed (at most once per interval)."""
         ...
 
-    def read(self, lookup: Lookup) -> Iterable[Out]:
+    def read(self, lookup: Lookup) -> Iterable[Sent]:
         """The answer to a lookup from another step, as of the lookup's place in the input (a join)."""
         ...
 
@@ -72,7 +72,7 @@ class State(Protocol):
         """Whether the clock alone changed the value since it was last built (asked every `recheck` interval)."""
         ...
 
-    def at_end(self) -> Iterable[Out]:
+    def at_end(self) -> Iterable[Sent]:
         """What it still has to say at the end of a finite input (not at a stop: the input has not ended)."""
         ...
 

@@ -105,7 +105,8 @@ def encode(parcels: list[tuple[str, list[Pair]]]) -> bytes:
         columns: dict[Any, list[Pair]] = {spans[0][0]: pairs}
         order = b""
     else:
-        columns, index, order_parts = {}, {}, []
+        columns, order_parts = {}, []
+        index: dict[Any, bytes] = {}
         for shape, start, end in spans:
             column = columns.get(shape)
             if column is None:
@@ -149,7 +150,7 @@ def shapes(data: bytes) -> list[str]:
     return [descriptor for descriptor, _ in _OUTER_DECODER.decode(data)[3]]
 
 
-def _held_in(shape: Any) -> tuple[type | None, Any] | None:
+def _held_in(shape: Any) -> tuple[type[msgspec.Struct] | None, Any] | None:
     """For a shape of held records, `(wrapper or None, shape of the record)`; None for other shapes."""
     if type(shape) is not tuple:
         return None
@@ -310,9 +311,11 @@ def _decoder(descriptor: str) -> tuple[msgspec.msgpack.Decoder, Any]:
     """The decoder of a descriptor's runs, and what it decodes: pairs (False), or held columns in a wrapper or not."""
     found = _decoders.get(descriptor)
     if found is None:
+        # The types are made at run time from the descriptor: mypy cannot check them (the ignores below).
         kind, held = _parse(descriptor)
         if not held:
-            found = (msgspec.msgpack.Decoder(list[tuple[str | None, kind]]), False)
+            pairs = list[tuple[str | None, kind]]  # type: ignore[valid-type]
+            found = (msgspec.msgpack.Decoder(pairs), False)
         else:
             outer = None if descriptor.startswith("held[") else _named(descriptor.split("[", 1)[0])
             record = kind if outer is None else _parse(descriptor.split("[", 1)[1][:-1])[0]
@@ -320,8 +323,10 @@ def _decoder(descriptor: str) -> tuple[msgspec.msgpack.Decoder, Any]:
                 fields: Any = tuple[()]
             else:
                 hints = msgspec.structs.fields(outer[record])
-                fields = tuple[tuple(list[field.type] for field in hints if field.name != "value")]
-            found = (msgspec.msgpack.Decoder(tuple[list[str | None], fields, list[record], memoryview]), outer)
+                columns = tuple(list[field.type] for field in hints if field.name != "value")  # type: ignore[name-defined]
+                fields = tuple[columns]  # type: ignore[valid-type]
+            held_columns = tuple[list[str | None], fields, list[record], memoryview]  # type: ignore[valid-type]
+            found = (msgspec.msgpack.Decoder(held_columns), outer)
         _decoders[descriptor] = found
     return found
 

@@ -132,9 +132,9 @@ def _waits(op: Operator) -> Iterator[str]:
     held records go to the dead letters at the end of a finite input, so the reader of the picture
     should see they wait.
     """
-    state = getattr(op, "state", None)
-    if hasattr(state, "waits"):
-        yield state.waits
+    waits = getattr(getattr(op, "state", None), "waits", None)
+    if waits is not None:
+        yield waits
     if getattr(op, "lookups", None) is not None:
         yield "lookups wait for the input before them"
     if getattr(op, "items", None) is not None:
