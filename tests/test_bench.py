@@ -1,16 +1,22 @@
 """The bench's arithmetic: which run it reports, and the most that more processes can gain here."""
 
+import argparse
 import os
 import pickle
 import subprocess
 import sys
 import time
+import uuid
 
+import msgspec
 import pytest
 
 from utopia.config import Settings
-from utopia.tools import bench
-from utopia.tools.bench import Run, _cpu_seconds, local_broker, median_run
+from utopia.io.kafka_io import existing_topics
+from utopia.models import OUTPUT_RECORDS, DeadLetter, Event, Ticket
+from utopia.tools import bench, client_limit, recovery_bench
+from utopia.tools.bench import RECOVERY_EVERY_10_S, Kind, Run, _cpu_seconds, local_broker, median_run
+from utopia.tools.client_limit import OUTPUT_SAMPLES, Limit
 
 
 def run(seconds: float, cpu: float = 0.0, startup: float = 0.0, startup_cpu: float = 0.0) -> Run:
@@ -70,7 +76,7 @@ def test_kinds_of_run_take_turns_and_each_gets_its_median_run_and_start_up(monke
                     4.0, 0.5, 2.0, 0.7, 8.0, 0.9,
                     6.0, 0.3, 2.5, 0.9, 7.0, 0.6])
 
-    def fake_run(name, workers, records, settings, separate=False):
+    def fake_run(name, workers, records, settings, separate=False, delivery=bench.AT_LEAST_ONCE):
         calls.append((workers, records, separate))
         return Run(name, workers, records * (workers if separate else 1), next(seconds), 100.0,
                    cpu=float(len(calls)), separate=separate)
@@ -78,7 +84,7 @@ def test_kinds_of_run_take_turns_and_each_gets_its_median_run_and_start_up(monke
     monkeypatch.setattr(bench, "run_dataflow", fake_run)
     monkeypatch.setattr(bench, "host_speed", lambda: 0.1)
     speeds: list[float] = []
-    one, two, apart = bench.measure("top_customer_artists", [1, 2], 1_000_000, None, None, 3, speeds)
+    one, two, apart = bench.measure("top_customer_artists", bench.kinds_of([1, 2]), 1_000_000, None, None, 3, speeds)
     assert calls == [(1, 1_000_000, False), (1, 0, False), (2, 1_000_000, False), (2, 0, False),
                      (2, 1_000_000, True), (2, 0, True)] * 3
     assert speeds == [0.1, 0.1, 0.1]
@@ -127,3 +133,96 @@ def test_the_crossing_count_keeps_every_bundle_and_counts_the_records_of_the_sec
     assert done.returncode == 0, done.stderr
     counted = sum(len(pairs) for bundle in bundles[len(bundles) // 2 :] for _, pairs in bundle)
     assert 0 < counted < 2502 and done.stderr.splitlines()[-1] == f"crossing records: {counted}"
+
+
+def test_the_in_out_limit_adds_the_plain_clients_time_to_read_the_input_and_to_write_the_outputs():
+    # The plain client reads 1M records/s and writes 500k/s: reading 1M takes it 1 s, writing 2M 4 s.
+    # A run that took 10 s for both is half as fast as the plain client.
+    consume, produce = Limit("read", 3_000_000, 3.0), Limit("write", 1_000_000, 2.0)
+    written = Run("suggested_events_genre", 1, 1_000_000, 10.0, 100.0, outputs=2_000_000)
+    assert written.vs_client_limit(consume, produce) == pytest.approx(0.5)
+    # With no outputs, the time to read alone.
+    assert Run("sold_out", 1, 1_000_000, 4.0, 100.0).vs_client_limit(consume, produce) == pytest.approx(0.25)
+
+
+def test_the_report_gives_each_run_its_outputs_and_its_share_of_the_in_out_limit():
+    consume, produce = Limit("raw consume", 1_000_000, 1.0), Limit("raw produce", 500_000, 1.0)
+    one = Run("suggested_events_genre", 1, 1_000_000, 10.0, 300.0, cpu=12.0, startup=0.5, outputs=2_000_000)
+    page = bench.report(consume, produce, [one], {}, bench.BENCH_SIZES, 3, 1, [0.1])
+    assert "| raw produce | 1 | | 500,000 | 1.00 | | 500,000 | 1.00 | | | | | | | |" in page.splitlines()
+    assert ("| suggested_events_genre | 1 | 1,000,000 | 2,000,000 | 10.00 | 0.50 | 100,000 | 0.50 |  | 105,263 |  | "
+            "12.00 | 1.20 |  | 300 |") in page.splitlines()
+
+
+def test_the_world_options_change_only_their_sizes_and_name_topics_of_their_own():
+    parser = argparse.ArgumentParser()
+    bench.bench_arguments(parser, repeat=3)
+    args = parser.parse_args(["--customers", "400000", "--dataflows", "sold_out"])
+    bench.check_bench_arguments(parser, args)
+    sizes = bench.bench_sizes(args)
+    assert (sizes.customers, sizes.streams, sizes.tickets) == (400_000, 1_000_000, 200_000)
+    default = bench.input_settings(bench.BENCH_SIZES, 1, 3).topics.input_prefix
+    assert default == "bench-100000c-2000a-2000e-200000t-1000000s-1-3p-data-demo-"
+    assert bench.input_settings(sizes, 1, 3).topics.input_prefix != default
+    with pytest.raises(SystemExit):
+        bench.check_bench_arguments(parser, parser.parse_args(["--dataflows", "no_such_flow"]))
+
+
+def test_a_section_replaces_its_former_self_and_leaves_the_rest_of_the_page(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\nmain table\n")
+    bench.write_section(page, "<!-- a: begin -->\nfirst\n<!-- a: end -->\n", "<!-- a: begin -->", "<!-- a: end -->")
+    bench.write_section(page, "<!-- b: begin -->\nother\n<!-- b: end -->\n", "<!-- b: begin -->", "<!-- b: end -->")
+    bench.write_section(page, "<!-- a: begin -->\nsecond\n<!-- a: end -->\n", "<!-- a: begin -->", "<!-- a: end -->")
+    assert page.read_text() == ("# Benchmarks\n\nmain table\n\n<!-- a: begin -->\nsecond\n<!-- a: end -->\n\n"
+                                "<!-- b: begin -->\nother\n<!-- b: end -->\n")
+
+
+def test_recovery_rows_compare_the_cpu_per_record_and_give_what_recovery_added_and_its_store():
+    plain = Run("top_customer_artists", 1, 1_000_000, 4.0, 300.0, cpu=4.5, records_cpu=4.0)
+    recovering = Run("top_customer_artists", 1, 1_000_000, 5.0, 320.0, cpu=5.5, records_cpu=4.8, store_mb=103.25)
+    assert recovery_bench.row(plain, recovering) == (
+        "| top_customer_artists | 1,000,000 | 4.00 | 4.80 | 1.20x | 0.80 | 103.2 | 4.00 | 5.00 |")
+    assert recovery_bench.KINDS == [Kind(1), Kind(1, delivery=RECOVERY_EVERY_10_S)]
+
+
+def test_each_world_size_has_a_recovery_section_of_its_own():
+    bigger = bench.bench_sizes(argparse.Namespace(customers=400_000, artists=2_000, events=2_000, tickets=200_000,
+                                                  streams=1_000_000))
+    assert recovery_bench.markers(bench.BENCH_SIZES) != recovery_bench.markers(bigger)
+
+
+def test_the_raw_producer_writes_one_of_every_kind_of_output_record():
+    assert set(OUTPUT_SAMPLES) == set(OUTPUT_RECORDS.values()) - {DeadLetter}
+    for kind, (_, value) in OUTPUT_SAMPLES.items():
+        assert msgspec.json.decode(msgspec.json.encode(value), type=kind) == value
+
+
+@pytest.mark.kafka
+def test_the_raw_producer_delivers_every_record_to_a_topic_it_deletes_after(monkeypatch):
+    settings = Settings.from_env(os.environ | {"UTOPIA_OUTPUT_PREFIX": f"it-{uuid.uuid4().hex[:8]}-"})
+    delivered = {}
+    delete = client_limit.topics.delete
+
+    def counted_then_deleted(settings, names):
+        delivered.update(bench.topic_records(settings, names))
+        delete(settings, names)
+
+    monkeypatch.setattr(client_limit.topics, "delete", counted_then_deleted)
+    limit = client_limit.raw_produce(settings, 2_500, 3)
+    [(topic, records)] = delivered.items()
+    assert topic.startswith(settings.topics.output_prefix) and records == 2_500
+    assert (limit.records, limit.seconds > 0) == (2_500, True)
+    assert topic not in existing_topics(settings)
+
+
+@pytest.mark.kafka
+def test_a_run_counts_what_it_wrote_and_the_size_of_its_recovery_store():
+    from tests.kafka_support import Cluster
+
+    cluster = Cluster()
+    cluster.produce("tickets", [Ticket(f"t{i}", f"c{i}", "e1", 20.0) for i in range(5)])
+    cluster.produce("events", [Event("e1", "a1", "v1", 3, "Mon Mar 01 20:00:00 UTC 2027")])
+    run = bench.run_dataflow("purchase_event_ticket", 1, 6, cluster.settings, delivery=RECOVERY_EVERY_10_S)
+    assert run.outputs == 5  # a response per ticket
+    assert run.store_mb > 0

@@ -66,6 +66,12 @@ CLIENT_CONFIG = {
     # 50 ms by default on every client's first request. Failed connections still back off to 10 s.
     "reconnect.backoff.ms": 10,
 }
+PRODUCER_CONFIG = {
+    "linger.ms": 5,
+    # Retried batches keep their order: a changelog's last record must be its last value.
+    "enable.idempotence": True,
+}
+"""How the sinks' producers send (at least once); `make bench` measures a plain producer with the same."""
 
 
 log = logging.getLogger("utopia")
@@ -188,11 +194,8 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
 
     def __init__(self, settings: Settings, dataflow: str, topic: str):
         client_id = settings.topics.client_id(dataflow)
-        config: dict[str, Any] = settings.kafka_config() | CLIENT_CONFIG | {
+        config: dict[str, Any] = settings.kafka_config() | CLIENT_CONFIG | PRODUCER_CONFIG | {
             "client.id": client_id,
-            "linger.ms": 5,
-            # Retried batches keep their order: a changelog's last record must be its last value.
-            "enable.idempotence": True,
             "delivery.report.only.error": True,
             "on_delivery": self._failed,
             # Its log, but not its error callback: a producer polled only per batch hands over an

@@ -1,10 +1,11 @@
 """`make bench`: throughput and memory of every dataflow through the local broker, beside the raw client limit.
 
-Loads a data set once into `bench-<streams>-<tickets>-<seed>-<partitions>p-data-demo-*` topics (kept for later runs),
-measures how fast plain confluent-kafka with msgspec drains the streams topic (the raw limit), then runs
-each dataflow with `python -m bytewax.run` (1 worker, 2 processes, and 2 separate 1-worker runs at once) from
-the beginning until its input ends, and on empty topics (its start-up), a few times each, and writes the median
-runs to docs/benchmarks.md with the CPU time they took, the local broker's included.
+Loads a data set once into `bench-<its sizes>-<seed>-<partitions>p-data-demo-*` topics (kept for later runs),
+measures how fast plain confluent-kafka with msgspec drains the streams topic and writes outputs
+(utopia.tools.client_limit), then runs each dataflow with `python -m bytewax.run` (1 worker, 2 processes,
+and 2 separate 1-worker runs at once) from the beginning until its input ends, and on empty topics (its
+start-up), a few times each, and writes the median runs to docs/benchmarks.md with the CPU time they
+took, the local broker's included, and the records they wrote.
 """
 
 from __future__ import annotations
@@ -19,19 +20,19 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from utopia.cli import dataflow_names
 from utopia.config import Settings
 from utopia.io import topics
-from utopia.io.kafka_io import FETCH_CONFIG, KafkaIO
+from utopia.io.kafka_io import KafkaIO
 from utopia.local_broker import local_port
-from utopia.models import INPUT_RECORDS, Stream
+from utopia.models import INPUT_RECORDS
+from utopia.tools.client_limit import Limit, raw_consume, raw_produce
 from utopia.tools.generator import Sizes, generate
 from utopia.tools.loading import produce
 
@@ -40,6 +41,8 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 FIRST_PORT = 2101
 """Timely's cluster ports for runs with several processes: this one and the next ones."""
 BENCH_SIZES = Sizes(customers=100_000, artists=2_000, events=2_000, tickets=200_000, streams=1_000_000, zipcodes=25)
+WORLD_OPTIONS = ("customers", "artists", "events", "tickets", "streams")
+"""The sizes of the generated data set a bench run can change (`--customers 400000`)."""
 
 
 @dataclass
@@ -61,6 +64,10 @@ class Run:
     """CPU seconds of the records over repeated runs: the median of their CPU s less the median of their
     start-ups'. A run's duration and its CPU time vary apart on this machine, so the cost per record is
     not taken from the run of median duration alone."""
+    outputs: int = 0
+    """Records the run wrote to its output topics, dead letters included."""
+    store_mb: float = 0.0
+    """Size of its recovery store at the end (every part-*.sqlite3 file), if it ran with one."""
 
     @property
     def cores(self) -> float:
@@ -90,24 +97,35 @@ class Run:
     def rate_after_startup(self) -> float:
         return self.records / (self.seconds - self.startup)
 
+    def vs_client_limit(self, consume: Limit, produce: Limit) -> float:
+        """How near the plain client this run came: the seconds the plain client takes to read the run's
+        input and write its outputs (each at its own rate), over the run's seconds. 1.0 is as fast."""
+        return (self.records / consume.rate + self.outputs / produce.rate) / self.seconds
+
 
 def input_settings(sizes: Sizes, seed: int, partitions: int) -> Settings:
-    tag = f"bench-{sizes.streams}-{sizes.tickets}-{seed}-{partitions}p-"
-    return Settings.from_env(os.environ | {"UTOPIA_INPUT_PREFIX": f"{tag}data-demo-", "UTOPIA_TAIL": "false"})
+    tag = "-".join(f"{getattr(sizes, field)}{field[0]}" for field in WORLD_OPTIONS)
+    prefix = f"bench-{tag}-{seed}-{partitions}p-data-demo-"
+    return Settings.from_env(os.environ | {"UTOPIA_INPUT_PREFIX": prefix, "UTOPIA_TAIL": "false"})
 
 
 def topic_sizes(settings: Settings) -> dict[str, int]:
     """Records per input topic already on the broker (high watermarks)."""
+    held = topic_records(settings, [settings.topics.input(name) for name in INPUT_RECORDS])
+    return {name: held[settings.topics.input(name)] for name in INPUT_RECORDS if settings.topics.input(name) in held}
+
+
+def topic_records(settings: Settings, names: list[str]) -> dict[str, int]:
+    """Records each of these topics holds, by its watermarks; a topic not on the broker is left out."""
     consumer = Consumer(settings.kafka_config() | {"group.id": settings.topics.client_id("bench")})
-    sizes = {}
+    held = {}
     metadata = consumer.list_topics(timeout=10)
-    for name in INPUT_RECORDS:
-        topic = settings.topics.input(name)
+    for topic in names:
         if topic in metadata.topics:
             marks = [_watermarks(consumer, TopicPartition(topic, p)) for p in metadata.topics[topic].partitions]
-            sizes[name] = sum(high - low for low, high in marks)  # retention may have deleted some
+            held[topic] = sum(high - low for low, high in marks)  # retention may have deleted some
     consumer.close()
-    return sizes
+    return held
 
 
 def _watermarks(consumer: Consumer, partition: TopicPartition, timeout_s: float = 30.0) -> tuple[int, int]:
@@ -134,29 +152,6 @@ def load(settings: Settings, sizes: Sizes, seed: int, partitions: int) -> dict[s
     return counts
 
 
-def raw_limit(settings: Settings) -> Run:
-    """confluent-kafka batch consume + msgspec decode of the whole streams topic, one process, same fetch settings."""
-    topic = settings.topics.input("streams")
-    consumer = Consumer(settings.kafka_config() | FETCH_CONFIG | {
-        "group.id": settings.topics.client_id("bench"), "enable.partition.eof": True, "enable.auto.commit": False})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    decoder = msgspec.json.Decoder(Stream)
-    started = time.monotonic()
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    pending, records = set(partitions), 0
-    while pending:
-        for message in consumer.consume(1000, 0.05):
-            error = message.error()
-            if error is None:
-                decoder.decode(message.value())  # type: ignore[arg-type]  # no tombstones here
-                records += 1
-            elif error.code() == KafkaError._PARTITION_EOF:
-                pending.discard(message.partition())
-    seconds = time.monotonic() - started
-    consumer.close()
-    return Run("raw confluent-kafka + msgspec (streams)", 1, records, seconds, 0.0)
-
-
 class Delivery(NamedTuple):
     """How a run delivers its outputs: its settings, and the recovery flags it runs with (a new store each run)."""
 
@@ -166,6 +161,20 @@ class Delivery(NamedTuple):
 
 
 AT_LEAST_ONCE = Delivery("at least once, no recovery", {})
+RECOVERY_EVERY_10_S = Delivery("at least once, recovery every 10 s", {}, ("-s", "10", "-b", "10"))
+
+
+class Kind(NamedTuple):
+    """A kind of run: on how many processes, connected or `separate`, and how it delivers."""
+
+    workers: int
+    separate: bool = False
+    delivery: Delivery = AT_LEAST_ONCE
+
+
+def kinds_of(workers: list[int]) -> list[Kind]:
+    """Each worker count as one connected run, and each above 1 also as that many separate 1-worker runs."""
+    return [Kind(w) for w in workers] + [Kind(w, separate=True) for w in workers if w > 1]
 
 
 def run_dataflow(name: str, workers: int, records: int, settings: Settings, separate: bool = False,
@@ -223,36 +232,38 @@ def run_dataflow(name: str, workers: int, records: int, settings: Settings, sepa
     seconds = time.monotonic() - started
     if broker:
         cpu += _cpu_seconds(broker) - broker_cpu
+    written = sum(topic_records(run_settings, outputs).values())
     topics.delete(run_settings, outputs)
+    store_mb = 0.0
     if store is not None:
+        store_mb = sum(part.stat().st_size for part in Path(store.name).glob("part-*.sqlite3")) / 1e6
         store.cleanup()
     for process in processes:
         if process.returncode != 0:
             raise SystemExit(f"{name} with {workers} workers failed (exit {process.returncode})")
-    return Run(name, workers, records, seconds, max(peak_kb.values()) / 1024, cpu, separate=separate)
+    return Run(name, workers, records, seconds, max(peak_kb.values()) / 1024, cpu, separate=separate,
+               outputs=written, store_mb=store_mb)
 
 
-def measure(name: str, workers: list[int], records: int, settings: Settings, empty: Settings, repeat: int,
+def measure(name: str, kinds: list[Kind], records: int, settings: Settings, empty: Settings, repeat: int,
             speeds: list[float]) -> list[Run]:
-    """The median run per worker count, and per count above 1 as separate 1-worker runs, each with its median start-up.
+    """The median run of each kind (`kinds_of`, or with and without recovery), each with its median start-up.
 
     Rounds alternate the kinds of run (and a host speed check), so that a slower spell of this
     machine, which shares its host, falls on both sides of a comparison rather than on one.
     """
-    kinds = [(w, False) for w in workers] + [(w, True) for w in workers if w > 1]
-    done: dict[tuple[int, bool], list[Run]] = {kind: [] for kind in kinds}
-    startups: dict[tuple[int, bool], list[Run]] = {kind: [] for kind in kinds}
+    done: list[list[Run]] = [[] for _ in kinds]  # by the kind's place in `kinds`
+    startups: list[list[Run]] = [[] for _ in kinds]
     for _ in range(repeat):
         speeds.append(host_speed())
-        for w, separate in kinds:
-            done[w, separate].append(run_dataflow(name, w, records, settings, separate))
-            startups[w, separate].append(run_dataflow(name, w, 0, empty, separate))
+        for n, kind in enumerate(kinds):
+            done[n].append(run_dataflow(name, kind.workers, records, settings, kind.separate, kind.delivery))
+            startups[n].append(run_dataflow(name, kind.workers, 0, empty, kind.separate, kind.delivery))
     medians = []
-    for kind in kinds:
-        run, startup = median_run(done[kind]), median_run(startups[kind])
+    for runs, empties in zip(done, startups, strict=True):
+        run, startup = median_run(runs), median_run(empties)
         run.startup, run.startup_cpu = startup.seconds, startup.cpu
-        cpus, startup_cpus = [r.cpu for r in done[kind]], [r.cpu for r in startups[kind]]
-        run.records_cpu = statistics.median(cpus) - statistics.median(startup_cpus)
+        run.records_cpu = statistics.median(r.cpu for r in runs) - statistics.median(r.cpu for r in empties)
         medians.append(run)
     return medians
 
@@ -372,8 +383,8 @@ def input_records(name: str, settings: Settings, counts: dict[str, int]) -> int:
     return sum(counts[short] for short in INPUT_RECORDS if settings.topics.input(short) in inputs)
 
 
-def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes, partitions: int, repeat: int,
-           speeds: list[float]) -> str:
+def report(consume: Limit, produce: Limit, runs: list[Run], states: dict[str, float], sizes: Sizes, partitions: int,
+           repeat: int, speeds: list[float]) -> str:
     cores = os.cpu_count() or 1
     lines = [
         "# Benchmarks", "",
@@ -388,6 +399,13 @@ def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes, pa
         "- **seconds**: wall time from launching the dataflow (`python -m bytewax.run`) to its exit at the end of "
         "the input; 2 workers are 2 processes (`-i`/`-a`).",
         "- **records/s**: the records of the topics the dataflow reads, divided by those seconds.",
+        "- **output records**: the records the run wrote to its output topics (their watermarks), dead letters "
+        "included.",
+        f"- **vs in+out limit**: the seconds the plain client (the two raw rows: confluent-kafka with msgspec, one "
+        "process, the dataflows' fetch and producer settings; the producer writes one of each kind of output record "
+        f"in turn to a topic of {partitions} partitions) takes to read the input and write the outputs, divided by the "
+        "run's seconds: input records / consume rate + output records / produce rate, over seconds. 1.00 is as fast "
+        "as the plain client.",
         "- **start-up**: the same run on empty input topics (process start, connecting, finding the end of "
         "every partition, shutdown). **records/s after start-up** divides by the seconds minus that.",
         "- **CPU s**: CPU time of the dataflow's processes (every thread, librdkafka's too) plus the local broker's "
@@ -398,11 +416,14 @@ def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes, pa
         f"spreads evenly over the {cores} cores, which the broker shares: "
         f"1-worker seconds / (start-up s + records' CPU s / {cores}).",
         "",
-        "| what | workers | input records | seconds | start-up s | records/s | vs raw limit | vs 1 worker "
-        "| records/s after start-up | vs 1 worker after start-up | CPU s | cores busy | ceiling on "
+        "| what | workers | input records | output records | seconds | start-up s | records/s | vs in+out limit "
+        "| vs 1 worker | records/s after start-up | vs 1 worker after start-up | CPU s | cores busy | ceiling on "
         f"{cores} cores | peak RSS MB (per process) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {raw.dataflow} | 1 | {raw.records:,} | {raw.seconds:.2f} | | {raw.rate:,.0f} | 1.00 | | | | | | | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {consume.what} | 1 | {consume.records:,} | | {consume.seconds:.2f} | | {consume.rate:,.0f} | 1.00 "
+        "| | | | | | | |",
+        f"| {produce.what} | 1 | | {produce.records:,} | {produce.seconds:.2f} | | {produce.rate:,.0f} | 1.00 "
+        "| | | | | | | |",
     ]
     single = {r.dataflow: r for r in runs if r.workers == 1}
     for r in (r for r in runs if not r.separate):
@@ -410,9 +431,10 @@ def report(raw: Run, runs: list[Run], states: dict[str, float], sizes: Sizes, pa
         speedup = f"{r.rate / one.rate:.2f}x" if r.workers > 1 else ""
         steady = f"{r.rate_after_startup / one.rate_after_startup:.2f}x" if r.workers > 1 else ""
         ceiling = f"{one.ceiling(cores):.2f}x" if r.workers > 1 else ""
-        lines.append(f"| {r.dataflow} | {r.workers} | {r.records:,} | {r.seconds:.2f} | {r.startup:.2f} | "
-                     f"{r.rate:,.0f} | {r.rate / raw.rate:.2f} | {speedup} | {r.rate_after_startup:,.0f} | {steady} | "
-                     f"{r.cpu:.2f} | {r.cores:.2f} | {ceiling} | {r.peak_rss_mb:,.0f} |")
+        lines.append(f"| {r.dataflow} | {r.workers} | {r.records:,} | {r.outputs:,} | {r.seconds:.2f} | "
+                     f"{r.startup:.2f} | {r.rate:,.0f} | {r.vs_client_limit(consume, produce):.2f} | {speedup} | "
+                     f"{r.rate_after_startup:,.0f} | {steady} | {r.cpu:.2f} | {r.cores:.2f} | {ceiling} | "
+                     f"{r.peak_rss_mb:,.0f} |")
     lines += cost_table(runs)
     lines += ["", "State size per key (pickled, on a default-size data set: `utopia generate` without options):", "",
               "| state | bytes per key |", "|---|---|"]
@@ -458,11 +480,15 @@ def empty_input(partitions: int) -> Settings:
 
 
 def bench_arguments(parser: argparse.ArgumentParser, repeat: int) -> None:
-    """What every bench is told: which dataflows, the data set, and how many runs of each kind."""
+    """What every bench is told: which dataflows, the data set, how many runs of each kind, where to report."""
     parser.add_argument("--dataflows", nargs="*", default=dataflow_names(), help="default: all")
     parser.add_argument("--seed", type=int, default=1, help="of the generated data set")
+    for field in WORLD_OPTIONS:
+        parser.add_argument(f"--{field}", type=int, default=getattr(BENCH_SIZES, field),
+                            help="in the generated data set (default: %(default)s)")
     parser.add_argument("--partitions", type=int, default=3, help="of every input topic (as `utopia topics create`)")
     parser.add_argument("--repeat", type=int, default=repeat, help="runs of each, the median reported (odd)")
+    parser.add_argument("--report", type=Path, default=REPORT, help="the page written (default: docs/benchmarks.md)")
 
 
 def check_bench_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -470,6 +496,27 @@ def check_bench_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error("--repeat takes an odd number of runs, so that one of them is the median")
     if args.partitions < 1:
         parser.error("--partitions takes a positive number")
+    for field in WORLD_OPTIONS:
+        if getattr(args, field) < 1:
+            parser.error(f"--{field} takes a positive number")
+    unknown = sorted(set(args.dataflows) - set(dataflow_names()))
+    if unknown:
+        parser.error(f"no dataflow called {', '.join(unknown)}: choose among {', '.join(dataflow_names())}")
+
+
+def bench_sizes(args: argparse.Namespace) -> Sizes:
+    """The data set the options describe: the bench's own, with the sizes given changed."""
+    return replace(BENCH_SIZES, **{field: getattr(args, field) for field in WORLD_OPTIONS})
+
+
+def write_section(report: Path, section: str, begin: str, end: str) -> None:
+    """Put this section, which starts with `begin` and ends with `end`, in its place on the page, or at its end."""
+    text = report.read_text() if report.exists() else ""
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + section + text[text.index(end) + len(end) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    report.write_text(text)
 
 
 def main() -> None:
@@ -480,26 +527,26 @@ def main() -> None:
     check_bench_arguments(parser, args)
     if 1 not in args.workers:
         parser.error("--workers must include 1: the other runs are compared with it")
-    sizes = BENCH_SIZES
+    sizes = bench_sizes(args)
     settings = input_settings(sizes, args.seed, args.partitions)
     counts = load(settings, sizes, args.seed, args.partitions)
     empty = empty_input(args.partitions)
-    raw = raw_limit(settings)
-    print(f"raw limit: {raw.rate:,.0f} records/s", file=sys.stderr)
+    consume, produce = raw_consume(settings), raw_produce(settings, sizes.streams, args.partitions)
+    print(f"raw limit: {consume.rate:,.0f} records/s read, {produce.rate:,.0f} written", file=sys.stderr)
     runs: list[Run] = []
     speeds: list[float] = []
     for name in args.dataflows:
         records = input_records(name, settings, counts)
-        for run in measure(name, args.workers, records, settings, empty, args.repeat, speeds):
+        for run in measure(name, kinds_of(args.workers), records, settings, empty, args.repeat, speeds):
             kind = f"{run.workers} separate" if run.separate else f"x{run.workers}"
             print(f"{name} {kind}: {run.cpu_per_million:.2f} CPU s per million records; {run.rate:,.0f} records/s "
-                  f"({run.rate_after_startup:,.0f} after "
-                  f"{run.startup:.2f}s start-up), {run.cores:.2f} cores busy, {run.peak_rss_mb:,.0f} MB",
-                  file=sys.stderr)
+                  f"({run.rate_after_startup:,.0f} after {run.startup:.2f}s start-up), {run.outputs:,} written, "
+                  f"{run.vs_client_limit(consume, produce):.2f}x the in+out limit, {run.cores:.2f} cores busy, "
+                  f"{run.peak_rss_mb:,.0f} MB", file=sys.stderr)
             runs.append(run)
     states = state_sizes(sizes, args.seed)
-    REPORT.write_text(report(raw, runs, states, sizes, args.partitions, args.repeat, speeds))
-    print(f"wrote {REPORT}", file=sys.stderr)
+    args.report.write_text(report(consume, produce, runs, states, sizes, args.partitions, args.repeat, speeds))
+    print(f"wrote {args.report}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,11 @@ from utopia.io import topics
 from utopia.models import Event, Ticket
 from utopia.tools.bench import (
     AT_LEAST_ONCE,
-    BENCH_SIZES,
-    REPORT,
+    RECOVERY_EVERY_10_S,
     ROOT,
     Delivery,
     bench_arguments,
+    bench_sizes,
     check_bench_arguments,
     empty_input,
     host_speed,
@@ -42,17 +42,18 @@ from utopia.tools.bench import (
     input_settings,
     load,
     run_dataflow,
+    write_section,
 )
 
-EVERY_10_S = ("-s", "10", "-b", "10")
+EVERY_10_S = RECOVERY_EVERY_10_S.recovery_flags
 MODES = [
     AT_LEAST_ONCE,
-    Delivery("at least once, recovery every 10 s", {}, EVERY_10_S),
+    RECOVERY_EVERY_10_S,
     Delivery("exactly once, recovery every 10 s", {"UTOPIA_GUARANTEE": "exactly-once"}, EVERY_10_S),
 ]
 LATENCY_MODES = [
     AT_LEAST_ONCE,
-    Delivery("at least once, recovery every 10 s", {}, EVERY_10_S),
+    RECOVERY_EVERY_10_S,
     Delivery("exactly once, recovery every 1 s", {"UTOPIA_GUARANTEE": "exactly-once"}, ("-s", "1", "-b", "1")),
     Delivery("exactly once, recovery every 10 s", {"UTOPIA_GUARANTEE": "exactly-once"}, EVERY_10_S),
 ]
@@ -178,15 +179,6 @@ def report(costs: dict[str, dict[str, float]], latencies: dict[str, list[float]]
     return "\n".join(lines + ["", END]) + "\n"
 
 
-def write_section(section: str) -> None:
-    text = REPORT.read_text() if REPORT.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    REPORT.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m utopia.tools.delivery_bench", description=__doc__.splitlines()[0])
     bench_arguments(parser, repeat=3)
@@ -194,8 +186,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="tickets a second, for the latency")
     args = parser.parse_args()
     check_bench_arguments(parser, args)
-    settings = input_settings(BENCH_SIZES, args.seed, args.partitions)
-    counts = load(settings, BENCH_SIZES, args.seed, args.partitions)
+    sizes = bench_sizes(args)
+    settings = input_settings(sizes, args.seed, args.partitions)
+    counts = load(settings, sizes, args.seed, args.partitions)
     empty = empty_input(args.partitions)
     speeds: list[float] = []
     costs = {}
@@ -206,8 +199,8 @@ def main() -> None:
     for mode in LATENCY_MODES:
         latencies[mode.label] = ticket_latency(mode, args.seconds, args.rate)
         print(f"{mode.label}: median {statistics.median(latencies[mode.label]):.3f} s", file=sys.stderr)
-    write_section(report(costs, latencies, args.repeat, args.seconds, args.rate, speeds))
-    print(f"wrote its section of {REPORT}", file=sys.stderr)
+    write_section(args.report, report(costs, latencies, args.repeat, args.seconds, args.rate, speeds), BEGIN, END)
+    print(f"wrote its section of {args.report}", file=sys.stderr)
 
 
 if __name__ == "__main__":
