@@ -98,6 +98,8 @@ clean:
 bench: install kafka-up
 	$(BIN)/python -m utopia.tools.bench
 	$(BIN)/python -m utopia.tools.delivery_bench
+	$(BIN)/python -m utopia.tools.recovery_bench
+	$(BIN)/python -m utopia.tools.recovery_bench --customers 400000
 
 # Instructions per record under valgrind: the same on every run, unlike times on a shared host.
 instructions: install
