@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 
@@ -196,10 +197,13 @@ class NeighbourWatch(EventStatus):
 class Neighbours(HomeShard):
     """`HomeShard` again, kept by position, answering each `PopularPurchase` as of its place in the input.
 
-    - `history`: each customer's zips with the positions they moved in; `arrivals`: zip -> who moved
-      in there and when, in input order: the only customers to look at.
+    - `history`: each customer's number in this shard (in order of their first home) and zips with
+      the positions they moved in; `arrivals`: zip -> who moved in there and when, in input order:
+      the only customers to look at.
     - `holding`: customer -> event -> (position, sub) of their first processed ticket to it.
-    - `told`: event -> customers already told, so each hears at most once per event.
+    - `told`: event -> one bit per customer of the shard (by number), set once told, so each hears
+      at most once per event. A bit, not a set of names: a popular event tells thousands, and a
+      set would grow by some 50 bytes with every alert sent.
     Questions about one event come from one key, in input order, so the first purchase that could
     tell a customer is the one that does. Whoever a question about an event and zip did not tell
     never will be (told, holding a ticket, or gone) unless they move in again: a later question
@@ -213,14 +217,14 @@ class Neighbours(HomeShard):
 
     def __init__(self, key: str):
         super().__init__(key)
-        self.history: dict[str, tuple[list[int], list[str]]] = {}
+        self.history: dict[str, tuple[int, list[int], list[str]]] = {}
         self.arrivals: dict[str, tuple[list[int], list[str]]] = {}
         self.holding: dict[str, dict[str, tuple[int, int]]] = {}
-        self.told: dict[str, set[str]] = {}
+        self.told: dict[str, bytearray] = {}
         self.asked: dict[tuple[str, str], int] = {}  # (event, zip) -> position of the last question
 
     def moved(self, customerid: str, zip5: str, position: int) -> None:
-        positions, zips = self.history.setdefault(customerid, ([], []))
+        _, positions, zips = self.history.setdefault(customerid, (len(self.history), [], []))
         positions.append(position)
         zips.append(zip5)
         when, who = self.arrivals.setdefault(zip5, ([], []))
@@ -243,25 +247,58 @@ class Neighbours(HomeShard):
         last = bisect.bisect(when, position)  # a move at the question's position came before it
         if first == last:
             return []
-        told = self.told.setdefault(eventid, set())
+        told = self.told_of(eventid)
         at = (position, question.sub)
         out: list[Out] = []
         for customer in dict.fromkeys(who[first:last]):
-            if customer == buyer or customer in told:
+            if customer == buyer:
                 continue
-            positions, zips = self.history[customer]
+            number, positions, zips = self.history[customer]
+            byte, bit = told_bit(number)
+            if told[byte] & bit:
+                continue
             if zips[bisect.bisect(positions, position) - 1] != zip5:
                 continue  # moved on before the question
             bought = self.holding.get(customer, {}).get(eventid)
             if bought is not None and bought < at:
                 continue
-            told.add(customer)
+            told[byte] |= bit
             out.append((customer, ZipcodePopularEventAlert(customer, zip5, eventid, buyer)))
         return out
+
+    def told_of(self, eventid: str) -> bytearray:
+        """The bits of who was told of this event, one for every customer the shard has now."""
+        told = self.told.get(eventid)
+        if told is None:
+            told = self.told[eventid] = bytearray()
+        missing = len(self.history) // 8 + 1 - len(told)
+        if missing > 0:
+            told.extend(bytes(missing))
+        return told
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        """A snapshot of a version that kept the names of those told resumes with them as bits."""
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        if all(len(lived) == 3 for lived in self.history.values()):
+            return
+        self.history = {customer: (number, *lived) for number, (customer, lived) in enumerate(self.history.items())}
+        names: dict[str, set[str]] = self.told  # type: ignore[assignment]  # the earlier version's
+        self.told = {}
+        for eventid, customers in names.items():
+            told = self.told_of(eventid)
+            for customer in customers:
+                byte, bit = told_bit(self.history[customer][0])
+                told[byte] |= bit
 
     def unfinished(self) -> list[tuple[InRecord, str]]:
         """Nothing: `HomeShard` reports the same tickets."""
         return []
+
+
+def told_bit(number: int) -> tuple[int, int]:
+    """Where a customer's number is in a `Neighbours.told` bitmap: its byte, and its bit in that byte."""
+    return number >> 3, 1 << (number & 7)
 
 
 class ZipTickets:
