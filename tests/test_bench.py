@@ -226,3 +226,50 @@ def test_a_run_counts_what_it_wrote_and_the_size_of_its_recovery_store():
     run = bench.run_dataflow("purchase_event_ticket", 1, 6, cluster.settings, delivery=RECOVERY_EVERY_10_S)
     assert run.outputs == 5  # a response per ticket
     assert run.store_mb > 0
+
+
+def test_states_at_end_are_each_keyed_steps_states_pickled_as_a_snapshot_keeps_them():
+    from dataflows import customer_stream_count
+    from utopia.io.testing import TestingIO, kafka_records
+    from utopia.io.testing import run as run_in_process
+    from utopia.models import Stream
+    from utopia.rules.listening import StreamCount
+    from utopia.steps.sharding import shard_of
+
+    one, other = "c-1", next(c for c in (f"c-{n}" for n in range(2, 100)) if shard_of(c) != shard_of("c-1"))
+    streams = [Stream(f"s{n}", customerid=customer, artistid="a1") for n, customer in enumerate([one, one, other, one])]
+    with bench.states_at_end() as ended:
+        run_in_process(customer_stream_count.build(TestingIO(kafka_records(streams))), 1)
+
+    def shard(customer, streams):  # each shard pickles its own dict of states
+        state = StreamCount(customer)
+        state.streams = streams
+        return len(pickle.dumps({customer: state}, pickle.HIGHEST_PROTOCOL))
+
+    assert ended == {"StreamCount": [2, shard(one, 3) + shard(other, 1)]}
+
+
+def test_state_sizes_cover_every_keyed_state_of_every_dataflow():
+    from utopia.tools.generator import Sizes
+
+    world = Sizes(customers=40, artists=8, events=12, tickets=300, streams=800, zipcodes=3)
+    measured = {(size.dataflow, size.state): size for size in bench.state_sizes(world, seed=5)}
+    assert sorted(measured) == [
+        ("customer_stream_count", "StreamCount"),
+        ("global_totals", "CustomerSeen"), ("global_totals", "EventTotals"), ("global_totals", "Totals"),
+        ("most_streamed_artists", "ArtistCount"), ("most_streamed_artists", "ArtistNames"),
+        ("most_streamed_artists", "CustomersOfArtist"), ("most_streamed_artists", "MostStreamed"),
+        ("most_streamed_artists", "NumberOne"),
+        ("must_see_venue", "EventVenue"), ("must_see_venue", "VenueCounts"), ("must_see_venue", "VenueLeader"),
+        ("purchase_event_ticket", "TicketDesk"),
+        ("sold_out", "ArtistFans"), ("sold_out", "CustomerEmail"), ("sold_out", "EventStatus"),
+        ("sold_out", "FirstSighting"),
+        ("suggested_events_genre", "GenreShard"), ("suggested_events_genre", "PopularWatch"),
+        ("suggested_events_location", "HomeShard"), ("suggested_events_location", "NeighbourWatch"),
+        ("suggested_events_location", "Neighbours"), ("suggested_events_location", "ZipTickets"),
+        ("top_customer_artists", "FavouriteArtists"),
+    ]
+    assert measured["customer_stream_count", "StreamCount"].keys == 40  # every customer streams
+    assert measured["purchase_event_ticket", "TicketDesk"].keys == 12
+    assert measured["global_totals", "Totals"].keys == 1
+    assert all(size.pickled > 0 for size in measured.values())

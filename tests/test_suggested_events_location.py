@@ -156,3 +156,51 @@ def test_a_processed_ticket_read_by_another_worker_than_its_event_waits_for_the_
     questions = list(sales.apply(Placed(1, 40, event(capacity=1))))
     assert len(questions) == 24 and {q.buyer for _, q in questions} == {"ann"}
     assert (questions[0][1].lane, questions[0][1].position) == (2, 50)
+
+
+def test_a_neighbour_told_who_moves_to_another_buyers_zip_or_is_re_sent_is_not_told_again():
+    records = NEIGHBOURS + [event(capacity=2), ticket(1, "dan"), ticket(2, "ann"),  # tells bob and cat
+                            home("cat", "22222", n=2), home("bob", "11111", n=2),  # cat moves, bob's home again
+                            ticket(3, "dan"), ticket(4, "ann")]  # asks about 22222 (cat), then 11111 (bob)
+    assert every_way(records) == ({"11111": 2, "22222": 2}, [
+        ("bob", "11111", "e1", "ann"), ("cat", "11111", "e1", "ann")])
+
+
+def test_each_of_many_neighbours_is_told_once_per_event_also_those_who_came_after_the_first_alerts():
+    from utopia.steps.sharding import shard_of
+
+    one_shard = [c for c in (f"c{n:03}" for n in range(1000)) if shard_of(c) == shard_of("c000")]
+    first, later = one_shard[:10], one_shard[10:30]  # told in bits: more than a byte's worth, some came later
+    records = ([home(c, "11111") for c in first] + [home("zed", "22222"), event(capacity=1), ticket(1, first[0])]
+               + [home(c, "11111") for c in later] + [home(first[3], "22222", n=2), home(first[3], "11111", n=3)]
+               + [ticket(2, "zed"), ticket(3, first[0]), event(capacity=1, eventid="e2"), ticket(4, later[-1], "e2")])
+    expected = ([(c, "11111", "e1", first[0]) for c in first[1:] + later]  # first[3] once, though it came back
+                + [(c, "11111", "e2", later[-1]) for c in first + later[:-1]])
+    assert every_way(records) == ({"11111": 3, "22222": 1}, sorted(expected))
+
+
+def test_a_snapshot_that_kept_the_names_of_those_told_resumes_with_them_told():
+    import copyreg
+    import io
+    import pickle
+
+    from utopia.rules.neighbours import Neighbours, PopularPurchase
+    from utopia.steps import Placed
+
+    shard = Neighbours("s1")
+    for position, record in enumerate([home("ann", "11111"), home("bob", "11111"), home("cat", "11111")]):
+        shard.apply(Placed(0, position, record))
+    earlier = dict(shard.__getstate__()[1])  # as the version with a set of names per event pickled it
+    earlier["history"] = {customer: lived[1:] for customer, lived in shard.history.items()}
+    earlier["told"] = {"e1": {"bob"}}
+
+    class EarlierVersion(pickle.Pickler):
+        def reducer_override(self, obj):
+            return (copyreg.__newobj__, (Neighbours,), (None, earlier)) if obj is shard else NotImplemented
+
+    written = io.BytesIO()
+    EarlierVersion(written, pickle.HIGHEST_PROTOCOL).dump(shard)
+    resumed = pickle.loads(written.getvalue())
+    assert [alert.customerid for _, alert in resumed.read(PopularPurchase(0, 9, 9, "e1", "11111", "ann"))] == ["cat"]
+    assert resumed.read(PopularPurchase(0, 10, 10, "e2", "11111", "ann"))[0][1].customerid == "bob"
+    assert pickle.loads(pickle.dumps(resumed)).told == resumed.told

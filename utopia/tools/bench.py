@@ -5,7 +5,8 @@ measures how fast plain confluent-kafka with msgspec drains the streams topic an
 (utopia.tools.client_limit), then runs each dataflow with `python -m bytewax.run` (1 worker, 2 processes,
 and 2 separate 1-worker runs at once) from the beginning until its input ends, and on empty topics (its
 start-up), a few times each, and writes the median runs to docs/benchmarks.md with the CPU time they
-took, the local broker's included, and the records they wrote.
+took, the local broker's included, the records they wrote, and the pickled size of every dataflow's keyed states
+on a smaller data set run in this process.
 """
 
 from __future__ import annotations
@@ -20,18 +21,22 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from utopia.cli import dataflow_names
+from utopia.cli import dataflow_names, load_build
 from utopia.config import Settings
-from utopia.io import topics
+from utopia.io import testing, topics
 from utopia.io.kafka_io import KafkaIO
 from utopia.local_broker import local_port
 from utopia.models import INPUT_RECORDS
+from utopia.steps import Out
+from utopia.steps.shards import ShardLogic
 from utopia.tools.client_limit import Limit, raw_consume, raw_produce
 from utopia.tools.generator import Sizes, generate
 from utopia.tools.loading import produce
@@ -326,48 +331,55 @@ def _high_water_kb(pid: int) -> int:
     return 0
 
 
-def state_sizes(sizes: Sizes, seed: int) -> dict[str, float]:
-    """Pickled bytes per key of the per-key state, on a default-size generated data set."""
-    from utopia.models import Event, Ticket
-    from utopia.rules.fans import ArtistFans, CustomerEmail, FirstSighting, fan_or_event
-    from utopia.rules.listening import FavouriteArtists, StreamCount, artist_played, just_counted
-    from utopia.rules.sales import EventStatus, counted
-    from utopia.rules.tickets import TicketDesk, desk_tickets
-    from utopia.steps import Placed
-    from utopia.steps.keys import BY_ARTIST, BY_CUSTOMER, BY_EVENT, BY_LISTENER, EVENTS_ONLY
+class StateSize(NamedTuple):
+    """The states of one keyed step when its input ended: how many keys, and their pickled bytes in all."""
 
-    records = [g.value for g in generate(Sizes(), seed)]
+    dataflow: str
+    state: str
+    keys: int
+    pickled: int
 
-    def placed(value):  # what a state that keeps places in the input gets
-        return Placed(0, 0, value)
+    @property
+    def per_key(self) -> float:
+        return self.pickled / max(self.keys, 1)
 
-    def sourced(of_tickets):  # what a state that holds tickets gets: (raw, what of each ticket it needs)
-        return lambda record: (None, of_tickets([record])[0]) if type(record) is Ticket else record
 
-    def fan(record):
-        value = fan_or_event(record)
-        return placed(value) if type(record) is Event else value
+def state_sizes(sizes: Sizes, seed: int) -> list[StateSize]:
+    """Every dataflow's keyed states at the end of a generated data set, run in this process on 1 worker.
 
-    kinds = {  # the state, where records meet it, what of a record it gets: as in the dataflows
-        "StreamCount (per customer)": (StreamCount, BY_LISTENER, just_counted),
-        "FavouriteArtists (per customer)": (FavouriteArtists, BY_LISTENER, artist_played),
-        "TicketDesk (per event)": (TicketDesk, BY_EVENT, sourced(desk_tickets)),
-        "EventStatus (per event)": (EventStatus, BY_EVENT, sourced(counted)),
-        "ArtistFans (per artist)": (ArtistFans, BY_ARTIST, fan),
-        "FirstSighting (per event)": (FirstSighting, EVENTS_ONLY, placed),
-        "CustomerEmail (per customer)": (CustomerEmail, BY_CUSTOMER, placed),
-    }
-    out = {}
-    for label, (state, fields, value_of) in kinds.items():
-        states: dict[str, Any] = {}
-        for r in records:
-            if type(r) in fields:
-                key = getattr(r, fields[type(r)])  # type: ignore[arg-type]  # these states' keys are fields
-                applied = states.setdefault(key, state(key)).apply(value_of(r))
-                if not isinstance(applied, bool):  # an alert state's outputs come from a generator
-                    list(applied)
-        out[label] = len(pickle.dumps(states, pickle.HIGHEST_PROTOCOL)) / max(len(states), 1)
-    return out
+    Pickled, as a recovery snapshot keeps them. A state per shard of customers (`HomeShard`,
+    `Neighbours`, `GenreShard`) has one key per shard: its bytes per key are a shard's.
+    """
+    records = testing.kafka_records([generated.value for generated in generate(sizes, seed)])
+    measured: list[StateSize] = []
+    for name in dataflow_names():
+        with states_at_end() as ended:
+            testing.run(load_build(name)(testing.TestingIO(records)), 1)
+        measured += [StateSize(name, state, keys, pickled) for state, (keys, pickled) in ended.items()]
+    return measured
+
+
+@contextmanager
+def states_at_end() -> Iterator[dict[str, list[int]]]:
+    """State class name -> [keys, pickled bytes] of each keyed step's shards as its input ends.
+
+    Taken when a shard hears of the end, before what still waits leaves as dead letters.
+    """
+    ended: dict[str, list[int]] = {}
+    on_eof = ShardLogic.on_eof
+
+    def measured_on_eof(shard: ShardLogic) -> tuple[list[list[Out]], bool]:
+        if shard.states:
+            total = ended.setdefault(type(next(iter(shard.states.values()))).__name__, [0, 0])
+            total[0] += len(shard.states)
+            total[1] += len(pickle.dumps(shard.states, pickle.HIGHEST_PROTOCOL))
+        return on_eof(shard)
+
+    ShardLogic.on_eof = measured_on_eof  # type: ignore[method-assign, assignment]  # a measurement's hook, undone below
+    try:
+        yield ended
+    finally:
+        ShardLogic.on_eof = on_eof  # type: ignore[method-assign]
 
 
 def dataflow_io(name: str, settings: Settings) -> KafkaIO:
@@ -383,7 +395,7 @@ def input_records(name: str, settings: Settings, counts: dict[str, int]) -> int:
     return sum(counts[short] for short in INPUT_RECORDS if settings.topics.input(short) in inputs)
 
 
-def report(consume: Limit, produce: Limit, runs: list[Run], states: dict[str, float], sizes: Sizes, partitions: int,
+def report(consume: Limit, produce: Limit, runs: list[Run], states: list[StateSize], sizes: Sizes, partitions: int,
            repeat: int, speeds: list[float]) -> str:
     cores = os.cpu_count() or 1
     lines = [
@@ -436,9 +448,12 @@ def report(consume: Limit, produce: Limit, runs: list[Run], states: dict[str, fl
                      f"{r.rate_after_startup:,.0f} | {steady} | {r.cpu:.2f} | {r.cores:.2f} | {ceiling} | "
                      f"{r.peak_rss_mb:,.0f} |")
     lines += cost_table(runs)
-    lines += ["", "State size per key (pickled, on a default-size data set: `utopia generate` without options):", "",
-              "| state | bytes per key |", "|---|---|"]
-    lines += [f"| {label} | {size:,.0f} |" for label, size in states.items()]
+    lines += ["", "## State size", "",
+              "Every keyed step's states when the input ends, pickled as a recovery snapshot keeps them, on a "
+              "default-size data set (`utopia generate` without options) run in one process on 1 worker. A state "
+              "kept per shard of customers has one key per shard (`UTOPIA_SHARDS`).", "",
+              "| dataflow | state | keys | bytes per key |", "|---|---|---|---|"]
+    lines += [f"| {s.dataflow} | {s.state} | {s.keys:,} | {s.per_key:,.0f} |" for s in states]
     return "\n".join(lines) + "\n"
 
 
@@ -544,7 +559,7 @@ def main() -> None:
                   f"{run.vs_client_limit(consume, produce):.2f}x the in+out limit, {run.cores:.2f} cores busy, "
                   f"{run.peak_rss_mb:,.0f} MB", file=sys.stderr)
             runs.append(run)
-    states = state_sizes(sizes, args.seed)
+    states = state_sizes(Sizes(), args.seed)
     args.report.write_text(report(consume, produce, runs, states, sizes, args.partitions, args.repeat, speeds))
     print(f"wrote {args.report}", file=sys.stderr)
 
