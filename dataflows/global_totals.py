@@ -34,17 +34,26 @@ READS: Reads = {Customer: [], Stream: [], Event: [], Ticket: ["eventid"]}
 def build(io: FlowIO, clock: Clock = Clock()) -> Dataflow:
     flow = Dataflow("global_totals")
     records = read("customers_streams_events_tickets", flow, io, READS)
-    seen = keyed_state("seen_per_customer", records, CUSTOMER_IDS, CustomerSeen, value=just_seen,
-                       changelog=io.changelog)
+    seen = keyed_state(
+        "seen_per_customer", records, CUSTOMER_IDS, CustomerSeen, value=just_seen, changelog=io.changelog
+    )
     new_customers = op.map("new_customers_per_shard", seen, added_up)
     streams = op.map("streams_per_batch", records, streams_read)
     events = keyed_state(
-        "date_and_tickets_per_event", records, BY_EVENT, EventTotals, value_of_runs={Ticket: counted},
-        changelog=io.changelog, dead_letters=io,
+        "date_and_tickets_per_event",
+        records,
+        BY_EVENT,
+        EventTotals,
+        value_of_runs={Ticket: counted},
+        changelog=io.changelog,
+        dead_letters=io,
     )
     partial_counts = op.merge("partial_counts", new_customers, streams, events)
     totals = items_per_key(  # all for the key `totals`
-        "add_up_partial_counts", partial_counts, partial(Totals, clock=clock), changelog=io.changelog,
+        "add_up_partial_counts",
+        partial_counts,
+        partial(Totals, clock=clock),
+        changelog=io.changelog,
         recheck=clock.every,
     )
     write("global_totals", totals, io, "global-totals")

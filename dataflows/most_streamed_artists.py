@@ -37,8 +37,14 @@ READS: Reads = {Stream: ["customerid", "artistid"], Artist: []}
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("most_streamed_artists")
     records = read("streams_and_artists", flow, io, READS, caught_up=True)  # the hours closed by the wall clock
-    per_artist = keyed_state("streams_per_artist", records, STREAMS_AND_NAME_BY_ARTIST, ArtistCount,
-                             value=stream_or_name, changelog=io.changelog)
+    per_artist = keyed_state(
+        "streams_per_artist",
+        records,
+        STREAMS_AND_NAME_BY_ARTIST,
+        ArtistCount,
+        value=stream_or_name,
+        changelog=io.changelog,
+    )
     top = items_per_key("most_streamed_overall", per_artist, MostStreamed, changelog=io.changelog)
     write("top_artists", top, io, "top-artists")
     new_number_ones = keyed_state("number_one_per_customer", records, BY_LISTENER, NumberOne, value=artist_played)
@@ -47,8 +53,11 @@ def build(io: FlowIO) -> Dataflow:
     hourly = op.branch("hour_or_closing", op.flat_map("streams_per_hour", records, hour_counts), is_hour)
     hours = fold_window("trending_per_hour", hourly.trues, CLOCK, HOURS, empty_hour, add_hour, add_hour, ordered=False)
     op.inspect("late_for_their_hour", hours.late, lambda _step, late: late_streams(late))
-    closed = op.merge("closed_hours", op.map("each_closed_hour", hours.down, closed_window),
-                      op.map("where_hours_closed", hourly.falses, closings))
+    closed = op.merge(
+        "closed_hours",
+        op.map("each_closed_hour", hours.down, closed_window),
+        op.map("where_hours_closed", hourly.falses, closings),
+    )
     trending = keyed_state("name_trending_artists", records, ARTIST_NAMES_FOR_ALL, ArtistNames, also=closed)
     write("trending_artists", trending, io, "trending-artists")
     return flow

@@ -35,10 +35,10 @@ def build(io: FlowIO) -> Dataflow:
     known = KnownVenues()
     everywhere("venue_of_each_event_everywhere", records, Event, known.learn)
     records = shortcut("tickets_straight_to_known_venues", records, Ticket, known.straight_to_venue)
-    facts = keyed_state("venue_of_each_event", records, BY_EVENT, EventVenue, value=event_or_customer,
-                        dead_letters=io)
-    per_venue = keyed_state("counts_per_venue", records, VENUES, VenueCounts, value=venue_fact, also=facts,
-                            changelog=io.changelog)
+    facts = keyed_state("venue_of_each_event", records, BY_EVENT, EventVenue, value=event_or_customer, dead_letters=io)
+    per_venue = keyed_state(
+        "counts_per_venue", records, VENUES, VenueCounts, value=venue_fact, also=facts, changelog=io.changelog
+    )
     totals = op.map("to_each_metric", per_venue, per_metric)
     leaders = items_per_key("leader_per_metric", totals, VenueLeader, changelog=io.changelog)
     write("must_see_venue", leaders, io, "must-see-venue")

@@ -15,8 +15,14 @@ from utopia.steps.keys import BY_EVENT
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("purchase_event_ticket")
     events_and_tickets = read("events_and_tickets", flow, io, {Event: [], Ticket: ["eventid"]})
-    responses = keyed_state("ticket_desk_per_event", events_and_tickets, BY_EVENT, TicketDesk,
-                            value_of_runs={Ticket: desk_tickets}, dead_letters=io)
+    responses = keyed_state(
+        "ticket_desk_per_event",
+        events_and_tickets,
+        BY_EVENT,
+        TicketDesk,
+        value_of_runs={Ticket: desk_tickets},
+        dead_letters=io,
+    )
     write("ticket_response", responses, io, "ticket-response")
     return flow
 

@@ -21,8 +21,9 @@ READS: Reads = {Event: ["artistid"], Ticket: ["eventid"], Stream: ["customerid",
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("sold_out")
     records = read("events_tickets_streams_emails", flow, io, READS)
-    event_alerts = keyed_state("sales_per_event", records, BY_EVENT, EventStatus, value_of_runs={Ticket: counted},
-                               dead_letters=io)
+    event_alerts = keyed_state(
+        "sales_per_event", records, BY_EVENT, EventStatus, value_of_runs={Ticket: counted}, dead_letters=io
+    )
     write("event_alerts", event_alerts, io, "event-alerts")
     fans = keyed_state("top_streamers_per_artist", records, BY_ARTIST, ArtistFans, value=fan_or_event)
     new_event_fans = keyed_state("fans_of_first_sighting", records, EVENTS_ONLY, FirstSighting, also=fans)

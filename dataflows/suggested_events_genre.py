@@ -21,15 +21,23 @@ from utopia.steps.keys import BY_EVENT, BY_LISTENER
 
 READS: Reads = {Artist: [], Event: ["artistid"], Stream: ["customerid", "artistid"], Ticket: ["eventid"]}
 
+
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("suggested_events_genre")
     records = read("artists_events_streams_tickets", flow, io, READS)
-    popular = keyed_state("sales_per_event", records, BY_EVENT, PopularWatch, value_of_runs={Ticket: counted},
-                          dead_letters=io)
+    popular = keyed_state(
+        "sales_per_event", records, BY_EVENT, PopularWatch, value_of_runs={Ticket: counted}, dead_letters=io
+    )
     # A question comes from a ticket, or from the event record that releases held tickets: a batch with
     # either tells every shard how far it has been read, so no question waits for a later batch.
     suggestions = per_shard_join_as_of(  # a stream to its customer's shard; artists and events to every shard
-        "genre_fans_per_shard", records, BY_LISTENER, GenreShard, (Artist, Event), popular, (Ticket, Event),
+        "genre_fans_per_shard",
+        records,
+        BY_LISTENER,
+        GenreShard,
+        (Artist, Event),
+        popular,
+        (Ticket, Event),
         dead_letters=io,
     )
     write("genre_event_suggestions", suggestions, io, "genre-event-suggestions")

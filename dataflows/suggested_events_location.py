@@ -34,14 +34,23 @@ BY_CUSTOMER = {Address: "customerid", Ticket: "customerid"}
 def build(io: FlowIO) -> Dataflow:
     flow = Dataflow("suggested_events_location")
     records = read("addresses_events_tickets", flow, io, READS)
-    processed = per_shard("tickets_meet_event_and_home", records, BY_CUSTOMER, HomeShard, (Event,),
-                          dead_letters=io, tells=True)
+    processed = per_shard(
+        "tickets_meet_event_and_home", records, BY_CUSTOMER, HomeShard, (Event,), dead_letters=io, tells=True
+    )
     by_zip = rekey("processed_tickets_by_zip", processed, located_zip)
     per_zip = items_per_key("tickets_per_zip", by_zip, ZipTickets, changelog=io.changelog)
     write("zipcode_tickets", per_zip, io, "zipcode-tickets")
     popular = in_order("sales_per_event", records, EVENTS_ONLY, NeighbourWatch, processed)
-    alerts = per_shard_join_as_of("neighbours_of_popular_purchases", records, BY_CUSTOMER, Neighbours, (Event,),
-                                  popular, (Address, Event, Ticket), dead_letters=io)
+    alerts = per_shard_join_as_of(
+        "neighbours_of_popular_purchases",
+        records,
+        BY_CUSTOMER,
+        Neighbours,
+        (Event,),
+        popular,
+        (Address, Event, Ticket),
+        dead_letters=io,
+    )
     write("zipcode_popular_event_alerts", alerts, io, "zipcode-popular-event-alerts")
     return flow
 

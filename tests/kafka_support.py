@@ -62,14 +62,21 @@ class Cluster:
         """`python -m bytewax.run dataflows.<dataflow>`, as a user runs it, until the inputs end."""
         return subprocess.run(
             [sys.executable, "-m", "bytewax.run", f"dataflows.{dataflow}", *args],
-            env=os.environ | self.env | (env or {}), cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env=os.environ | self.env | (env or {}),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     def start(self, dataflow: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> subprocess.Popen:
         """`python -m bytewax.run dataflows.<dataflow>` left running, e.g. tailing; the caller stops it."""
         return subprocess.Popen(
             [sys.executable, "-m", "bytewax.run", f"dataflows.{dataflow}", *args],
-            env=os.environ | self.env | (env or {}), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=os.environ | self.env | (env or {}),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
         )
 
@@ -85,8 +92,9 @@ class Cluster:
 
     def read(self, output: str) -> list[tuple[str | None, dict]]:
         """Every record of an output topic, partition by partition."""
-        return read_topic(self.settings.kafka_config(), self.settings.topics.output(output),
-                          f"{self.env['UTOPIA_OUTPUT_PREFIX']}test")
+        return read_topic(
+            self.settings.kafka_config(), self.settings.topics.output(output), f"{self.env['UTOPIA_OUTPUT_PREFIX']}test"
+        )
 
 
 def read_topic(config: dict, topic: str, group: str = "kafka-workshop-test") -> list[tuple[str | bytes | None, dict]]:
@@ -94,14 +102,22 @@ def read_topic(config: dict, topic: str, group: str = "kafka-workshop-test") -> 
 
     Read `read_committed`, as a consumer of exactly-once outputs must (docs/outputs.md#delivery).
     """
-    return [(_text(message.key()), msgspec.json.decode(message.value()))
-            for message in read_messages(config, topic, group)]
+    return [
+        (_text(message.key()), msgspec.json.decode(message.value())) for message in read_messages(config, topic, group)
+    ]
 
 
 def read_messages(config: dict, topic: str, group: str = "kafka-workshop-test") -> list[Message]:
     """Every committed message of a topic, partition by partition (see `read_topic`)."""
-    consumer = Consumer(config | {"group.id": group, "enable.partition.eof": True, "enable.auto.commit": False,
-                                  "isolation.level": "read_committed"})
+    consumer = Consumer(
+        config
+        | {
+            "group.id": group,
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     pending, messages = set(partitions), []

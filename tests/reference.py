@@ -48,8 +48,13 @@ def ticket_responses(records: list[Event | Ticket]) -> list[tuple[str, dict]]:
             status, remaining = "CONFIRMED", cap - confirmed[t.eventid]
         else:
             status, remaining = "REJECTED", 0
-        value = {"ticketid": t.id, "eventid": t.eventid, "customerid": t.customerid,
-                 "status": status, "remaining": remaining}
+        value = {
+            "ticketid": t.id,
+            "eventid": t.eventid,
+            "customerid": t.customerid,
+            "status": status,
+            "remaining": remaining,
+        }
         out.append((t.id, value))
 
     for r in records:
@@ -78,13 +83,26 @@ def event_alerts(records: list) -> list[tuple[str, dict]]:
     def sell(t: Ticket) -> None:
         e = events[t.eventid]
         sold[e.id] += 1
-        for kind, reached in (("NEARLY_SOLD_OUT", 10 * sold[e.id] >= 9 * e.capacity),
-                              ("SOLD_OUT", sold[e.id] >= e.capacity)):
+        for kind, reached in (
+            ("NEARLY_SOLD_OUT", 10 * sold[e.id] >= 9 * e.capacity),
+            ("SOLD_OUT", sold[e.id] >= e.capacity),
+        ):
             if reached and (e.id, kind) not in alerted:
                 alerted.add((e.id, kind))
-                out.append((e.id, {"eventid": e.id, "artistid": e.artistid, "venueid": e.venueid,
-                                   "capacity": e.capacity, "sold": sold[e.id],
-                                   "remaining": max(e.capacity - sold[e.id], 0), "alert": kind}))
+                out.append(
+                    (
+                        e.id,
+                        {
+                            "eventid": e.id,
+                            "artistid": e.artistid,
+                            "venueid": e.venueid,
+                            "capacity": e.capacity,
+                            "sold": sold[e.id],
+                            "remaining": max(e.capacity - sold[e.id], 0),
+                            "alert": kind,
+                        },
+                    )
+                )
 
     for r in records:
         if isinstance(r, Event):
@@ -116,9 +134,20 @@ def streamer_alerts(records: list) -> list[tuple[str, dict]]:
         elif isinstance(r, Event) and r.id not in seen:
             seen.add(r.id)
             for customer, n in ranked(streams.get(r.artistid, Counter()), reached.get(r.artistid, {})):
-                out.append((customer, {"customerid": customer, "email": email.get(customer), "eventid": r.id,
-                                       "artistid": r.artistid, "venueid": r.venueid,
-                                       "eventdate": eventdate(r.eventdate), "streams": n}))
+                out.append(
+                    (
+                        customer,
+                        {
+                            "customerid": customer,
+                            "email": email.get(customer),
+                            "eventid": r.id,
+                            "artistid": r.artistid,
+                            "venueid": r.venueid,
+                            "eventdate": eventdate(r.eventdate),
+                            "streams": n,
+                        },
+                    )
+                )
     return out
 
 
@@ -286,8 +315,18 @@ def genre_event_suggestions(records: list) -> tuple[list[tuple[str, dict]], list
     def tell(eventid: str, kind: str, g: str) -> None:
         for customer in counts:
             if top_genre(customer) == g:
-                out.append((customer, {"customerid": customer, "eventid": eventid, "artistid": event_artist[eventid],
-                                       "genre": g, "reason": kind}))
+                out.append(
+                    (
+                        customer,
+                        {
+                            "customerid": customer,
+                            "eventid": eventid,
+                            "artistid": event_artist[eventid],
+                            "genre": g,
+                            "reason": kind,
+                        },
+                    )
+                )
 
     def count(s: Stream) -> None:
         nonlocal applied
@@ -335,12 +374,23 @@ def genre_event_suggestions(records: list) -> tuple[list[tuple[str, dict]], list
                 waiting_event.setdefault(r.eventid, []).append(r)
             else:
                 sell(r)
-    unfinished = [(r.id, f"waited for the genre of artist {a}, which never arrived")
-                  for a, held in waiting_genre.items() for r in held]
-    unfinished += [(t.id, f"waited for event {e}, which never arrived") for e, held in waiting_event.items()
-                   for t in held if e not in capacity]
-    unfinished += [(t.id, f"waited for the capacity of event {e}, which never arrived (the event's capacity is null)")
-                   for e, held in waiting_event.items() for t in held if e in capacity]
+    unfinished = [
+        (r.id, f"waited for the genre of artist {a}, which never arrived")
+        for a, held in waiting_genre.items()
+        for r in held
+    ]
+    unfinished += [
+        (t.id, f"waited for event {e}, which never arrived")
+        for e, held in waiting_event.items()
+        for t in held
+        if e not in capacity
+    ]
+    unfinished += [
+        (t.id, f"waited for the capacity of event {e}, which never arrived (the event's capacity is null)")
+        for e, held in waiting_event.items()
+        for t in held
+        if e in capacity
+    ]
     return out, unfinished
 
 
@@ -368,11 +418,24 @@ def location_outputs(records: list) -> tuple[dict[str, dict], list[tuple[str, di
         holds.add((t.customerid, t.eventid))
         if 10 * sold[t.eventid] >= 9 * capacity[t.eventid]:
             for customer, where in home.items():
-                if (where == zip5 and customer != t.customerid and (customer, t.eventid) not in holds
-                        and (customer, t.eventid) not in told):
+                if (
+                    where == zip5
+                    and customer != t.customerid
+                    and (customer, t.eventid) not in holds
+                    and (customer, t.eventid) not in told
+                ):
                     told.add((customer, t.eventid))
-                    alerts.append((customer, {"customerid": customer, "zip5": zip5, "eventid": t.eventid,
-                                              "buyer_customerid": t.customerid}))
+                    alerts.append(
+                        (
+                            customer,
+                            {
+                                "customerid": customer,
+                                "zip5": zip5,
+                                "eventid": t.eventid,
+                                "buyer_customerid": t.customerid,
+                            },
+                        )
+                    )
 
     def ready(position: int, t: Ticket) -> None:
         if capacity.get(t.eventid) is None:
@@ -396,10 +459,21 @@ def location_outputs(records: list) -> tuple[dict[str, dict], list[tuple[str, di
         elif isinstance(r, Ticket):
             ready(position, r)
     counts = {z: {"zip5": z, "tickets": n} for z, n in per_zip.items()}
-    unfinished = [(t.id, f"waited for event {e}, which never arrived") for e, held in waiting_event.items()
-                  for _, t in held if e not in capacity]
-    unfinished += [(t.id, f"waited for the capacity of event {e}, which never arrived (the event's capacity is null)")
-                   for e, held in waiting_event.items() for _, t in held if e in capacity]
-    unfinished += [(t.id, f"waited for the RESID address of customer {c}, which never arrived")
-                   for c, held in waiting_home.items() for _, t in held]
+    unfinished = [
+        (t.id, f"waited for event {e}, which never arrived")
+        for e, held in waiting_event.items()
+        for _, t in held
+        if e not in capacity
+    ]
+    unfinished += [
+        (t.id, f"waited for the capacity of event {e}, which never arrived (the event's capacity is null)")
+        for e, held in waiting_event.items()
+        for _, t in held
+        if e in capacity
+    ]
+    unfinished += [
+        (t.id, f"waited for the RESID address of customer {c}, which never arrived")
+        for c, held in waiting_home.items()
+        for _, t in held
+    ]
     return counts, alerts, unfinished

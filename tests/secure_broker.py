@@ -45,8 +45,9 @@ def free_port() -> int:
 
 def allow(user: str, kind: ResourceType, prefix: str, operation: AclOperation) -> AclBinding:
     """An ACL letting `user` do `operation` on the resources of `kind` whose names start with `prefix`."""
-    return AclBinding(kind, prefix, ResourcePatternType.PREFIXED, f"User:{user}", "*", operation,
-                      AclPermissionType.ALLOW)
+    return AclBinding(
+        kind, prefix, ResourcePatternType.PREFIXED, f"User:{user}", "*", operation, AclPermissionType.ALLOW
+    )
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -55,13 +56,54 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 def make_certificates(folder: Path) -> Path:
     """A CA, and a certificate for localhost signed by it; the broker's key and chain in one PEM file."""
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=utopia-test-ca",
-             "-keyout", "ca.key", "-out", "ca.pem", cwd=folder)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "broker.key",
-             "-out", "broker.csr", cwd=folder)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=utopia-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        cwd=folder,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "broker.key",
+        "-out",
+        "broker.csr",
+        cwd=folder,
+    )
     (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-             "-extfile", "san.ext", "-out", "broker.crt", cwd=folder)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "broker.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "broker.crt",
+        cwd=folder,
+    )
     _openssl("pkcs8", "-topk8", "-nocrypt", "-in", "broker.key", "-out", "broker.pk8", cwd=folder)  # Kafka's PEM keys
     (folder / "broker.pem").write_text((folder / "broker.pk8").read_text() + (folder / "broker.crt").read_text())
     return folder / "ca.pem"
@@ -74,31 +116,65 @@ class SecureBroker:
         self.ca = make_certificates(folder)
         users = " ".join(f'user_{name}="{password}"' for name, password in PASSWORDS.items())
         properties = folder / "server.properties"
-        properties.write_text("\n".join([
-            "process.roles=broker,controller", "node.id=1", "controller.listener.names=CONTROLLER",
-            f"listeners=SASL_SSL://localhost:{self.port},CONTROLLER://localhost:{self.controller}",
-            f"advertised.listeners=SASL_SSL://localhost:{self.port}",
-            f"controller.quorum.bootstrap.servers=localhost:{self.controller}",
-            "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=SASL_SSL", "sasl.enabled.mechanisms=PLAIN",
-            "sasl.mechanism.inter.broker.protocol=PLAIN",
-            "listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule "
-            f'required username="admin" password="{PASSWORDS["admin"]}" {users};',
-            "ssl.keystore.type=PEM", f"ssl.keystore.location={folder / 'broker.pem'}",
-            "ssl.truststore.type=PEM", f"ssl.truststore.location={self.ca}",
-            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "super.users=User:admin;User:ANONYMOUS",  # ANONYMOUS: the controller's own plaintext listener
-            "allow.everyone.if.no.acl.found=false", "auto.create.topics.enable=false",
-            f"log.dirs={folder / 'data'}", "num.partitions=3", "offsets.topic.replication.factor=1",
-            "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1", "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-        ]) + "\n")
-        java = ["java", "-Xms128m", "-Xmx512m", f"-Dlog4j2.configurationFile={ROOT / 'kafka' / 'log4j2.properties'}",
-                f"-Dkafka.logs.dir={folder / 'logs'}", "-cp", f"{LIBS}/*"]
+        properties.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    "controller.listener.names=CONTROLLER",
+                    f"listeners=SASL_SSL://localhost:{self.port},CONTROLLER://localhost:{self.controller}",
+                    f"advertised.listeners=SASL_SSL://localhost:{self.port}",
+                    f"controller.quorum.bootstrap.servers=localhost:{self.controller}",
+                    "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name=SASL_SSL",
+                    "sasl.enabled.mechanisms=PLAIN",
+                    "sasl.mechanism.inter.broker.protocol=PLAIN",
+                    "listener.name.sasl_ssl.plain.sasl.jaas.config="
+                    "org.apache.kafka.common.security.plain.PlainLoginModule "
+                    f'required username="admin" password="{PASSWORDS["admin"]}" {users};',
+                    "ssl.keystore.type=PEM",
+                    f"ssl.keystore.location={folder / 'broker.pem'}",
+                    "ssl.truststore.type=PEM",
+                    f"ssl.truststore.location={self.ca}",
+                    "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                    "super.users=User:admin;User:ANONYMOUS",  # ANONYMOUS: the controller's own plaintext listener
+                    "allow.everyone.if.no.acl.found=false",
+                    "auto.create.topics.enable=false",
+                    f"log.dirs={folder / 'data'}",
+                    "num.partitions=3",
+                    "offsets.topic.replication.factor=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                ]
+            )
+            + "\n"
+        )
+        java = [
+            "java",
+            "-Xms128m",
+            "-Xmx512m",
+            f"-Dlog4j2.configurationFile={ROOT / 'kafka' / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={folder / 'logs'}",
+            "-cp",
+            f"{LIBS}/*",
+        ]
         cluster_id = uuid.uuid4().hex[:22]
-        subprocess.run([*java, "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}",
-                        "-c", str(properties)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *java,
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                f"--cluster-id={cluster_id}",
+                "-c",
+                str(properties),
+            ],
+            check=True,
+            capture_output=True,
+        )
         self.log = (folder / "stdout.log").open("w")
         self.command = [*java, "kafka.Kafka", str(properties)]
         self.start()
@@ -111,16 +187,26 @@ class SecureBroker:
 
     def env(self, user: str = "alice", password: str | None = None, ca: bool = True) -> dict[str, str]:
         """The project's settings for `user` against this broker."""
-        env = {"KAFKA_BOOTSTRAP_SERVERS": f"localhost:{self.port}", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-               "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": user,
-               "KAFKA_SASL_PASSWORD": PASSWORDS[user] if password is None else password}
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{self.port}",
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "PLAIN",
+            "KAFKA_SASL_USERNAME": user,
+            "KAFKA_SASL_PASSWORD": PASSWORDS[user] if password is None else password,
+        }
         return env | ({"KAFKA_SSL_CA_LOCATION": str(self.ca)} if ca else {})
 
     def admin_config(self) -> dict:
         """The super user's client settings; its clients' own logs are dropped (they would fill the outage test)."""
-        return {"bootstrap.servers": f"localhost:{self.port}", "security.protocol": "SASL_SSL",
-                "sasl.mechanism": "PLAIN", "sasl.username": "admin", "sasl.password": PASSWORDS["admin"],
-                "ssl.ca.location": str(self.ca), "logger": _QUIET}
+        return {
+            "bootstrap.servers": f"localhost:{self.port}",
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "PLAIN",
+            "sasl.username": "admin",
+            "sasl.password": PASSWORDS["admin"],
+            "ssl.ca.location": str(self.ca),
+            "logger": _QUIET,
+        }
 
     def _wait_until_up(self) -> None:
         client = AdminClient(self.admin_config())
@@ -142,18 +228,27 @@ class SecureBroker:
 
     def revoke(self, *bindings: AclBinding) -> None:
         client = AdminClient(self.admin_config())
-        filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
-                                    b.permission_type) for b in bindings]
+        filters = [
+            AclBindingFilter(
+                b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type
+            )
+            for b in bindings
+        ]
         for future in client.delete_acls(filters).values():
             future.result(timeout=30)
 
     def _grant_the_workshop_rules(self) -> None:
-        self.grant(allow("alice", ResourceType.TOPIC, "kafka-workshop-", AclOperation.ALL),
-                   allow("alice", ResourceType.GROUP, "kafka-workshop-", AclOperation.ALL),
-                   *(allow(user, ResourceType.TOPIC, "data-demo-", operation) for user in ("alice", "bob")
-                     for operation in (AclOperation.READ, AclOperation.DESCRIBE)),
-                   allow("bob", ResourceType.GROUP, "kafka-workshop-", AclOperation.READ),
-                   allow("bob", ResourceType.TOPIC, "kafka-workshop-", AclOperation.DESCRIBE))
+        self.grant(
+            allow("alice", ResourceType.TOPIC, "kafka-workshop-", AclOperation.ALL),
+            allow("alice", ResourceType.GROUP, "kafka-workshop-", AclOperation.ALL),
+            *(
+                allow(user, ResourceType.TOPIC, "data-demo-", operation)
+                for user in ("alice", "bob")
+                for operation in (AclOperation.READ, AclOperation.DESCRIBE)
+            ),
+            allow("bob", ResourceType.GROUP, "kafka-workshop-", AclOperation.READ),
+            allow("bob", ResourceType.TOPIC, "kafka-workshop-", AclOperation.DESCRIBE),
+        )
 
     def stop(self) -> None:
         self.process.terminate()

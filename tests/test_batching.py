@@ -24,8 +24,14 @@ WORLD = Sizes(customers=40, artists=8, events=12, tickets=300, streams=800, zipc
 
 def records():
     world = [g.value for g in generate(WORLD, seed=5)]
-    odd = [("streams", b"{not json"), ("tickets", b'{"id":"t-x"}'), ("events", None), ("emails", b"\xff"),
-           Ticket("t-never-1", "c-0000001", "e-never"), Ticket("t-never-2", "c-0000002", "e-never")]
+    odd = [
+        ("streams", b"{not json"),
+        ("tickets", b'{"id":"t-x"}'),
+        ("events", None),
+        ("emails", b"\xff"),
+        Ticket("t-never-1", "c-0000001", "e-never"),
+        Ticket("t-never-2", "c-0000002", "e-never"),
+    ]
     # Spread the odd ones through the input rather than at one end.
     step = len(world) // len(odd)
     for n, item in enumerate(odd):

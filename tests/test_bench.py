@@ -72,21 +72,36 @@ def test_a_remote_broker_is_not_counted_as_the_local_one(tmp_path, monkeypatch):
 def test_kinds_of_run_take_turns_and_each_gets_its_median_run_and_start_up(monkeypatch):
     calls = []
     # per round: 1 worker on the data, on empty topics; 2 processes the same; 2 separate runs the same
-    seconds = iter([5.0, 0.4, 3.0, 0.6, 9.0, 0.8,
-                    4.0, 0.5, 2.0, 0.7, 8.0, 0.9,
-                    6.0, 0.3, 2.5, 0.9, 7.0, 0.6])
+    seconds = iter([5.0, 0.4, 3.0, 0.6, 9.0, 0.8, 4.0, 0.5, 2.0, 0.7, 8.0, 0.9, 6.0, 0.3, 2.5, 0.9, 7.0, 0.6])
 
     def fake_run(name, workers, records, settings, separate=False, delivery=bench.AT_LEAST_ONCE):
         calls.append((workers, records, separate))
-        return Run(name, workers, records * (workers if separate else 1), next(seconds), 100.0,
-                   cpu=float(len(calls)), separate=separate)
+        return Run(
+            name,
+            workers,
+            records * (workers if separate else 1),
+            next(seconds),
+            100.0,
+            cpu=float(len(calls)),
+            separate=separate,
+        )
 
     monkeypatch.setattr(bench, "run_dataflow", fake_run)
     monkeypatch.setattr(bench, "host_speed", lambda: 0.1)
     speeds: list[float] = []
     one, two, apart = bench.measure("top_customer_artists", bench.kinds_of([1, 2]), 1_000_000, None, None, 3, speeds)
-    assert calls == [(1, 1_000_000, False), (1, 0, False), (2, 1_000_000, False), (2, 0, False),
-                     (2, 1_000_000, True), (2, 0, True)] * 3
+    assert (
+        calls
+        == [
+            (1, 1_000_000, False),
+            (1, 0, False),
+            (2, 1_000_000, False),
+            (2, 0, False),
+            (2, 1_000_000, True),
+            (2, 0, True),
+        ]
+        * 3
+    )
     assert speeds == [0.1, 0.1, 0.1]
     assert (one.workers, one.seconds, one.startup) == (1, 5.0, 0.4)
     assert (two.workers, two.seconds, two.startup) == (2, 2.5, 0.7)
@@ -97,9 +112,11 @@ def test_kinds_of_run_take_turns_and_each_gets_its_median_run_and_start_up(monke
 
 
 def test_the_cost_per_record_takes_start_up_off_and_compares_with_one_worker():
-    runs = [Run("sold_out", 1, 1_000_000, 4.0, 100.0, cpu=4.5, startup_cpu=0.5),
-            Run("sold_out", 2, 1_000_000, 3.0, 100.0, cpu=6.0, startup_cpu=1.0),
-            Run("sold_out", 2, 2_000_000, 5.0, 100.0, cpu=11.0, startup_cpu=1.0, separate=True)]
+    runs = [
+        Run("sold_out", 1, 1_000_000, 4.0, 100.0, cpu=4.5, startup_cpu=0.5),
+        Run("sold_out", 2, 1_000_000, 3.0, 100.0, cpu=6.0, startup_cpu=1.0),
+        Run("sold_out", 2, 2_000_000, 5.0, 100.0, cpu=11.0, startup_cpu=1.0, separate=True),
+    ]
     assert [r.cpu_per_million for r in runs] == [4.0, 5.0, 5.0]
     assert bench.cost_table(runs)[-1] == "| sold_out | 4.00 | 5.00 | 1.25x | 5.00 | 1.25x |"
 
@@ -108,11 +125,26 @@ def test_the_instruction_count_child_runs_a_dataflow_on_its_input_and_says_how_m
     from utopia.io.testing import kafka_records
     from utopia.models import Customer, Stream
 
-    records = kafka_records([Customer(id="c1"), Stream(id="s1", customerid="c1", artistid="a1"),
-                             Stream(id="s2", customerid="c1", artistid="a2")])
+    records = kafka_records(
+        [
+            Customer(id="c1"),
+            Stream(id="s1", customerid="c1", artistid="a1"),
+            Stream(id="s2", customerid="c1", artistid="a2"),
+        ]
+    )
     (tmp_path / "records.pickle").write_bytes(pickle.dumps(records))
-    done = subprocess.run([sys.executable, "-m", "utopia.tools.instructions", "--child", "customer_stream_count",
-                           str(tmp_path / "records.pickle")], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "utopia.tools.instructions",
+            "--child",
+            "customer_stream_count",
+            str(tmp_path / "records.pickle"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1] == "input records: 2"  # the streams; customers are not its input
 
@@ -128,8 +160,19 @@ def test_the_crossing_count_keeps_every_bundle_and_counts_the_records_of_the_sec
     # Every record goes to its event's desk, in the bundle of the worker that has it: 3 batches of 1,000 or fewer.
     assert sum(len(pairs) for bundle in bundles for _, pairs in bundle) == 2502
     (tmp_path / "bundles.pickle").write_bytes(pickle.dumps(bundles))
-    done = subprocess.run([sys.executable, "-m", "utopia.tools.instructions", "--child", "purchase_event_ticket",
-                           str(tmp_path / "bundles.pickle"), "--crossing"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "utopia.tools.instructions",
+            "--child",
+            "purchase_event_ticket",
+            str(tmp_path / "bundles.pickle"),
+            "--crossing",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     counted = sum(len(pairs) for bundle in bundles[len(bundles) // 2 :] for _, pairs in bundle)
     assert 0 < counted < 2502 and done.stderr.splitlines()[-1] == f"crossing records: {counted}"
@@ -150,8 +193,10 @@ def test_the_report_gives_each_run_its_outputs_and_its_share_of_the_in_out_limit
     one = Run("suggested_events_genre", 1, 1_000_000, 10.0, 300.0, cpu=12.0, startup=0.5, outputs=2_000_000)
     page = bench.report(consume, produce, [one], {}, bench.BENCH_SIZES, 3, 1, [0.1])
     assert "| raw produce | 1 | | 500,000 | 1.00 | | 500,000 | 1.00 | | | | | | | |" in page.splitlines()
-    assert ("| suggested_events_genre | 1 | 1,000,000 | 2,000,000 | 10.00 | 0.50 | 100,000 | 0.50 |  | 105,263 |  | "
-            "12.00 | 1.20 |  | 300 |") in page.splitlines()
+    assert (
+        "| suggested_events_genre | 1 | 1,000,000 | 2,000,000 | 10.00 | 0.50 | 100,000 | 0.50 |  | 105,263 |  | "
+        "12.00 | 1.20 |  | 300 |"
+    ) in page.splitlines()
 
 
 def test_the_world_options_change_only_their_sizes_and_name_topics_of_their_own():
@@ -174,21 +219,25 @@ def test_a_section_replaces_its_former_self_and_leaves_the_rest_of_the_page(tmp_
     bench.write_section(page, "<!-- a: begin -->\nfirst\n<!-- a: end -->\n", "<!-- a: begin -->", "<!-- a: end -->")
     bench.write_section(page, "<!-- b: begin -->\nother\n<!-- b: end -->\n", "<!-- b: begin -->", "<!-- b: end -->")
     bench.write_section(page, "<!-- a: begin -->\nsecond\n<!-- a: end -->\n", "<!-- a: begin -->", "<!-- a: end -->")
-    assert page.read_text() == ("# Benchmarks\n\nmain table\n\n<!-- a: begin -->\nsecond\n<!-- a: end -->\n\n"
-                                "<!-- b: begin -->\nother\n<!-- b: end -->\n")
+    assert page.read_text() == (
+        "# Benchmarks\n\nmain table\n\n<!-- a: begin -->\nsecond\n<!-- a: end -->\n\n"
+        "<!-- b: begin -->\nother\n<!-- b: end -->\n"
+    )
 
 
 def test_recovery_rows_compare_the_cpu_per_record_and_give_what_recovery_added_and_its_store():
     plain = Run("top_customer_artists", 1, 1_000_000, 4.0, 300.0, cpu=4.5, records_cpu=4.0)
     recovering = Run("top_customer_artists", 1, 1_000_000, 5.0, 320.0, cpu=5.5, records_cpu=4.8, store_mb=103.25)
     assert recovery_bench.row(plain, recovering) == (
-        "| top_customer_artists | 1,000,000 | 4.00 | 4.80 | 1.20x | 0.80 | 103.2 | 4.00 | 5.00 |")
+        "| top_customer_artists | 1,000,000 | 4.00 | 4.80 | 1.20x | 0.80 | 103.2 | 4.00 | 5.00 |"
+    )
     assert recovery_bench.KINDS == [Kind(1), Kind(1, delivery=RECOVERY_EVERY_10_S)]
 
 
 def test_each_world_size_has_a_recovery_section_of_its_own():
-    bigger = bench.bench_sizes(argparse.Namespace(customers=400_000, artists=2_000, events=2_000, tickets=200_000,
-                                                  streams=1_000_000))
+    bigger = bench.bench_sizes(
+        argparse.Namespace(customers=400_000, artists=2_000, events=2_000, tickets=200_000, streams=1_000_000)
+    )
     assert recovery_bench.markers(bench.BENCH_SIZES) != recovery_bench.markers(bigger)
 
 
@@ -256,17 +305,28 @@ def test_state_sizes_cover_every_keyed_state_of_every_dataflow():
     measured = {(size.dataflow, size.state): size for size in bench.state_sizes(world, seed=5)}
     assert sorted(measured) == [
         ("customer_stream_count", "StreamCount"),
-        ("global_totals", "CustomerSeen"), ("global_totals", "EventTotals"), ("global_totals", "Totals"),
-        ("most_streamed_artists", "ArtistCount"), ("most_streamed_artists", "ArtistNames"),
-        ("most_streamed_artists", "CustomersOfArtist"), ("most_streamed_artists", "MostStreamed"),
+        ("global_totals", "CustomerSeen"),
+        ("global_totals", "EventTotals"),
+        ("global_totals", "Totals"),
+        ("most_streamed_artists", "ArtistCount"),
+        ("most_streamed_artists", "ArtistNames"),
+        ("most_streamed_artists", "CustomersOfArtist"),
+        ("most_streamed_artists", "MostStreamed"),
         ("most_streamed_artists", "NumberOne"),
-        ("must_see_venue", "EventVenue"), ("must_see_venue", "VenueCounts"), ("must_see_venue", "VenueLeader"),
+        ("must_see_venue", "EventVenue"),
+        ("must_see_venue", "VenueCounts"),
+        ("must_see_venue", "VenueLeader"),
         ("purchase_event_ticket", "TicketDesk"),
-        ("sold_out", "ArtistFans"), ("sold_out", "CustomerEmail"), ("sold_out", "EventStatus"),
+        ("sold_out", "ArtistFans"),
+        ("sold_out", "CustomerEmail"),
+        ("sold_out", "EventStatus"),
         ("sold_out", "FirstSighting"),
-        ("suggested_events_genre", "GenreShard"), ("suggested_events_genre", "PopularWatch"),
-        ("suggested_events_location", "HomeShard"), ("suggested_events_location", "NeighbourWatch"),
-        ("suggested_events_location", "Neighbours"), ("suggested_events_location", "ZipTickets"),
+        ("suggested_events_genre", "GenreShard"),
+        ("suggested_events_genre", "PopularWatch"),
+        ("suggested_events_location", "HomeShard"),
+        ("suggested_events_location", "NeighbourWatch"),
+        ("suggested_events_location", "Neighbours"),
+        ("suggested_events_location", "ZipTickets"),
         ("top_customer_artists", "FavouriteArtists"),
     ]
     assert measured["customer_stream_count", "StreamCount"].keys == 40  # every customer streams

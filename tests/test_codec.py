@@ -31,39 +31,107 @@ def dead_letter(topic: str, value: bytes) -> dict:
 
 # Records exactly as the Java data-demo producer's Kafka daemon serializes them (each keyed by its id).
 REAL_RECORDS = [
-    ("customers", b'{"id":"858367285","type":"FREE","gender":"N","fname":"Ava","mname":"Trevor","lname":"Schaden",'
-                  b'"fullname":"Ava Trevor Schaden","suffix":"I","title":"Regional Metrics Specialist",'
-                  b'"birthdt":"1971-08-31","joindt":"1991-01-29"}',
-     Customer("858367285", "FREE", "N", "Ava", "Trevor", "Schaden", "Ava Trevor Schaden", "I",
-              "Regional Metrics Specialist", "1971-08-31", "1991-01-29")),
-    ("addresses", b'{"id":"528832524","customerid":"858367285","formatcode":"US","type":"RESID",'
-                  b'"line1":"34267 Ratke Manors","line2":"PO Box 693","citynm":"Zcta 70471","state":"LA",'
-                  b'"zip5":"70471","zip4":"4513","countrycd":"US","latitude":null,"longitude":null}',
-     Address("528832524", "858367285", "US", "RESID", "34267 Ratke Manors", "PO Box 693", "Zcta 70471", "LA",
-             "70471", "4513", "US", None, None)),
-    ("addresses", b'{"id":"7eda1a90-f3c0-4dd4-996e-fbf10c3a8e4e","customerid":null,"formatcode":"US",'
-                  b'"type":"VENUE","line1":"54 Silica Rd NW","line2":null,"citynm":"Quincy","state":"WA",'
-                  b'"zip5":"98848","zip4":null,"countrycd":"US","latitude":47.101,"longitude":-119.9955}',
-     Address("7eda1a90-f3c0-4dd4-996e-fbf10c3a8e4e", None, "US", "VENUE", "54 Silica Rd NW", None, "Quincy", "WA",
-             "98848", None, "US", 47.101, -119.9955)),
-    ("emails", b'{"id":"516961572","customerid":"858367285","email":"brittaney.kozey@gmx.com"}',
-     Email("516961572", "858367285", "brittaney.kozey@gmx.com")),
-    ("phones", b'{"id":"243499078","customerid":"858367285","phonetypecd":"RESID","primaryind":"N",'
-               b'"timezone":"HST","extnbr":"1221","number":"(715) 859-8506 x2878"}',
-     Phone("243499078", "858367285", "RESID", "N", "HST", "1221", "(715) 859-8506 x2878")),
+    (
+        "customers",
+        b'{"id":"858367285","type":"FREE","gender":"N","fname":"Ava","mname":"Trevor","lname":"Schaden",'
+        b'"fullname":"Ava Trevor Schaden","suffix":"I","title":"Regional Metrics Specialist",'
+        b'"birthdt":"1971-08-31","joindt":"1991-01-29"}',
+        Customer(
+            "858367285",
+            "FREE",
+            "N",
+            "Ava",
+            "Trevor",
+            "Schaden",
+            "Ava Trevor Schaden",
+            "I",
+            "Regional Metrics Specialist",
+            "1971-08-31",
+            "1991-01-29",
+        ),
+    ),
+    (
+        "addresses",
+        b'{"id":"528832524","customerid":"858367285","formatcode":"US","type":"RESID",'
+        b'"line1":"34267 Ratke Manors","line2":"PO Box 693","citynm":"Zcta 70471","state":"LA",'
+        b'"zip5":"70471","zip4":"4513","countrycd":"US","latitude":null,"longitude":null}',
+        Address(
+            "528832524",
+            "858367285",
+            "US",
+            "RESID",
+            "34267 Ratke Manors",
+            "PO Box 693",
+            "Zcta 70471",
+            "LA",
+            "70471",
+            "4513",
+            "US",
+            None,
+            None,
+        ),
+    ),
+    (
+        "addresses",
+        b'{"id":"7eda1a90-f3c0-4dd4-996e-fbf10c3a8e4e","customerid":null,"formatcode":"US",'
+        b'"type":"VENUE","line1":"54 Silica Rd NW","line2":null,"citynm":"Quincy","state":"WA",'
+        b'"zip5":"98848","zip4":null,"countrycd":"US","latitude":47.101,"longitude":-119.9955}',
+        Address(
+            "7eda1a90-f3c0-4dd4-996e-fbf10c3a8e4e",
+            None,
+            "US",
+            "VENUE",
+            "54 Silica Rd NW",
+            None,
+            "Quincy",
+            "WA",
+            "98848",
+            None,
+            "US",
+            47.101,
+            -119.9955,
+        ),
+    ),
+    (
+        "emails",
+        b'{"id":"516961572","customerid":"858367285","email":"brittaney.kozey@gmx.com"}',
+        Email("516961572", "858367285", "brittaney.kozey@gmx.com"),
+    ),
+    (
+        "phones",
+        b'{"id":"243499078","customerid":"858367285","phonetypecd":"RESID","primaryind":"N",'
+        b'"timezone":"HST","extnbr":"1221","number":"(715) 859-8506 x2878"}',
+        Phone("243499078", "858367285", "RESID", "N", "HST", "1221", "(715) 859-8506 x2878"),
+    ),
     ("artists", b'{"id":"725616797","name":"Da Vinci","genre":"Pop"}', Artist("725616797", "Da Vinci", "Pop")),
-    ("venues", b'{"id":"47b5125a-321f-4072-bed5-615402046255","addressid":"7eda1a90-f3c0-4dd4-996e-fbf10c3a8e4e",'
-               b'"name":"The Gorge Amphitheater","maxcapacity":27500}',
-     Venue("47b5125a-321f-4072-bed5-615402046255", "7eda1a90-f3c0-4dd4-996e-fbf10c3a8e4e", "The Gorge Amphitheater",
-           27500)),
-    ("events", b'{"id":"767460977","artistid":"517721237","venueid":"ac6bc19e-2144-4d9f-927c-7297abb2110a",'
-               b'"capacity":2648,"eventdate":"2027-06-26 21:19:45.676"}',
-     Event("767460977", "517721237", "ac6bc19e-2144-4d9f-927c-7297abb2110a", 2648, "2027-06-26T21:19:45.676Z")),
-    ("tickets", b'{"id":"369002142","customerid":"123107541","eventid":"183315375","price":1858.0}',
-     Ticket("369002142", "123107541", "183315375", 1858.0)),
-    ("streams", b'{"id":"480699684","customerid":"449229512","artistid":"631356236",'
-                b'"streamtime":"2026-11-25T15:32:36.174948692Z"}',
-     Stream("480699684", "449229512", "631356236", "2026-11-25T15:32:36.174948692Z")),
+    (
+        "venues",
+        b'{"id":"47b5125a-321f-4072-bed5-615402046255","addressid":"7eda1a90-f3c0-4dd4-996e-fbf10c3a8e4e",'
+        b'"name":"The Gorge Amphitheater","maxcapacity":27500}',
+        Venue(
+            "47b5125a-321f-4072-bed5-615402046255",
+            "7eda1a90-f3c0-4dd4-996e-fbf10c3a8e4e",
+            "The Gorge Amphitheater",
+            27500,
+        ),
+    ),
+    (
+        "events",
+        b'{"id":"767460977","artistid":"517721237","venueid":"ac6bc19e-2144-4d9f-927c-7297abb2110a",'
+        b'"capacity":2648,"eventdate":"2027-06-26 21:19:45.676"}',
+        Event("767460977", "517721237", "ac6bc19e-2144-4d9f-927c-7297abb2110a", 2648, "2027-06-26T21:19:45.676Z"),
+    ),
+    (
+        "tickets",
+        b'{"id":"369002142","customerid":"123107541","eventid":"183315375","price":1858.0}',
+        Ticket("369002142", "123107541", "183315375", 1858.0),
+    ),
+    (
+        "streams",
+        b'{"id":"480699684","customerid":"449229512","artistid":"631356236",'
+        b'"streamtime":"2026-11-25T15:32:36.174948692Z"}',
+        Stream("480699684", "449229512", "631356236", "2026-11-25T15:32:36.174948692Z"),
+    ),
 ]
 EVERY_TOPIC = Decoder("x", Topics(), {type(record): [] for _, _, record in REAL_RECORDS})
 
@@ -99,20 +167,31 @@ def test_tombstone_is_skipped_not_an_error():
     assert DECODER.decode(RecordBatch([], 3, 17)).caught_up
 
 
-@pytest.mark.parametrize(("value", "error"), [
-    (b"{not json", "not valid JSON: JSON is malformed: object keys must be strings (byte 1)"),
-    (b"[1,2]", "not a JSON object: Expected `object`, got `array`"),
-    (b'"just text"', "not a JSON object: Expected `object`, got `str`"),
-    (b'{"eventid":"e1"}', "missing field: Object missing required field `id`"),
-    (b'{"id":"t1"}', "missing field: Object missing required field `eventid`"),
-    (b'{"id":"t1","eventid":null}', "missing field: Object missing required field `eventid`"),
-    (b'{"id":"t1","eventid":"e1","price":"cheap"}', "wrong type: Expected `float | null`, got `str` - at `$.price`"),
-    (b'{"id":5,"eventid":"e1"}', "wrong type: Expected `str`, got `int` - at `$.id`"),
-])
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (b"{not json", "not valid JSON: JSON is malformed: object keys must be strings (byte 1)"),
+        (b"[1,2]", "not a JSON object: Expected `object`, got `array`"),
+        (b'"just text"', "not a JSON object: Expected `object`, got `str`"),
+        (b'{"eventid":"e1"}', "missing field: Object missing required field `id`"),
+        (b'{"id":"t1"}', "missing field: Object missing required field `eventid`"),
+        (b'{"id":"t1","eventid":null}', "missing field: Object missing required field `eventid`"),
+        (
+            b'{"id":"t1","eventid":"e1","price":"cheap"}',
+            "wrong type: Expected `float | null`, got `str` - at `$.price`",
+        ),
+        (b'{"id":5,"eventid":"e1"}', "wrong type: Expected `str`, got `int` - at `$.id`"),
+    ],
+)
 def test_bad_ticket_values_become_dead_letters(value, error):
     assert dead_letter("tickets", value) == {
-        "dataflow": "sold_out", "topic": "data-demo-tickets", "partition": 2, "offset": 17,
-        "key": "k1", "value": value.decode(), "error": error,
+        "dataflow": "sold_out",
+        "topic": "data-demo-tickets",
+        "partition": 2,
+        "offset": 17,
+        "key": "k1",
+        "value": value.decode(),
+        "error": error,
     }
 
 
@@ -133,12 +212,14 @@ def test_an_eventdate_in_no_known_form_leaves_the_event_with_its_date_unknown(ca
             decoded = decode("events", b'{"id":"e1","capacity":5,"eventdate":"today"}', decoder=decoder)
             assert (decoded.records, decoded.dead) == ([Event("e1", capacity=5, eventdate=None)], [])
     assert [r.getMessage() for r in caplog.records] == [
-        "event e1: eventdate 'today' is in no accepted form; its date is unknown (null)"]
+        "event e1: eventdate 'today' is in no accepted form; its date is unknown (null)"
+    ]
 
 
 def test_an_eventdate_of_the_wrong_type_is_still_bad():
     assert dead_letter("events", b'{"id":"e1","eventdate":20270301}')["error"] == (
-        "wrong type: Expected `str | null`, got `int` - at `$.eventdate`")
+        "wrong type: Expected `str | null`, got `int` - at `$.eventdate`"
+    )
 
 
 def test_zone_less_event_dates_are_read_in_the_producers_zone():
@@ -183,40 +264,57 @@ def test_stream_time_is_kept_as_text():
     assert record.streamtime == "2026-11-24T01:02:03.456Z"
 
 
-@pytest.mark.parametrize(("text", "instant"), [
-    ("2027-06-26 21:19:45.676", "2027-06-26T21:19:45.676Z"),  # java.sql.Timestamp.toString(), the daemon's form
-    ("2027-06-26 21:19:45.58", "2027-06-26T21:19:45.580Z"),
-    ("2027-06-26 21:19:45.6", "2027-06-26T21:19:45.600Z"),
-    ("2027-06-26 21:19:45.0", "2027-06-26T21:19:45Z"),
-    ("2027-06-26 21:19:45.123456789", "2027-06-26T21:19:45.123Z"),  # cut, not rounded
-    ("2027-06-26 21:19:45.999999999", "2027-06-26T21:19:45.999Z"),
-    ("2027-03-01T20:00:00Z", "2027-03-01T20:00:00Z"),
-    ("2027-03-01", "2027-03-01T00:00:00Z"),
-    ("2027-03-01T20:00:00", "2027-03-01T20:00:00Z"),
-    ("2027-03-01T21:30:00+01:30", "2027-03-01T20:00:00Z"),
-    ("2027-03-01T20:00:00.250Z", "2027-03-01T20:00:00.250Z"),
-    ("2026-11-25T15:32:36.174948692Z", "2026-11-25T15:32:36.174Z"),
-    ("Mon Mar 01 20:00:00 UTC 2027", "2027-03-01T20:00:00Z"),
-    ("Mon Mar 01 20:00:00 GMT 2027", "2027-03-01T20:00:00Z"),
-    ("Mon Mar 01 14:00:00 CST 2027", "2027-03-01T20:00:00Z"),  # Date.toString() is read with its own zone
-    ("Sat Jun 26 16:19:45 CDT 2027", "2027-06-26T21:19:45Z"),
-])
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2027-06-26 21:19:45.676", "2027-06-26T21:19:45.676Z"),  # java.sql.Timestamp.toString(), the daemon's form
+        ("2027-06-26 21:19:45.58", "2027-06-26T21:19:45.580Z"),
+        ("2027-06-26 21:19:45.6", "2027-06-26T21:19:45.600Z"),
+        ("2027-06-26 21:19:45.0", "2027-06-26T21:19:45Z"),
+        ("2027-06-26 21:19:45.123456789", "2027-06-26T21:19:45.123Z"),  # cut, not rounded
+        ("2027-06-26 21:19:45.999999999", "2027-06-26T21:19:45.999Z"),
+        ("2027-03-01T20:00:00Z", "2027-03-01T20:00:00Z"),
+        ("2027-03-01", "2027-03-01T00:00:00Z"),
+        ("2027-03-01T20:00:00", "2027-03-01T20:00:00Z"),
+        ("2027-03-01T21:30:00+01:30", "2027-03-01T20:00:00Z"),
+        ("2027-03-01T20:00:00.250Z", "2027-03-01T20:00:00.250Z"),
+        ("2026-11-25T15:32:36.174948692Z", "2026-11-25T15:32:36.174Z"),
+        ("Mon Mar 01 20:00:00 UTC 2027", "2027-03-01T20:00:00Z"),
+        ("Mon Mar 01 20:00:00 GMT 2027", "2027-03-01T20:00:00Z"),
+        ("Mon Mar 01 14:00:00 CST 2027", "2027-03-01T20:00:00Z"),  # Date.toString() is read with its own zone
+        ("Sat Jun 26 16:19:45 CDT 2027", "2027-06-26T21:19:45Z"),
+    ],
+)
 def test_eventdate_forms(text, instant):
     assert format_instant(parse_eventdate(text)) == instant
 
 
-@pytest.mark.parametrize(("text", "instant"), [
-    ("2027-06-26 21:19:45.676", "2027-06-27T02:19:45.676Z"),
-    ("2027-06-26", "2027-06-26T05:00:00Z"),  # a date alone is midnight there
-    ("2027-06-26T21:19:45+00:00", "2027-06-26T21:19:45Z"),
-    ("Sat Jun 26 21:19:45 UTC 2027", "2027-06-26T21:19:45Z"),
-])
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2027-06-26 21:19:45.676", "2027-06-27T02:19:45.676Z"),
+        ("2027-06-26", "2027-06-26T05:00:00Z"),  # a date alone is midnight there
+        ("2027-06-26T21:19:45+00:00", "2027-06-26T21:19:45Z"),
+        ("Sat Jun 26 21:19:45 UTC 2027", "2027-06-26T21:19:45Z"),
+    ],
+)
 def test_eventdate_without_a_zone_is_in_the_configured_zone(text, instant):
     assert format_instant(parse_eventdate(text, ZoneInfo("America/Chicago"))) == instant
 
 
-@pytest.mark.parametrize("text", ["today", "Mon Mar 01 20:00:00 XYZ 2027", "01/03/2027", "", "2027-02-30",
-                                  "2027-06-26 25:19:45.676", "2027-06-26 21:19:45.", "2027-06-26 21:19:45.1234567890"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "today",
+        "Mon Mar 01 20:00:00 XYZ 2027",
+        "01/03/2027",
+        "",
+        "2027-02-30",
+        "2027-06-26 25:19:45.676",
+        "2027-06-26 21:19:45.",
+        "2027-06-26 21:19:45.1234567890",
+    ],
+)
 def test_eventdate_in_no_accepted_form(text):
     with pytest.raises(UnknownDate):
         parse_eventdate(text)
@@ -259,6 +357,7 @@ def test_an_output_too_large_for_a_message_becomes_a_dead_letter_that_fits():
     assert len(encode(letter)) <= 1_000_000
     assert (letter.topic, letter.partition, letter.offset) == ("kafka-workshop-customer-stream-count", -1, -1)
     assert letter.error == (
-        "output too large: 1,200,029 bytes with its key, more than the 1,000,000 a message may have")
+        "output too large: 1,200,029 bytes with its key, more than the 1,000,000 a message may have"
+    )
     assert letter.value_bytes == len(output) and output.decode().startswith(letter.value)
     assert letter.key == customer  # with a value cut to 400 KB, the key fits whole

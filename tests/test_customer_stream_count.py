@@ -26,10 +26,17 @@ def test_tombstones_are_skipped_and_bad_records_dead_lettered():
     io = TestingIO(kafka_records(records))
     run(customer_stream_count.build(io))
     assert plain(io.latest("customer-stream-count")["c1"]) == {"customerid": "c1", "streams": 2}
-    assert [plain(d) for d in io.values("dead-letters")] == [{
-        "dataflow": "customer_stream_count", "topic": "data-demo-streams", "partition": 0, "offset": 2,
-        "key": None, "value": "oops", "error": "not valid JSON: JSON is malformed: invalid character (byte 0)",
-    }]
+    assert [plain(d) for d in io.values("dead-letters")] == [
+        {
+            "dataflow": "customer_stream_count",
+            "topic": "data-demo-streams",
+            "partition": 0,
+            "offset": 2,
+            "key": None,
+            "value": "oops",
+            "error": "not valid JSON: JSON is malformed: invalid character (byte 0)",
+        }
+    ]
 
 
 @settings(max_examples=40)  # each example runs whole dataflows

@@ -49,16 +49,22 @@ def test_pictures_are_plain_mermaid_flowcharts(name):
     [
         ("customer_stream_count", {}),
         ("purchase_event_ticket", {"ticket_desk_per_event": "tickets wait for their event's capacity"}),
-        ("sold_out", {
-            "sales_per_event": "tickets wait for their event's capacity",
-            "email_top_streamers": "lookups wait for the input before them",
-        }),
+        (
+            "sold_out",
+            {
+                "sales_per_event": "tickets wait for their event's capacity",
+                "email_top_streamers": "lookups wait for the input before them",
+            },
+        ),
         ("most_streamed_artists", {"trending_per_hour": "counts wait for their 1 h window to close"}),
-        ("suggested_events_location", {
-            "tickets_meet_event_and_home": "tickets wait for their event's capacity, then their buyer's home",
-            "sales_per_event": "items wait for the input before them",
-            "neighbours_of_popular_purchases": "lookups wait for the input before them",
-        }),
+        (
+            "suggested_events_location",
+            {
+                "tickets_meet_event_and_home": "tickets wait for their event's capacity, then their buyer's home",
+                "sales_per_event": "items wait for the input before them",
+                "neighbours_of_popular_purchases": "lookups wait for the input before them",
+            },
+        ),
     ],
 )
 def test_the_steps_where_records_wait_are_marked_with_what_waits(name, waiting):

@@ -34,8 +34,11 @@ ALERTS = {
     "global_totals": ["dead-letters"],
 }
 CHANGELOGS = {"global_totals": ["global-totals"]}
-WATCHED = {"sold_out": "event-streamer-alerts", "suggested_events_genre": "genre-event-suggestions",
-           "global_totals": "global-totals"}
+WATCHED = {
+    "sold_out": "event-streamer-alerts",
+    "suggested_events_genre": "genre-event-suggestions",
+    "global_totals": "global-totals",
+}
 """The output whose committed count decides when a run is killed."""
 MEASURED: dict[str, str] = {}
 
@@ -43,7 +46,7 @@ MEASURED: dict[str, str] = {}
 def slices(records: list, count: int) -> list[list]:
     """The data set in `count` parts, in the order it was generated: each run of a test gets new input."""
     size = -(-len(records) // count)
-    return [records[n:n + size] for n in range(0, len(records), size)]
+    return [records[n : n + size] for n in range(0, len(records), size)]
 
 
 def new_store(tmp_path, processes: int = 1):
@@ -111,9 +114,15 @@ def without_clock(value: dict) -> dict:
     return {k: v for k, v in value.items() if k not in ("as_of", "events_occurred")}
 
 
-@pytest.mark.parametrize(("dataflow", "workers"), [
-    ("sold_out", "1"), ("global_totals", "1"), ("suggested_events_genre", "1"), ("sold_out", "2"),
-])
+@pytest.mark.parametrize(
+    ("dataflow", "workers"),
+    [
+        ("sold_out", "1"),
+        ("global_totals", "1"),
+        ("suggested_events_genre", "1"),
+        ("sold_out", "2"),
+    ],
+)
 def test_killed_again_and_again_and_resumed_writes_every_output_once(world, tmp_path, monkeypatch, dataflow, workers):
     cluster, files, records = world
     flags = new_store(tmp_path) + ("-w", workers)
@@ -141,8 +150,9 @@ def test_two_processes_killed_and_resumed_write_every_alert_once(world, tmp_path
     def both(env: dict, kill_after: float | None = None) -> list[subprocess.Popen]:
         """Both processes, until one dies (a crash point; the other is then lost), `kill_after` s, or the end."""
         addresses = ";".join(f"localhost:{port}" for port in free_ports(2))
-        processes = [cluster.start("sold_out", EXACTLY_ONCE | env, flags + ("-i", str(i), "-a", addresses))
-                     for i in range(2)]
+        processes = [
+            cluster.start("sold_out", EXACTLY_ONCE | env, flags + ("-i", str(i), "-a", addresses)) for i in range(2)
+        ]
         if kill_after is not None:
             deadline = time.monotonic() + kill_after
             while time.monotonic() < deadline and all(p.poll() is None for p in processes):
@@ -171,4 +181,5 @@ def test_exactly_once_without_a_recovery_store_stops_with_one_line(world):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         "utopia sold_out: UTOPIA_GUARANTEE=exactly-once needs a recovery store: run with -r DIR -s SECONDS "
-        "-b SECONDS (make <dataflow> RECOVERY=1), see docs/outputs.md#delivery"]
+        "-b SECONDS (make <dataflow> RECOVERY=1), see docs/outputs.md#delivery"
+    ]

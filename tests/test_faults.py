@@ -20,7 +20,8 @@ def test_a_repeated_line_is_let_through_once_then_as_a_count_every_window():
     for second in range(0, 65):  # the same failure every second, with a changing number in it
         now[0] = float(second)
         line = record(
-            f"localhost:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after {second} ms)")
+            f"localhost:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after {second} ms)"
+        )
         if repeats.filter(line):
             passed.append(line.getMessage())
     assert len(passed) == 3  # at 0 s, 30 s and 60 s
@@ -71,7 +72,8 @@ def test_a_lost_peer_process_is_one_line_saying_what_to_do(capsys):
     hook(PanicException, PanicException("Send thread panic: Any { .. }"), None)
     assert capsys.readouterr().err == (
         "utopia sold_out: process 1 of 2 lost (this is process 0); restart all 2 (with -r to resume from the last "
-        "snapshot)\n")
+        "snapshot)\n"
+    )
     other = []
     sys_hook, sys.excepthook = sys.excepthook, lambda *args: other.append(args)
     try:

@@ -22,11 +22,14 @@ def world():
 def references_resolve(records):
     """Every foreign key names a record seen at an earlier or equal timestamp."""
     seen: dict[str, dict[str, int]] = {topic: {} for topic in INPUT_RECORDS}
-    needs = {"tickets": [("customerid", "customers"), ("eventid", "events")],
-             "streams": [("customerid", "customers"), ("artistid", "artists")],
-             "events": [("artistid", "artists"), ("venueid", "venues")],
-             "venues": [("addressid", "addresses")],
-             "emails": [("customerid", "customers")], "phones": [("customerid", "customers")]}
+    needs = {
+        "tickets": [("customerid", "customers"), ("eventid", "events")],
+        "streams": [("customerid", "customers"), ("artistid", "artists")],
+        "events": [("artistid", "artists"), ("venueid", "venues")],
+        "venues": [("addressid", "addresses")],
+        "emails": [("customerid", "customers")],
+        "phones": [("customerid", "customers")],
+    }
     last = 0
     for r in records:
         assert r.timestamp >= last
@@ -54,7 +57,11 @@ def honours(sizes, records):
     """Exactly as many tickets, streams, customers, artists and events as asked for."""
     counts = Counter(r.topic for r in records)
     assert (counts["tickets"], counts["streams"], counts["customers"], counts["artists"]) == (
-        sizes.tickets, sizes.streams, sizes.customers, sizes.artists)
+        sizes.tickets,
+        sizes.streams,
+        sizes.customers,
+        sizes.artists,
+    )
     assert len({r.key for r in records if r.topic == "events"}) == sizes.events
     return True
 
@@ -64,9 +71,18 @@ def test_sizes_are_honoured(world):
 
 
 @settings(max_examples=100)
-@given(st.builds(Sizes, customers=st.integers(1, 30), artists=st.integers(1, 6), events=st.integers(1, 6),
-                 tickets=st.integers(1, 60), streams=st.integers(1, 60), zipcodes=st.integers(1, 6)),
-       st.integers(0, 2**32))
+@given(
+    st.builds(
+        Sizes,
+        customers=st.integers(1, 30),
+        artists=st.integers(1, 6),
+        events=st.integers(1, 6),
+        tickets=st.integers(1, 60),
+        streams=st.integers(1, 60),
+        zipcodes=st.integers(1, 6),
+    ),
+    st.integers(0, 2**32),
+)
 def test_any_size_of_at_least_one_makes_a_consistent_world(sizes, seed):
     records = list(generate(sizes, seed))
     assert references_resolve(records) and honours(sizes, records)
@@ -84,12 +100,15 @@ def test_every_value_round_trips_through_its_json_model(world):
         assert msgspec.json.decode(msgspec.json.encode(r.value), type=INPUT_RECORDS[r.topic]) == r.value
 
 
-@pytest.mark.parametrize(("epoch_ms", "text"), [
-    (1803931200000, "2027-03-01 20:00:00.0"),
-    (1803931200500, "2027-03-01 20:00:00.5"),
-    (1803931200580, "2027-03-01 20:00:00.58"),
-    (1814044785676, "2027-06-26 21:19:45.676"),
-])
+@pytest.mark.parametrize(
+    ("epoch_ms", "text"),
+    [
+        (1803931200000, "2027-03-01 20:00:00.0"),
+        (1803931200500, "2027-03-01 20:00:00.5"),
+        (1803931200580, "2027-03-01 20:00:00.58"),
+        (1814044785676, "2027-06-26 21:19:45.676"),
+    ],
+)
 def test_eventdate_is_a_java_sql_timestamp_string(epoch_ms, text):
     assert timestamp_string(epoch_ms) == text
 
@@ -132,7 +151,8 @@ def test_a_live_world_has_ids_of_its_own_and_shares_only_the_venues_records(worl
     assert shared and all(data_set[topic, key].id.startswith(("v-", "ad-v-")) for topic, key in shared)
     assert all(r.value == data_set[r.topic, r.key] for r in feed if (r.topic, r.key) in shared)
     assert {r.key.split("-")[1] for r in feed if r.topic != "venues" and not r.key.startswith("ad-v-")} == {
-        live_namespace(1_800_000_000_000)[:-1]}
+        live_namespace(1_800_000_000_000)[:-1]
+    }
 
 
 def test_each_second_gives_a_live_feed_another_namespace():
@@ -158,9 +178,14 @@ def test_a_live_feed_stopped_with_sigterm_ends_cleanly_and_says_how_many_it_prod
     from tests.kafka_support import ROOT, Cluster, read_topic
 
     cluster = Cluster()
-    feed = subprocess.Popen([sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "50"],
-                            env=os.environ | cluster.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    feed = subprocess.Popen(
+        [sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "50"],
+        env=os.environ | cluster.env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # until it is producing
         config = cluster.settings.kafka_config()

@@ -58,8 +58,13 @@ def final(records, workers=1, clock=FIXED, batch_size=4) -> dict:
 
 
 def totals(customers=0, streams=0, events=0, tickets=0, events_occurred=0) -> dict:
-    return {"customers": customers, "streams": streams, "events": events, "tickets": tickets,
-            "events_occurred": events_occurred}
+    return {
+        "customers": customers,
+        "streams": streams,
+        "events": events,
+        "tickets": tickets,
+        "events_occurred": events_occurred,
+    }
 
 
 # --- the rules, through the dataflow ------------------------------------------------------------
@@ -72,9 +77,15 @@ def test_a_customer_re_sent_counts_once(workers):
 
 
 def test_streams_and_tickets_count_records_even_with_the_same_id(workers):
-    records = [event("e1"), Stream("s1", "c1", "a1"), Stream("s1", "c1", "a1"),
-               Stream("s2"),  # without customer or artist: still a stream
-               ticket("t1"), ticket("t1"), ticket("t2")]
+    records = [
+        event("e1"),
+        Stream("s1", "c1", "a1"),
+        Stream("s1", "c1", "a1"),
+        Stream("s2"),  # without customer or artist: still a stream
+        ticket("t1"),
+        ticket("t1"),
+        ticket("t2"),
+    ]
     assert final(records, workers) == totals(streams=3, events=1, tickets=3)
 
 
@@ -83,7 +94,8 @@ def test_tickets_wait_for_their_event_and_those_of_an_event_that_never_comes_are
     io = run_totals(records, workers)
     assert counts(io.latest("global-totals")[TOTALS]) == totals(events=1, tickets=3)
     assert [(d.key, d.topic, d.offset, d.error) for d in io.values("dead-letters")] == [
-        ("t2", "data-demo-tickets", 1, "waited for event e9, which never arrived")]
+        ("t2", "data-demo-tickets", 1, "waited for event e9, which never arrived")
+    ]
 
 
 def test_a_ticket_without_event_is_a_dead_letter():
@@ -135,8 +147,18 @@ def test_nothing_is_written_within_the_flush_interval_but_once_at_the_end():
     io.changelog = timedelta(hours=1)  # nothing is flushed before the end
     run(global_totals.build(io, FIXED), workers=3)
     assert [(k, plain(v)) for k, v in io.outputs["global-totals"]] == [
-        ("totals", {"customers": 1, "streams": 1, "events": 1, "tickets": 1, "events_occurred": 1,
-                    "as_of": "2027-06-26T21:19:45.676Z"})]
+        (
+            "totals",
+            {
+                "customers": 1,
+                "streams": 1,
+                "events": 1,
+                "tickets": 1,
+                "events_occurred": 1,
+                "as_of": "2027-06-26T21:19:45.676Z",
+            },
+        )
+    ]
 
 
 @settings(max_examples=40)  # each example runs whole dataflows
@@ -149,7 +171,8 @@ def test_the_final_totals_are_the_references(log, workers):
     assert (counts(latest[TOTALS]) if latest else None) == expected
     known = {r.id for r in good if isinstance(r, Event)}
     assert sorted(d.key for d in io.values("dead-letters") if d.error.startswith("waited")) == sorted(
-        r.id for r in good if isinstance(r, Ticket) and r.eventid not in known)
+        r.id for r in good if isinstance(r, Ticket) and r.eventid not in known
+    )
 
 
 @pytest.mark.parametrize("workers", [2, 4])
@@ -172,7 +195,8 @@ def test_a_customer_changes_once_and_reports_one_new_customer():
 
 def test_a_shards_new_customers_travel_as_one_count():
     assert added_up([(TOTALS, Counted(customers=1))] * 3 + [(TOTALS, Counted(streams=2))]) == [
-        (TOTALS, Counted(customers=3, streams=2))]
+        (TOTALS, Counted(customers=3, streams=2))
+    ]
 
 
 def test_a_batch_reports_its_streams_and_zero_without_any():

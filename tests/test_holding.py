@@ -70,13 +70,18 @@ def test_one_line_says_how_many_wait_in_the_process_however_many_steps_hold_reco
     with caplog.at_level(logging.WARNING, "utopia"):
         run(suggested_events_genre.build(io), 1)
     assert [r.getMessage() for r in caplog.records if "wait for a record" in r.getMessage()] == [
-        "1 record(s) wait for a record they refer to"]
+        "1 record(s) wait for a record they refer to"
+    ]
 
 
 def test_a_held_message_from_another_process_keeps_only_its_own_record_not_its_whole_bundle():
     # Decoded, the messages of a run from another process are a view into the whole bundle they came in.
-    messages = [Message(topic="data-demo-tickets", partition=0, offset=n, key=f"t-{n}".encode(), value=b"x" * 100,
-                        timestamp=(1, n)) for n in range(1000)]
+    messages = [
+        Message(
+            topic="data-demo-tickets", partition=0, offset=n, key=f"t-{n}".encode(), value=b"x" * 100, timestamp=(1, n)
+        )
+        for n in range(1000)
+    ]
     bundle = wire.encode([("0", [("e-1", (m, Ticket(f"t-{n}", "c-1", "e-1"))) for n, m in enumerate(messages)])])
     [(_, pairs)] = wire.decode(bundle)
     held: HeldUntilKnown[Ticket] = HeldUntilKnown()

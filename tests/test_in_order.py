@@ -44,10 +44,17 @@ def test_items_wait_until_every_shard_before_and_the_own_input_have_passed_them(
 
 def test_items_released_at_one_position_go_in_the_order_of_sub_after_the_own_record_there():
     shard = logic()
-    batch = [("k", Sequenced(0, 7, "second released", 4)), ("k", Sequenced(0, 7, "first released", 3)),
-             ("k", Placed(0, 7, "the event that released them")), (None, Mark(0, 8))]
+    batch = [
+        ("k", Sequenced(0, 7, "second released", 4)),
+        ("k", Sequenced(0, 7, "first released", 3)),
+        ("k", Placed(0, 7, "the event that released them")),
+        (None, Mark(0, 8)),
+    ]
     assert applied(shard.on_batch([batch + fronts(8)])) == [
-        "the event that released them", "first released", "second released"]
+        "the event that released them",
+        "first released",
+        "second released",
+    ]
 
 
 def test_the_end_of_the_input_applies_what_still_waits_in_order():

@@ -65,7 +65,12 @@ def test_purchase_event_ticket_through_kafka(cluster):
     responses = [value for _, value in cluster.read("ticket-response")]
     # Ticket order across partitions is not defined, so which three win is not fixed: how many is.
     assert sorted((r["status"], r["remaining"]) for r in responses) == [
-        ("CONFIRMED", 0), ("CONFIRMED", 1), ("CONFIRMED", 2), ("REJECTED", 0), ("REJECTED", 0)]
+        ("CONFIRMED", 0),
+        ("CONFIRMED", 1),
+        ("CONFIRMED", 2),
+        ("REJECTED", 0),
+        ("REJECTED", 0),
+    ]
     assert sorted(r["ticketid"] for r in responses) == [f"t{i}" for i in range(5)]
 
 
@@ -74,9 +79,15 @@ def test_while_tailing_an_hour_is_written_when_the_wall_clock_closes_it_with_no_
     # moves on with the wall clock, and the hour is written some 10 s after, with no stream to close it.
     # (All within 5 minutes of the newest: none is late, in whatever order the partitions give them.)
     cluster.produce("artists", [Artist("a1", "Da Vinci", "Pop")])
-    cluster.produce("streams", [
-        Stream("s1", "c1", "a1", "2026-11-25T10:59:51Z"), Stream("s2", "c2", "a1", "2026-11-25T10:59:55Z"),
-        Stream("s3", "c1", "a2", "2026-11-25T10:59:58Z"), Stream("s4", "c3", "a3", "2026-11-25T11:04:50Z")])
+    cluster.produce(
+        "streams",
+        [
+            Stream("s1", "c1", "a1", "2026-11-25T10:59:51Z"),
+            Stream("s2", "c2", "a1", "2026-11-25T10:59:55Z"),
+            Stream("s3", "c1", "a2", "2026-11-25T10:59:58Z"),
+            Stream("s4", "c3", "a3", "2026-11-25T11:04:50Z"),
+        ],
+    )
     live = cluster.start("most_streamed_artists", {"UTOPIA_TAIL": "true"})
     try:
         cluster.wait_for("trending-artists", 1, timeout_s=120)
@@ -84,9 +95,19 @@ def test_while_tailing_an_hour_is_written_when_the_wall_clock_closes_it_with_no_
         live.send_signal(signal.SIGINT)  # a stop writes no hour (11:00-12:00 is still open)
         _, stderr = live.communicate(timeout=60)
     assert live.returncode == 0, stderr
-    assert cluster.read("trending-artists") == [("2026-11-25T10:00:00Z", {
-        "window_start": "2026-11-25T10:00:00Z", "window_end": "2026-11-25T11:00:00Z",
-        "top": [{"artistid": "a1", "name": "Da Vinci", "streams": 2}, {"artistid": "a2", "name": None, "streams": 1}]})]
+    assert cluster.read("trending-artists") == [
+        (
+            "2026-11-25T10:00:00Z",
+            {
+                "window_start": "2026-11-25T10:00:00Z",
+                "window_end": "2026-11-25T11:00:00Z",
+                "top": [
+                    {"artistid": "a1", "name": "Da Vinci", "streams": 2},
+                    {"artistid": "a2", "name": None, "streams": 1},
+                ],
+            },
+        )
+    ]
 
 
 def test_output_the_broker_refuses_fails_the_run_loudly(cluster):
@@ -121,7 +142,10 @@ def test_output_the_broker_refuses_fails_the_run_loudly(cluster):
 def test_unreachable_broker_is_one_line():
     done = subprocess.run(
         [sys.executable, "-m", "bytewax.run", "dataflows.customer_stream_count"],
-        env={"KAFKA_BOOTSTRAP_SERVERS": "localhost:1", "PATH": ""}, capture_output=True, text=True, timeout=60,
+        env={"KAFKA_BOOTSTRAP_SERVERS": "localhost:1", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert done.stderr.startswith("utopia customer_stream_count: cannot reach Kafka at localhost:1 within 10s")
@@ -132,11 +156,14 @@ def test_missing_input_topic_is_one_line(cluster):
     done = subprocess.run(
         [sys.executable, "-m", "bytewax.run", "dataflows.customer_stream_count"],
         env=cluster.env | {"UTOPIA_INPUT_PREFIX": "no-such-prefix-", "PATH": ""},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
-    assert done.stderr.startswith(
-        "utopia customer_stream_count: input topic(s) no-such-prefix-streams do not exist"), done.stderr
+    assert done.stderr.startswith("utopia customer_stream_count: input topic(s) no-such-prefix-streams do not exist"), (
+        done.stderr
+    )
 
 
 def test_sold_out_through_kafka(cluster):
@@ -147,10 +174,24 @@ def test_sold_out_through_kafka(cluster):
     done = cluster.run("sold_out")
     assert done.returncode == 0, done.stderr
     assert [value for _, value in cluster.read("event-alerts")] == [
-        {"eventid": "e1", "artistid": "a1", "venueid": "v1", "capacity": 10, "sold": 9, "remaining": 1,
-         "alert": "NEARLY_SOLD_OUT"},
-        {"eventid": "e1", "artistid": "a1", "venueid": "v1", "capacity": 10, "sold": 10, "remaining": 0,
-         "alert": "SOLD_OUT"},
+        {
+            "eventid": "e1",
+            "artistid": "a1",
+            "venueid": "v1",
+            "capacity": 10,
+            "sold": 9,
+            "remaining": 1,
+            "alert": "NEARLY_SOLD_OUT",
+        },
+        {
+            "eventid": "e1",
+            "artistid": "a1",
+            "venueid": "v1",
+            "capacity": 10,
+            "sold": 10,
+            "remaining": 0,
+            "alert": "SOLD_OUT",
+        },
     ]
     # Read in timestamp order, the event comes after every stream and the email. c2 and c3 both
     # reach 2 streams; which one first depends on records produced within one millisecond.
@@ -180,13 +221,20 @@ def test_a_created_topic_is_listed_when_create_returns(cluster):
 def test_a_dataflow_lists_each_output_topic_once():
     io = KafkaIO(Settings())
     sold_out.build(io)
-    assert sorted(io.outputs) == ["kafka-workshop-dead-letters", "kafka-workshop-event-alerts",
-                                  "kafka-workshop-event-streamer-alerts"]
+    assert sorted(io.outputs) == [
+        "kafka-workshop-dead-letters",
+        "kafka-workshop-event-alerts",
+        "kafka-workshop-event-streamer-alerts",
+    ]
 
 
 def test_records_the_broker_refuses_fail_the_generator_loudly(cluster):
     # Kafka 4 refuses timestamps more than an hour ahead: a data set starting tomorrow is not loaded.
     tomorrow = int(time.time() * 1000) + 86_400_000
     with pytest.raises(ConfigError, match=r"record\(s\) not delivered, the first to .*data-demo-"):
-        produce(cluster.settings, Sizes(customers=2, artists=1, events=1, tickets=1, streams=1, zipcodes=1), 1,
-                start_ms=tomorrow)
+        produce(
+            cluster.settings,
+            Sizes(customers=2, artists=1, events=1, tickets=1, streams=1, zipcodes=1),
+            1,
+            start_ms=tomorrow,
+        )

@@ -28,7 +28,8 @@ def test_a_missing_output_topic_is_named_with_the_command_that_creates_it():
     assert done.returncode == 1
     assert one_line(done.stderr) == (
         f"utopia customer_stream_count: output topic(s) {counts} do not exist on localhost:9092: create them with "
-        "`utopia topics create`, or set UTOPIA_CREATE_TOPICS=true to let the dataflow do it")
+        "`utopia topics create`, or set UTOPIA_CREATE_TOPICS=true to let the dataflow do it"
+    )
     cluster.produce("streams", STREAMS)
     done = cluster.run("customer_stream_count", env={"UTOPIA_CREATE_TOPICS": "true"})
     assert done.returncode == 0, done.stderr
@@ -36,11 +37,14 @@ def test_a_missing_output_topic_is_named_with_the_command_that_creates_it():
     assert counted == {"c0": 10, "c1": 10, "c2": 10}
 
 
-@pytest.mark.parametrize(("protocol", "extra"), [
-    ("SSL", {}),
-    ("SASL_SSL", {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}),
-    ("SASL_PLAINTEXT", {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}),
-])
+@pytest.mark.parametrize(
+    ("protocol", "extra"),
+    [
+        ("SSL", {}),
+        ("SASL_SSL", {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}),
+        ("SASL_PLAINTEXT", {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}),
+    ],
+)
 def test_a_security_protocol_the_broker_does_not_speak_is_named(protocol, extra):
     cluster = Cluster()
     done = cluster.run("customer_stream_count", env={"KAFKA_SECURITY_PROTOCOL": protocol} | extra)
@@ -91,6 +95,8 @@ def test_a_lost_peer_process_is_one_line_saying_what_to_do():
         first.kill()
         second.kill()
     assert first.returncode != 0
-    assert ("utopia customer_stream_count: process 1 of 2 lost (this is process 0); restart all 2 "
-            "(with -r to resume from the last snapshot)") in stderr, stderr
+    assert (
+        "utopia customer_stream_count: process 1 of 2 lost (this is process 0); restart all 2 "
+        "(with -r to resume from the last snapshot)"
+    ) in stderr, stderr
     assert "Traceback" not in stderr, stderr

@@ -17,14 +17,32 @@ from utopia.tools.generator import START_MS
 
 pytestmark = pytest.mark.kafka
 
-SMALL = ("--customers", "20", "--artists", "5", "--events", "6", "--tickets", "60", "--streams", "300",
-         "--zipcodes", "3")
+SMALL = (
+    "--customers",
+    "20",
+    "--artists",
+    "5",
+    "--events",
+    "6",
+    "--tickets",
+    "60",
+    "--streams",
+    "300",
+    "--zipcodes",
+    "3",
+)
 
 
 def generate(cluster: Cluster, *args: str) -> subprocess.CompletedProcess:
     """`utopia generate` of a small data set, as a user runs it, on the cluster's topics."""
-    return subprocess.run([sys.executable, "-m", "utopia.cli", "generate", *args, *SMALL], env=os.environ | cluster.env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "utopia.cli", "generate", *args, *SMALL],
+        env=os.environ | cluster.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def on_kafka(cluster: Cluster, name: str) -> list[tuple[int, str, dict]]:
@@ -54,7 +72,12 @@ def test_a_live_feed_after_a_data_set_never_sends_its_ids_with_other_fields():
     started_ms = int(time.time() * 1000)
     feed = subprocess.Popen(
         [sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "300"],
-        env=os.environ | cluster.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        env=os.environ | cluster.env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:  # until the feed has sent events and tickets to them

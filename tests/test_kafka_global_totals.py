@@ -77,10 +77,15 @@ def test_two_processes_give_the_exact_totals():
     event = next(r for r in world if isinstance(r, Event))
     # Tickets before their event, one for an event that never comes, a customer re-sent, an event
     # moved into the past, a stream without customer, and a bad record.
-    early = [Ticket("t-early-1", customer.id, "e-late", 10.0), Ticket("t-early-2", customer.id, "e-late", 10.0),
-             Ticket("t-lost", customer.id, "e-never", 10.0)]
-    events = [Event("e-late", event.artistid, event.venueid, 10, "2001-01-01 00:00:00.0"),
-              msgspec.structs.replace(event, eventdate="2001-01-01 00:00:00.0")]
+    early = [
+        Ticket("t-early-1", customer.id, "e-late", 10.0),
+        Ticket("t-early-2", customer.id, "e-late", 10.0),
+        Ticket("t-lost", customer.id, "e-never", 10.0),
+    ]
+    events = [
+        Event("e-late", event.artistid, event.venueid, 10, "2001-01-01 00:00:00.0"),
+        msgspec.structs.replace(event, eventdate="2001-01-01 00:00:00.0"),
+    ]
     extra = [customer, Stream("s-anonymous")]
     cluster.produce("tickets", early)
     cluster.produce("events", events)
@@ -93,8 +98,13 @@ def test_two_processes_give_the_exact_totals():
 
     def start(process_id: int) -> subprocess.Popen:
         command = ["-m", "bytewax.run", "dataflows.global_totals", "-i", str(process_id), "-a", addresses]
-        return subprocess.Popen([sys.executable, *command], env=os.environ | cluster.env | flush_often, cwd=ROOT,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, *command],
+            env=os.environ | cluster.env | flush_often,
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     first = start(0)
     _wait_listening(ports[0], first)  # the other connects to it, and timely retries only after a second
@@ -107,14 +117,16 @@ def test_two_processes_give_the_exact_totals():
     assert expected["tickets"] == WORLD.tickets + 2 and expected["customers"] == WORLD.customers
     assert without_as_of(last_totals(cluster.read("global-totals"))) == expected
     assert Counter((key, value["error"].split(":")[0]) for key, value in cluster.read("dead-letters")) == Counter(
-        [(None, "not valid JSON"), ("t-lost", "waited for event e-never, which never arrived")])
+        [(None, "not valid JSON"), ("t-lost", "waited for event e-never, which never arrived")]
+    )
 
 
 def test_while_tailing_an_event_that_takes_place_shows_with_no_new_record():
     cluster = Cluster()
     cluster.produce("customers", [Customer("c1")])
-    live = cluster.start("global_totals", {"UTOPIA_TAIL": "true", "UTOPIA_MAX_IDLE_MS": "200",
-                                           "UTOPIA_CHANGELOG_FLUSH_MS": "100"})
+    live = cluster.start(
+        "global_totals", {"UTOPIA_TAIL": "true", "UTOPIA_MAX_IDLE_MS": "200", "UTOPIA_CHANGELOG_FLUSH_MS": "100"}
+    )
     try:
         cluster.wait_for("global-totals", 1, timeout_s=120)  # it runs
         # Far enough ahead that the event is read before it takes place, even on a busy machine.
@@ -126,5 +138,6 @@ def test_while_tailing_an_event_that_takes_place_shows_with_no_new_record():
         live.wait(timeout=120)
     assert [without_as_of(value) for value in values] == [
         {"customers": 1, "streams": 0, "events": events, "tickets": 0, "events_occurred": occurred}
-        for events, occurred in ((0, 0), (1, 0), (1, 1))]
+        for events, occurred in ((0, 0), (1, 0), (1, 1))
+    ]
     assert datetime.fromisoformat(values[2]["as_of"]) >= soon

@@ -49,8 +49,13 @@ def put(cluster: Cluster, records: list) -> None:
     """Records of the data set to the input topics, as `utopia generate` sends them."""
     producer, encoder = Producer(cluster.settings.kafka_config()), msgspec.json.Encoder()
     for record in records:
-        send(producer, cluster.settings.topics.input(record.topic), record.key, encoder.encode(record.value),
-             record.timestamp)
+        send(
+            producer,
+            cluster.settings.topics.input(record.topic),
+            record.key,
+            encoder.encode(record.value),
+            record.timestamp,
+        )
     producer.flush()
 
 
@@ -87,8 +92,11 @@ def killed_and_resumed(cluster, records, tmp_path, dataflow, started: str, midwa
     resumed = cluster.run(dataflow, *flags, env={"UTOPIA_TAIL": "false"})
     assert resumed.returncode == 0, resumed.stderr
     [line] = [line for line in resumed.stderr.splitlines() if "recovery: resuming" in line]
-    done = re.search(rf"resuming from {recovery}, the snapshot before epoch \d+: (\d+) input partition\(s\) "
-                     r"go on after ([\d,]+) records already done", line)
+    done = re.search(
+        rf"resuming from {recovery}, the snapshot before epoch \d+: (\d+) input partition\(s\) "
+        r"go on after ([\d,]+) records already done",
+        line,
+    )
     assert done is not None, line
     assert int(done[1]) == 3 * INPUTS[dataflow] and 0 < int(done[2].replace(",", "")) < len(records), line
 
@@ -110,8 +118,10 @@ def snapshotted(recovery, timeout_s: float = 120) -> None:
 
 def test_sold_out_killed_and_resumed_misses_no_alert(world, tmp_path, monkeypatch):
     cluster, files, records = world
-    expected = {output: uninterrupted(cluster, files, tmp_path, monkeypatch, "sold_out", output)
-                for output in ("event-alerts", "event-streamer-alerts")}
+    expected = {
+        output: uninterrupted(cluster, files, tmp_path, monkeypatch, "sold_out", output)
+        for output in ("event-alerts", "event-streamer-alerts")
+    }
     killed_and_resumed(cluster, records, tmp_path, "sold_out", "event-streamer-alerts", "event-alerts")
     for output, records in expected.items():
         want = Counter(json.dumps(r, sort_keys=True) for r in records)
@@ -125,9 +135,11 @@ def test_sold_out_killed_and_resumed_misses_no_alert(world, tmp_path, monkeypatc
 def test_top_customer_artists_killed_and_resumed_ends_on_every_final_value(world, tmp_path, monkeypatch):
     cluster, files, records = world
     expected = dict(
-        uninterrupted(cluster, files, tmp_path, monkeypatch, "top_customer_artists", "top-customer-artists"))
-    killed_and_resumed(cluster, records, tmp_path, "top_customer_artists", "top-customer-artists",
-                       "top-customer-artists")
+        uninterrupted(cluster, files, tmp_path, monkeypatch, "top_customer_artists", "top-customer-artists")
+    )
+    killed_and_resumed(
+        cluster, records, tmp_path, "top_customer_artists", "top-customer-artists", "top-customer-artists"
+    )
     finals = dict(cluster.read("top-customer-artists"))  # the last value of each key
     # The first run reads a live feed: a partition still idle when another gets records is not waited
     # for (docs/outputs.md#ordering), so which of two artists with equal counts got there first may
@@ -161,20 +173,28 @@ def test_a_ticket_that_waits_in_another_process_until_the_end_is_dead_lettered_a
     topic = cluster.settings.topics.input("tickets")
     for n in range(60):  # events on every worker's shards: some tickets cross, whichever partitions a process reads
         value = f'{{"id": "t-orphan-{n}", "customerid": "c-{n}", "eventid": "e-never-{n % 12}", "price": 2.5}}'.encode()
-        producer.produce(topic, value, f"t-orphan-{n}".encode(),
-                         on_delivery=lambda error, message: sent.append((message.partition(), message.offset(),
-                                                                         message.key().decode(), message.value())))
+        producer.produce(
+            topic,
+            value,
+            f"t-orphan-{n}".encode(),
+            on_delivery=lambda error, message: sent.append(
+                (message.partition(), message.offset(), message.key().decode(), message.value())
+            ),
+        )
     producer.flush()
     assert {partition for partition, *_ in sent} == {0, 1, 2}  # read by both processes
     addresses = ";".join(f"localhost:{port}" for port in free_ports(2))
-    processes = [cluster.start("purchase_event_ticket", {"UTOPIA_TAIL": "false"}, ("-i", str(i), "-a", addresses))
-                 for i in range(2)]
+    processes = [
+        cluster.start("purchase_event_ticket", {"UTOPIA_TAIL": "false"}, ("-i", str(i), "-a", addresses))
+        for i in range(2)
+    ]
     for process in processes:
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr
     letters = [letter for _, letter in cluster.read("dead-letters") if "event e-never-" in letter["error"]]
     assert sorted((d["topic"], d["partition"], d["offset"], d["key"], d["value"]) for d in letters) == sorted(
-        (topic, partition, offset, key, value.decode()) for partition, offset, key, value in sent)
+        (topic, partition, offset, key, value.decode()) for partition, offset, key, value in sent
+    )
     assert {d["error"] for d in letters} == {f"waited for event e-never-{n}, which never arrived" for n in range(12)}
     assert len(cluster.read("ticket-response")) == WORLD.tickets  # every other ticket answered
 
@@ -189,18 +209,22 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-@pytest.mark.parametrize(("dataflow", "output"), [
-    ("customer_stream_count", "customer-stream-count"),
-    ("top_customer_artists", "top-customer-artists"),
-    ("must_see_venue", "must-see-venue"),  # each process learns every event's venue from the other (`everywhere`)
-])
+@pytest.mark.parametrize(
+    ("dataflow", "output"),
+    [
+        ("customer_stream_count", "customer-stream-count"),
+        ("top_customer_artists", "top-customer-artists"),
+        ("must_see_venue", "must-see-venue"),  # each process learns every event's venue from the other (`everywhere`)
+    ],
+)
 def test_two_processes_of_two_workers_give_what_one_worker_gives(world, tmp_path, monkeypatch, dataflow, output):
     cluster, files, records = world
     put(cluster, records)
     expected = dict(uninterrupted(cluster, files, tmp_path, monkeypatch, dataflow, output))
     addresses = ";".join(f"localhost:{port}" for port in free_ports(2))
-    processes = [cluster.start(dataflow, {"UTOPIA_TAIL": "false"}, ("-w", "2", "-i", str(i), "-a", addresses))
-                 for i in range(2)]
+    processes = [
+        cluster.start(dataflow, {"UTOPIA_TAIL": "false"}, ("-w", "2", "-i", str(i), "-a", addresses)) for i in range(2)
+    ]
     for process in processes:
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr

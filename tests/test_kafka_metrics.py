@@ -31,8 +31,10 @@ def test_records_read_written_dead_lettered_and_waiting_are_counted_while_it_run
     cluster.produce("events", [Event("e1", "a1", "v1", 1)])
     cluster.produce("tickets", [Ticket("t3", "c0", "e1")])  # sells it out: two event alerts
     port = free_port()
-    live = cluster.start("sold_out", {"UTOPIA_TAIL": "true", "BYTEWAX_DATAFLOW_API_ENABLED": "true",
-                                      "BYTEWAX_DATAFLOW_API_PORT": str(port)})
+    live = cluster.start(
+        "sold_out",
+        {"UTOPIA_TAIL": "true", "BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port)},
+    )
     try:
         cluster.wait_for("dead-letters", 1, timeout_s=120)
         deadline = time.monotonic() + 120

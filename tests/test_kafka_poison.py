@@ -47,6 +47,7 @@ def test_records_too_large_for_a_message_become_dead_letters_and_the_run_goes_on
     counts = cluster.settings.topics.output("customer-stream-count")
     too_large = next(letter for letter in letters if letter["topic"] == counts)
     assert too_large["error"] == (
-        "output too large: 1,200,029 bytes with its key, more than the 998,976 a message may have")
+        "output too large: 1,200,029 bytes with its key, more than the 998,976 a message may have"
+    )
     assert (too_large["partition"], too_large["offset"], too_large["key"]) == (-1, -1, huge)
     assert len(letters) == 2

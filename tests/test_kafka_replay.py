@@ -42,14 +42,17 @@ def comparable(name: str, records: list[tuple[str | None, dict]]):
     return Counter((key, json.dumps(value, sort_keys=True)) for key, value in records)
 
 
-@pytest.mark.parametrize(("dataflow", "outputs"), [
-    ("sold_out", ["event-alerts", "event-streamer-alerts"]),
-    ("most_streamed_artists", ["top-artists", "customers-by-top-artist", "trending-artists"]),
-    ("purchase_event_ticket", ["ticket-response"]),
-    ("must_see_venue", ["must-see-venue"]),
-    ("suggested_events_genre", ["genre-event-suggestions"]),
-    ("suggested_events_location", ["zipcode-tickets", "zipcode-popular-event-alerts"]),
-])
+@pytest.mark.parametrize(
+    ("dataflow", "outputs"),
+    [
+        ("sold_out", ["event-alerts", "event-streamer-alerts"]),
+        ("most_streamed_artists", ["top-artists", "customers-by-top-artist", "trending-artists"]),
+        ("purchase_event_ticket", ["ticket-response"]),
+        ("must_see_venue", ["must-see-venue"]),
+        ("suggested_events_genre", ["genre-event-suggestions"]),
+        ("suggested_events_location", ["zipcode-tickets", "zipcode-popular-event-alerts"]),
+    ],
+)
 def test_a_replay_gives_the_outputs_of_file_mode(replay, tmp_path, monkeypatch, dataflow, outputs):
     cluster, files = replay
     done = cluster.run(dataflow)
@@ -65,16 +68,19 @@ def test_a_replay_gives_the_outputs_of_file_mode(replay, tmp_path, monkeypatch, 
         assert comparable(output, from_kafka) == comparable(output, from_files), output
 
 
-
 def test_a_file_out_of_timestamp_order_is_read_as_kafka_reads_its_partition(tmp_path, monkeypatch):
     # t2 is older than the event and than t1 before it: both modes keep it after t1, as if it had t1's
     # timestamp, so t1 gets the one seat (read by timestamp, t2 would have come first and got it).
     cluster = Cluster()
     at = int(time.time() * 1000) - 3_600_000
     event = {"id": "e1", "capacity": 1, "eventdate": "2099-03-01T20:00:00Z"}
-    inputs = {"events": [("e1", event, at + 2)], "tickets": [
-        ("t1", {"id": "t1", "customerid": "c1", "eventid": "e1"}, at + 5),
-        ("t2", {"id": "t2", "customerid": "c2", "eventid": "e1"}, at + 1)]}
+    inputs = {
+        "events": [("e1", event, at + 2)],
+        "tickets": [
+            ("t1", {"id": "t1", "customerid": "c1", "eventid": "e1"}, at + 5),
+            ("t2", {"id": "t2", "customerid": "c2", "eventid": "e1"}, at + 1),
+        ],
+    }
     producer = Producer(cluster.settings.kafka_config())
     (tmp_path / "in").mkdir()
     for topic, records in inputs.items():
@@ -90,9 +96,15 @@ def test_a_file_out_of_timestamp_order_is_read_as_kafka_reads_its_partition(tmp_
     run_on_files("purchase_event_ticket", tmp_path / "in", tmp_path / "out")
     out = tmp_path / "out" / f"{cluster.settings.topics.output('ticket-response')}.jsonl"
     from_files = [(line["key"], line["value"]) for line in map(json.loads, out.open())]
-    assert cluster.read("ticket-response") == from_files == [
-        ("t1", {"ticketid": "t1", "eventid": "e1", "customerid": "c1", "status": "CONFIRMED", "remaining": 0}),
-        ("t2", {"ticketid": "t2", "eventid": "e1", "customerid": "c2", "status": "REJECTED", "remaining": 0})]
+    assert (
+        cluster.read("ticket-response")
+        == from_files
+        == [
+            ("t1", {"ticketid": "t1", "eventid": "e1", "customerid": "c1", "status": "CONFIRMED", "remaining": 0}),
+            ("t2", {"ticketid": "t2", "eventid": "e1", "customerid": "c2", "status": "REJECTED", "remaining": 0}),
+        ]
+    )
+
 
 def test_a_quiet_topic_does_not_stall_a_live_dataflow():
     # Tailing, with no email and no stream at all: those partitions hold the others back for at
@@ -128,7 +140,8 @@ def test_a_resume_from_recovery_continues_where_it_stopped(tmp_path):
     second = cluster.run("sold_out", *flags)
     assert second.returncode == 0, second.stderr
     assert sorted((key, value["alert"], value["sold"]) for key, value in cluster.read("event-alerts")) == [
-        (f"e{n}", alert, 4) for n in range(3) for alert in ("NEARLY_SOLD_OUT", "SOLD_OUT")]
+        (f"e{n}", alert, 4) for n in range(3) for alert in ("NEARLY_SOLD_OUT", "SOLD_OUT")
+    ]
 
 
 def test_with_two_workers_every_ticket_counts_once_in_a_zip(replay, tmp_path, monkeypatch):

@@ -58,18 +58,42 @@ def test_input_topics_are_created_to_keep_their_records_whatever_their_age():
 def test_a_data_set_the_broker_would_delete_for_its_age_is_refused_in_one_line_and_loaded_with_a_later_start():
     cluster = Cluster()
     topic = keep_a_week(cluster, "streams")
-    command = [sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--customers", "3", "--artists", "2",
-               "--events", "2", "--tickets", "5", "--streams", "7"]
-    refused = subprocess.run(command, env=os.environ | cluster.env, cwd=ROOT, capture_output=True, text=True,
-                             timeout=120)
+    command = [
+        sys.executable,
+        "-m",
+        "utopia.cli",
+        "generate",
+        "--to",
+        "kafka",
+        "--customers",
+        "3",
+        "--artists",
+        "2",
+        "--events",
+        "2",
+        "--tickets",
+        "5",
+        "--streams",
+        "7",
+    ]
+    refused = subprocess.run(
+        command, env=os.environ | cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert refused.returncode == 2
-    assert refused.stderr.startswith(f"utopia: {topic} keeps records 7 days (retention.ms={WEEK_MS}) and this data "
-                                     "set starts 2026-11-01T00:00:00Z, "), refused.stderr
+    assert refused.stderr.startswith(
+        f"utopia: {topic} keeps records 7 days (retention.ms={WEEK_MS}) and this data set starts 2026-11-01T00:00:00Z, "
+    ), refused.stderr
     assert refused.stderr.count("\n") == 1 and "Start it later (--start yesterday)" in refused.stderr
     assert not any(read_messages(cluster.settings.kafka_config(), t) for t in cluster.settings.topics.all_inputs())
 
-    loaded = subprocess.run([*command, "--start", "yesterday"], env=os.environ | cluster.env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    loaded = subprocess.run(
+        [*command, "--start", "yesterday"],
+        env=os.environ | cluster.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert loaded.returncode == 0, loaded.stderr
     assert len(read_messages(cluster.settings.kafka_config(), topic)) == 7
 
@@ -81,11 +105,13 @@ def test_a_dataflow_whose_input_records_were_deleted_says_so_in_one_line_and_rea
     assert done.returncode == 0, done.stderr
     told = [line for line in done.stderr.splitlines() if "deleted" in line]
     assert len(told) == 1, done.stderr
-    assert told[0].endswith(f"customer_stream_count WARNING {topic}: the broker deleted 5 record(s) of partition 0 "
-                            f"(offsets 0 to 4) before this dataflow read them (it keeps records 7 days, retention.ms="
-                            f"{WEEK_MS}; to keep loaded data, give it recent timestamps (utopia generate --start "
-                            "yesterday) or keep the topics' records longer (retention.ms=-1, as `utopia topics "
-                            "create` makes input topics))"), told
+    assert told[0].endswith(
+        f"customer_stream_count WARNING {topic}: the broker deleted 5 record(s) of partition 0 "
+        f"(offsets 0 to 4) before this dataflow read them (it keeps records 7 days, retention.ms="
+        f"{WEEK_MS}; to keep loaded data, give it recent timestamps (utopia generate --start "
+        "yesterday) or keep the topics' records longer (retention.ms=-1, as `utopia topics "
+        "create` makes input topics))"
+    ), told
     counts = dict(cluster.read("customer-stream-count"))
     assert {key: value["streams"] for key, value in counts.items()} == {"c0": 2, "c1": 3}
 
@@ -109,6 +135,5 @@ def test_a_resume_below_the_first_record_the_broker_keeps_is_told_and_goes_on_fr
         f"{topic}: the broker deleted 3 record(s) of partition 0 (offsets 3 to 5) before this dataflow read them (it "
         f"keeps records 7 days, retention.ms={WEEK_MS}; to keep loaded data, give it recent timestamps (utopia "
         "generate --start yesterday) or keep the topics' records longer (retention.ms=-1, as `utopia topics create` "
-        "makes input topics))"]
-
-
+        "makes input topics))"
+    ]

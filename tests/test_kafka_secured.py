@@ -45,8 +45,14 @@ def broker(tmp_path_factory):
 
 def run(env: dict[str, str], *command: str) -> subprocess.CompletedProcess:
     command = command or ("-m", "bytewax.run", "dataflows.customer_stream_count")
-    return subprocess.run([sys.executable, *command], env=os.environ | env | {"UTOPIA_TAIL": "false"}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, *command],
+        env=os.environ | env | {"UTOPIA_TAIL": "false"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def one_line(stderr: str) -> str:
@@ -66,8 +72,10 @@ def test_a_wrong_password_says_so_and_which_variables_to_check(broker):
     done = run(broker.env("alice", password="not-the-password"))
     assert done.returncode == 1
     line = one_line(done.stderr)
-    assert line.startswith(f"utopia customer_stream_count: Kafka at localhost:{broker.port} refused the credentials "
-                           "of KAFKA_SASL_USERNAME='alice'"), line
+    assert line.startswith(
+        f"utopia customer_stream_count: Kafka at localhost:{broker.port} refused the credentials "
+        "of KAFKA_SASL_USERNAME='alice'"
+    ), line
     assert line.endswith("check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
     assert "not-the-password" not in done.stderr
 
@@ -85,12 +93,29 @@ def test_a_plaintext_client_on_a_tls_port_is_told_the_port_speaks_tls(broker, pr
     assert done.returncode == 1
     assert one_line(done.stderr) == (
         f"utopia customer_stream_count: Kafka at localhost:{broker.port} speaks TLS, and KAFKA_SECURITY_PROTOCOL="
-        f"{protocol} does not: set KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SSL)")
+        f"{protocol} does not: set KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SSL)"
+    )
 
 
 def test_the_generator_denied_a_write_says_so_in_one_line(broker):
-    done = run(broker.env("alice"), "-m", "utopia.cli", "generate", "--to", "kafka",
-               "--customers", "2", "--artists", "1", "--events", "1", "--tickets", "1", "--streams", "1")
+    done = run(
+        broker.env("alice"),
+        "-m",
+        "utopia.cli",
+        "generate",
+        "--to",
+        "kafka",
+        "--customers",
+        "2",
+        "--artists",
+        "1",
+        "--events",
+        "1",
+        "--tickets",
+        "1",
+        "--streams",
+        "1",
+    )
     assert done.returncode != 0
     lines = [line for line in done.stderr.splitlines() if line.startswith("utopia")]
     assert "Traceback" not in done.stderr, done.stderr
@@ -100,10 +125,24 @@ def test_the_generator_denied_a_write_says_so_in_one_line(broker):
 def test_a_broker_outage_is_told_once_when_it_starts_and_once_when_it_answers_again(broker):
     import signal
 
-    env = os.environ | broker.env("alice") | {"UTOPIA_TAIL": "true", "UTOPIA_OUTPUT_PREFIX": "kafka-workshop-outage-",
-                                                 "UTOPIA_CREATE_TOPICS": "true", "UTOPIA_CHANGELOG_FLUSH_MS": "100"}
-    live = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflows.customer_stream_count"], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = (
+        os.environ
+        | broker.env("alice")
+        | {
+            "UTOPIA_TAIL": "true",
+            "UTOPIA_OUTPUT_PREFIX": "kafka-workshop-outage-",
+            "UTOPIA_CREATE_TOPICS": "true",
+            "UTOPIA_CHANGELOG_FLUSH_MS": "100",
+        }
+    )
+    live = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "dataflows.customer_stream_count"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     said = Said(live)
     output = "kafka-workshop-outage-customer-stream-count"
     with through_an_outage(broker, live):
@@ -174,18 +213,27 @@ def test_exactly_once_needs_the_transactional_id_acl_says_so_in_one_line_and_run
     recovery = tmp_path / "recovery"
     recovery.mkdir()
     subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
-    env = broker.env("alice") | {"UTOPIA_GUARANTEE": "exactly-once", "UTOPIA_OUTPUT_PREFIX": "kafka-workshop-eos-",
-                                 "UTOPIA_CREATE_TOPICS": "true"}
+    env = broker.env("alice") | {
+        "UTOPIA_GUARANTEE": "exactly-once",
+        "UTOPIA_OUTPUT_PREFIX": "kafka-workshop-eos-",
+        "UTOPIA_CREATE_TOPICS": "true",
+    }
     flags = ("-m", "bytewax.run", "dataflows.customer_stream_count", "-r", str(recovery), "-s", "1", "-b", "0")
     done = run(env, *flags)
     assert done.returncode == 1
     line = one_line(done.stderr)
-    assert line.startswith("utopia customer_stream_count: Kafka refused the transactional id "
-                           "kafka-workshop-eos-customer_stream_count-permissions"), line
+    assert line.startswith(
+        "utopia customer_stream_count: Kafka refused the transactional id "
+        "kafka-workshop-eos-customer_stream_count-permissions"
+    ), line
     assert "WRITE and DESCRIBE on transactional ids with the prefix kafka-workshop-eos-" in line, line
 
-    broker.grant(*(allow("alice", ResourceType.TRANSACTIONAL_ID, "kafka-workshop-", operation)
-                   for operation in (AclOperation.WRITE, AclOperation.DESCRIBE)))
+    broker.grant(
+        *(
+            allow("alice", ResourceType.TRANSACTIONAL_ID, "kafka-workshop-", operation)
+            for operation in (AclOperation.WRITE, AclOperation.DESCRIBE)
+        )
+    )
     done = run(env, *flags)
     assert done.returncode == 0, done.stderr
     counts = read_topic(broker.admin_config(), "kafka-workshop-eos-customer-stream-count")
@@ -198,8 +246,14 @@ def test_a_live_feed_through_an_outage_logs_a_few_lines_and_stops_cleanly(broker
 
     env = os.environ | broker.env("admin") | {"UTOPIA_INPUT_PREFIX": "outage-feed-"}
     create(Settings.from_env(env), partitions=1, quiet=True)
-    feed = subprocess.Popen([sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "50"],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    feed = subprocess.Popen(
+        [sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "50"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     said = Said(feed)
     with through_an_outage(broker, feed):
         produced_to(broker, "outage-feed-streams", more_than=0)
@@ -242,9 +296,17 @@ def test_outputs_the_principal_may_not_write_are_named_before_the_run_starts_in_
     # producer's id, and sold_out aborted after 167 lines (rc 134) naming neither topic nor ACL.
     addresses = f"localhost:{free_port()};localhost:{free_port()}"
     env = os.environ | broker.env("bob") | {"UTOPIA_TAIL": "false"}
-    processes = [subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflows.sold_out", "-i", str(i), "-a",
-                                   addresses], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  text=True) for i in (0, 1)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", "dataflows.sold_out", "-i", str(i), "-a", addresses],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (0, 1)
+    ]
     try:
         stderrs = [process.communicate(timeout=120)[1] for process in processes]
     finally:
@@ -255,14 +317,18 @@ def test_outputs_the_principal_may_not_write_are_named_before_the_run_starts_in_
         assert one_line(stderr) == (
             "utopia sold_out: the principal (KAFKA_SASL_USERNAME='bob') may not write to output topic(s) "
             "kafka-workshop-dead-letters, kafka-workshop-event-alerts, kafka-workshop-event-streamer-alerts: it needs "
-            "WRITE on them (a topic ACL on each name, or on the prefix kafka-workshop-)")
+            "WRITE on them (a topic ACL on each name, or on the prefix kafka-workshop-)"
+        )
 
 
 def test_a_group_an_input_and_outputs_the_principal_may_not_use_are_named_in_one_line(broker):
     # Prefixes the ACLs do not cover: bob may see kafka-workshop-in-streams but not read it, and
     # may not even see the team-bob- outputs (nor whether they exist) or use its group.
-    create(Settings.from_env(broker.env("admin") | {"UTOPIA_INPUT_PREFIX": "kafka-workshop-in-"}),
-           names=["kafka-workshop-in-streams"], quiet=True)
+    create(
+        Settings.from_env(broker.env("admin") | {"UTOPIA_INPUT_PREFIX": "kafka-workshop-in-"}),
+        names=["kafka-workshop-in-streams"],
+        quiet=True,
+    )
     done = run(broker.env("bob") | {"UTOPIA_INPUT_PREFIX": "kafka-workshop-in-", "UTOPIA_OUTPUT_PREFIX": "team-bob-"})
     assert done.returncode == 1
     assert one_line(done.stderr) == (
@@ -271,7 +337,8 @@ def test_a_group_an_input_and_outputs_the_principal_may_not_use_are_named_in_one
         "team-bob-); may not read input topic(s) kafka-workshop-in-streams: it needs READ on them (a topic ACL on "
         "each name, or on the prefix kafka-workshop-in-); may not describe output topic(s) team-bob-dead-letters, "
         "team-bob-customer-stream-count (nor learn whether they exist): it needs DESCRIBE and WRITE on them (a topic "
-        "ACL on each name, or on the prefix team-bob-)")
+        "ACL on each name, or on the prefix team-bob-)"
+    )
 
 
 IDEMPOTENT_WRITE = """
@@ -300,7 +367,8 @@ def test_a_refused_idempotent_producer_is_one_line_naming_the_permissions(broker
         "utopia customer_stream_count: cannot write to kafka-workshop-customer-stream-count (Failed to acquire "
         f"idempotence PID from broker sasl_ssl://localhost:{broker.port}/1: Broker: Cluster authorization failed): "
         "the principal (KAFKA_SASL_USERNAME='bob') needs WRITE on the output topics (Kafka 3.0 and later), or "
-        "IDEMPOTENT_WRITE on the cluster (before 3.0)"], done.stderr
+        "IDEMPOTENT_WRITE on the cluster (before 3.0)"
+    ], done.stderr
     assert "Traceback" not in done.stderr and "FATAL" not in done.stderr, done.stderr
 
 
@@ -308,20 +376,36 @@ def test_a_write_permission_revoked_while_running_ends_the_run_in_one_line_namin
     import time
 
     prefix = "kafka-workshop-revoked-"  # inputs of its own too: the other tests count the streams they wrote
-    settings = Settings.from_env(broker.env("admin") | {"UTOPIA_INPUT_PREFIX": f"{prefix}in-",
-                                                        "UTOPIA_OUTPUT_PREFIX": prefix})
+    settings = Settings.from_env(
+        broker.env("admin") | {"UTOPIA_INPUT_PREFIX": f"{prefix}in-", "UTOPIA_OUTPUT_PREFIX": prefix}
+    )
     counts, streams = settings.topics.output("customer-stream-count"), settings.topics.input("streams")
     create(settings, names=[streams, counts, settings.topics.output("dead-letters")], quiet=True)
-    read, write = (allow("bob", ResourceType.TOPIC, prefix, operation) for operation in (AclOperation.READ,
-                                                                                          AclOperation.WRITE))
+    read, write = (
+        allow("bob", ResourceType.TOPIC, prefix, operation) for operation in (AclOperation.READ, AclOperation.WRITE)
+    )
     broker.grant(read, write)
     producer = Producer(broker.admin_config())
     send(producer, streams, "s0", msgspec.json.encode(Stream("s0", "c0", "a1")))
     producer.flush()
-    env = os.environ | broker.env("bob") | {"UTOPIA_TAIL": "true", "UTOPIA_INPUT_PREFIX": f"{prefix}in-",
-                                             "UTOPIA_OUTPUT_PREFIX": prefix, "UTOPIA_CHANGELOG_FLUSH_MS": "0"}
-    live = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflows.customer_stream_count"], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = (
+        os.environ
+        | broker.env("bob")
+        | {
+            "UTOPIA_TAIL": "true",
+            "UTOPIA_INPUT_PREFIX": f"{prefix}in-",
+            "UTOPIA_OUTPUT_PREFIX": prefix,
+            "UTOPIA_CHANGELOG_FLUSH_MS": "0",
+        }
+    )
+    live = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "dataflows.customer_stream_count"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not read_topic(broker.admin_config(), counts):  # it runs, and writes
@@ -342,8 +426,10 @@ def test_a_write_permission_revoked_while_running_ends_the_run_in_one_line_namin
     assert live.returncode == 1, stderr
     lines = [line for line in stderr.splitlines() if line.startswith("utopia ")]
     assert len(lines) == 1 and lines[0].startswith("utopia customer_stream_count: "), stderr
-    assert lines[0].endswith(f"record(s) not delivered to {counts}: Broker: Topic authorization failed: the principal "
-                             f"(KAFKA_SASL_USERNAME='bob') needs WRITE on {counts}"), stderr
+    assert lines[0].endswith(
+        f"record(s) not delivered to {counts}: Broker: Topic authorization failed: the principal "
+        f"(KAFKA_SASL_USERNAME='bob') needs WRITE on {counts}"
+    ), stderr
     assert "Traceback" not in stderr and "panic" not in stderr, stderr
 
 
@@ -355,14 +441,21 @@ def test_tail_reads_an_output_as_the_workshop_user_and_topics_delete_is_refused_
     producer.produce("kafka-workshop-tools-global-totals", b'{"customers":2}', b"totals", partition=0, timestamp=1000)
     assert producer.flush(30) == 0
     tail = run(env, "-m", "utopia.cli", "tail", "global-totals")
-    assert (tail.returncode, tail.stdout, tail.stderr) == (0, '{"topic":"kafka-workshop-tools-global-totals",'
-                                                              '"partition":0,"offset":0,"timestamp":1000,"key":"totals",'
-                                                              '"value":{"customers":2}}\n', "")
+    assert (tail.returncode, tail.stdout, tail.stderr) == (
+        0,
+        '{"topic":"kafka-workshop-tools-global-totals",'
+        '"partition":0,"offset":0,"timestamp":1000,"key":"totals",'
+        '"value":{"customers":2}}\n',
+        "",
+    )
 
     refused = run(env, "-m", "utopia.cli", "topics", "delete", "--yes")  # alice may only read the inputs
     assert refused.returncode == 2
-    assert re.fullmatch(r"utopia: cannot delete topic data-demo-\w+: Broker: Topic authorization failed \(the outputs "
-                        r"are deleted; --outputs-only keeps the inputs\)", one_line(refused.stderr)), refused.stderr
+    assert re.fullmatch(
+        r"utopia: cannot delete topic data-demo-\w+: Broker: Topic authorization failed \(the outputs "
+        r"are deleted; --outputs-only keeps the inputs\)",
+        one_line(refused.stderr),
+    ), refused.stderr
     left = set(AdminClient(broker.admin_config()).list_topics(timeout=30).topics)
     assert not {t for t in left if t.startswith("kafka-workshop-tools-")}
     assert {f"data-demo-{name}" for name in INPUT_RECORDS} <= left
@@ -370,8 +463,9 @@ def test_tail_reads_an_output_as_the_workshop_user_and_topics_delete_is_refused_
 
 def watched(broker, prefix: str) -> subprocess.CompletedProcess:
     """`utopia watch --once` as alice, on the outputs of `prefix`, on a terminal wide enough for a note on one line."""
-    return run(broker.env("alice") | {"UTOPIA_OUTPUT_PREFIX": prefix, "COLUMNS": "300"},
-               "-m", "utopia.cli", "watch", "--once")
+    return run(
+        broker.env("alice") | {"UTOPIA_OUTPUT_PREFIX": prefix, "COLUMNS": "300"}, "-m", "utopia.cli", "watch", "--once"
+    )
 
 
 def notes_of(frame: str) -> list[str]:
@@ -395,11 +489,25 @@ def test_watch_names_the_outputs_it_may_not_read_shows_the_others_and_ends_with_
     create(Settings.from_env(broker.env("admin") | {"UTOPIA_OUTPUT_PREFIX": prefix}), partitions=3, quiet=True)
     producer = Producer(broker.admin_config())
     send(producer, f"{prefix}global-totals", "totals", msgspec.json.encode(TOTALS))
-    send(producer, f"{prefix}dead-letters", "t-1", msgspec.json.encode(
-        DeadLetter("sold_out", "data-demo-tickets", 0, 1, "t-1", "{", "not valid JSON")))
+    send(
+        producer,
+        f"{prefix}dead-letters",
+        "t-1",
+        msgspec.json.encode(DeadLetter("sold_out", "data-demo-tickets", 0, 1, "t-1", "{", "not valid JSON")),
+    )
     producer.flush()
-    deny = [AclBinding(ResourceType.TOPIC, f"{prefix}{name}", ResourcePatternType.LITERAL, "User:alice", "*",
-                       AclOperation.READ, AclPermissionType.DENY) for name in ("event-alerts", "dead-letters")]
+    deny = [
+        AclBinding(
+            ResourceType.TOPIC,
+            f"{prefix}{name}",
+            ResourcePatternType.LITERAL,
+            "User:alice",
+            "*",
+            AclOperation.READ,
+            AclPermissionType.DENY,
+        )
+        for name in ("event-alerts", "dead-letters")
+    ]
     admin = AdminClient(broker.admin_config())  # must outlive its futures
     for future in admin.create_acls(deny).values():
         future.result(timeout=30)
@@ -410,7 +518,8 @@ def test_watch_names_the_outputs_it_may_not_read_shows_the_others_and_ends_with_
     assert "0 dead letters" in done.stdout, done.stdout  # the one written is not readable
     assert notes_of(done.stdout) == [
         f"Kafka denies KAFKA_SASL_USERNAME='alice' reading {prefix}dead-letters, {prefix}event-alerts: the "
-        "principal needs READ and DESCRIBE on them"]
+        "principal needs READ and DESCRIBE on them"
+    ]
 
 
 def test_watch_of_outputs_hidden_by_the_acls_says_so_not_that_they_do_not_exist(broker):
@@ -422,18 +531,26 @@ def test_watch_of_outputs_hidden_by_the_acls_says_so_not_that_they_do_not_exist(
     assert "global totals: none yet" in done.stdout, done.stdout
     assert notes_of(done.stdout) == [
         "Kafka denies KAFKA_SASL_USERNAME='alice' reading the output topics other-team-*: the principal needs READ "
-        "and DESCRIBE on them"]
+        "and DESCRIBE on them"
+    ]
 
 
 def test_tail_and_watch_without_their_consumer_group_name_the_group_acl_in_one_line(broker):
     # carol may read the outputs but has no group ACL: confluent-kafka's consumers look up their group's coordinator
     # even when they only read assigned partitions, and tail said only "Group authorization failed".
-    broker.grant(*(allow("carol", ResourceType.TOPIC, "kafka-workshop-", operation)
-                   for operation in (AclOperation.READ, AclOperation.DESCRIBE)))
-    for command, group in ((["tail", "global-totals"], "kafka-workshop-tail"),
-                           (["watch", "--once"], "kafka-workshop-watch")):
+    broker.grant(
+        *(
+            allow("carol", ResourceType.TOPIC, "kafka-workshop-", operation)
+            for operation in (AclOperation.READ, AclOperation.DESCRIBE)
+        )
+    )
+    for command, group in (
+        (["tail", "global-totals"], "kafka-workshop-tail"),
+        (["watch", "--once"], "kafka-workshop-watch"),
+    ):
         done = run(broker.env("carol"), "-m", "utopia.cli", *command)
         assert done.returncode == 2, done.stderr
         assert one_line(done.stderr) == (
             f"utopia: the principal (KAFKA_SASL_USERNAME='carol') may not describe consumer group {group}: it needs "
-            "READ or DESCRIBE on it (a group ACL on that name, or on the prefix kafka-workshop-)")
+            "READ or DESCRIBE on it (a group ACL on that name, or on the prefix kafka-workshop-)"
+        )

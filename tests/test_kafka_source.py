@@ -40,8 +40,9 @@ class ScriptedConsumer:
             if item == EOF:
                 messages.append(Message(error=KafkaError(KafkaError._PARTITION_EOF)))
             else:
-                messages.append(Message(topic=self.topic, partition=0, offset=self.offset, value=b"{}",
-                                        timestamp=(1, item)))
+                messages.append(
+                    Message(topic=self.topic, partition=0, offset=self.offset, value=b"{}", timestamp=(1, item))
+                )
                 self.offset += 1
         return messages
 
@@ -68,10 +69,13 @@ class Worker:
 
 def test_a_partition_with_records_not_fetched_yet_holds_the_others_back_however_slow_its_fetch(monkeypatch):
     # The events partition has fetched one record; its next fetch takes a minute (a loaded broker).
-    worker = Worker(monkeypatch, {
-        "streams": [[10, 20, 30, 40], [EOF]],
-        "events": [[15], NOTHING, NOTHING, NOTHING, [25, 35, EOF]],
-    })
+    worker = Worker(
+        monkeypatch,
+        {
+            "streams": [[10, 20, 30, 40], [EOF]],
+            "events": [[15], NOTHING, NOTHING, NOTHING, [25, 35, EOF]],
+        },
+    )
     assert worker.release() == [("streams", 10)]
     assert worker.release(after_s=20) == []
     assert worker.release(after_s=20) == []

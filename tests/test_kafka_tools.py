@@ -20,8 +20,15 @@ pytestmark = pytest.mark.kafka
 
 
 def utopia(cluster: Cluster, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "utopia.cli", *args], input=stdin, env=os.environ | cluster.env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "utopia.cli", *args],
+        input=stdin,
+        env=os.environ | cluster.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def write(cluster: Cluster, output: str, records: list[tuple[int, bytes | None, bytes | None, int]]) -> str:
@@ -38,17 +45,23 @@ def write(cluster: Cluster, output: str, records: list[tuple[int, bytes | None, 
 def counts():
     """A cluster whose customer-stream-count holds c1's two values in partition 0 and c2's in partition 1."""
     cluster = Cluster()
-    topic = write(cluster, "customer-stream-count", [
-        (0, b"c1", b'{"customerid":"c1","streams":1}', 1000),
-        (1, b"c2", b'{"customerid":"c2","streams":5}', 3000),
-        (0, b"c1", b'{"customerid":"c1","streams":2}', 2000),
-    ])
+    topic = write(
+        cluster,
+        "customer-stream-count",
+        [
+            (0, b"c1", b'{"customerid":"c1","streams":1}', 1000),
+            (1, b"c2", b'{"customerid":"c2","streams":5}', 3000),
+            (0, b"c1", b'{"customerid":"c1","streams":2}', 2000),
+        ],
+    )
     return cluster, topic
 
 
 def lines(topic: str, *records: tuple[int, int, int, str, str]) -> list[str]:
-    return [f'{{"topic":"{topic}","partition":{p},"offset":{o},"timestamp":{t},"key":{k},"value":{v}}}'
-            for p, o, t, k, v in records]
+    return [
+        f'{{"topic":"{topic}","partition":{p},"offset":{o},"timestamp":{t},"key":{k},"value":{v}}}'
+        for p, o, t, k, v in records
+    ]
 
 
 C1_1 = (0, 0, 1000, '"c1"', '{"customerid":"c1","streams":1}')
@@ -100,9 +113,14 @@ def test_tail_keeps_bytes_that_are_not_utf8_as_base64_and_text_that_is_not_json_
 def test_tail_follows_new_records_until_stopped_and_ends_with_rc_0(stop):
     cluster = Cluster()
     topic = write(cluster, "customer-stream-count", [(1, b"c2", b'{"customerid":"c2","streams":5}', 3000)])
-    follow = subprocess.Popen([sys.executable, "-m", "utopia.cli", "tail", "customer-stream-count", "--follow"],
-                              env=os.environ | cluster.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "utopia.cli", "tail", "customer-stream-count", "--follow"],
+        env=os.environ | cluster.env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     printed: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [printed.put(line) for line in follow.stdout], daemon=True).start()
     try:
@@ -127,7 +145,8 @@ def test_tail_of_an_unknown_output_names_the_known_ones_in_one_line(counts):
         "utopia: unknown output 'event-alert'; known: customer-stream-count, top-customer-artists, ticket-response, "
         "top-artists, customers-by-top-artist, trending-artists, event-alerts, event-streamer-alerts, "
         "must-see-venue, genre-event-suggestions, global-totals, zipcode-tickets, zipcode-popular-event-alerts, "
-        "dead-letters\n")
+        "dead-letters\n"
+    )
 
 
 def test_tail_of_an_output_topic_not_there_says_how_to_make_it(counts):
@@ -138,8 +157,10 @@ def test_tail_of_an_output_topic_not_there_says_how_to_make_it(counts):
     finally:
         del cluster.env["UTOPIA_OUTPUT_SUFFIX"]
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == (f"utopia: output topic {cluster.env['UTOPIA_OUTPUT_PREFIX']}event-alerts-nowhere does not "
-                           "exist on localhost:9092: create it with `utopia topics create` and run its dataflow\n")
+    assert done.stderr == (
+        f"utopia: output topic {cluster.env['UTOPIA_OUTPUT_PREFIX']}event-alerts-nowhere does not "
+        "exist on localhost:9092: create it with `utopia topics create` and run its dataflow\n"
+    )
 
 
 def test_changelog_outputs_are_created_compacted_and_the_others_kept_by_time():
@@ -148,15 +169,27 @@ def test_changelog_outputs_are_created_compacted_and_the_others_kept_by_time():
     resources = [ConfigResource(ConfigResource.Type.TOPIC, topic) for topic in outputs]
     client = admin(cluster.settings)
     described = client.describe_configs(resources)
-    policies = {resource.name.removeprefix(cluster.env["UTOPIA_OUTPUT_PREFIX"]):
-                future.result(timeout=30)["cleanup.policy"].value for resource, future in described.items()}
+    policies = {
+        resource.name.removeprefix(cluster.env["UTOPIA_OUTPUT_PREFIX"]): future.result(timeout=30)[
+            "cleanup.policy"
+        ].value
+        for resource, future in described.items()
+    }
     assert policies == {
-        "customer-stream-count": "compact", "top-customer-artists": "compact", "top-artists": "compact",
-        "customers-by-top-artist": "compact", "must-see-venue": "compact", "global-totals": "compact",
+        "customer-stream-count": "compact",
+        "top-customer-artists": "compact",
+        "top-artists": "compact",
+        "customers-by-top-artist": "compact",
+        "must-see-venue": "compact",
+        "global-totals": "compact",
         "zipcode-tickets": "compact",
-        "ticket-response": "delete", "trending-artists": "delete", "event-alerts": "delete",
-        "event-streamer-alerts": "delete", "genre-event-suggestions": "delete",
-        "zipcode-popular-event-alerts": "delete", "dead-letters": "delete",
+        "ticket-response": "delete",
+        "trending-artists": "delete",
+        "event-alerts": "delete",
+        "event-streamer-alerts": "delete",
+        "genre-event-suggestions": "delete",
+        "zipcode-popular-event-alerts": "delete",
+        "dead-letters": "delete",
     }
 
 
@@ -170,10 +203,25 @@ def test_topics_delete_asks_and_deletes_only_this_projects_topics():
     cluster = Cluster()
     ours = cluster.topics()
     inputs = cluster.settings.topics.all_inputs()
-    outputs = [cluster.settings.topics.output(name) for name in (
-        "customer-stream-count", "top-customer-artists", "ticket-response", "top-artists", "customers-by-top-artist",
-        "trending-artists", "event-alerts", "event-streamer-alerts", "must-see-venue", "genre-event-suggestions",
-        "global-totals", "zipcode-tickets", "zipcode-popular-event-alerts", "dead-letters")]
+    outputs = [
+        cluster.settings.topics.output(name)
+        for name in (
+            "customer-stream-count",
+            "top-customer-artists",
+            "ticket-response",
+            "top-artists",
+            "customers-by-top-artist",
+            "trending-artists",
+            "event-alerts",
+            "event-streamer-alerts",
+            "must-see-venue",
+            "genre-event-suggestions",
+            "global-totals",
+            "zipcode-tickets",
+            "zipcode-popular-event-alerts",
+            "dead-letters",
+        )
+    ]
     assert sorted(outputs + inputs) == ours and len(inputs) == 9
     others = [cluster.settings.topics.output("other-team-alerts"), cluster.settings.topics.input("other-feed")]
     create(cluster.settings, names=others, quiet=True)  # another team's, under the same prefixes
@@ -201,9 +249,12 @@ def test_topics_delete_asks_and_deletes_only_this_projects_topics():
 
 
 def test_make_reset_deletes_the_topics_then_the_recovery_stores_and_live_demo_logs():
-    made = subprocess.run(["make", "-n", "reset", "YES=1", "FEED=0"], cwd=ROOT, capture_output=True, text=True,
-                          check=True)
-    assert made.stdout.splitlines()[-2:] == [".venv/bin/utopia topics delete --yes --outputs-only",
-                                             "rm -rf .recovery .live-demo"]
+    made = subprocess.run(
+        ["make", "-n", "reset", "YES=1", "FEED=0"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert made.stdout.splitlines()[-2:] == [
+        ".venv/bin/utopia topics delete --yes --outputs-only",
+        "rm -rf .recovery .live-demo",
+    ]
     asks = subprocess.run(["make", "-n", "reset"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert ".venv/bin/utopia topics delete" in asks.stdout and "--yes" not in asks.stdout

@@ -34,7 +34,9 @@ def test_every_requirement_is_pinned_to_a_version_it_allows():
 
 
 def test_a_requirement_no_pin_satisfies_is_named():
-    project = {"dependencies": ["msgspec>=0.18,<0.23", "rich>=13"], "optional-dependencies": {
-        "test": ["pytest>=8"], "lint": ["ruff>=0.18"]}}
+    project = {
+        "dependencies": ["msgspec>=0.18,<0.23", "rich>=13"],
+        "optional-dependencies": {"test": ["pytest>=8"], "lint": ["ruff>=0.18"]},
+    }
     pinned = pins("# a comment\nmsgspec==0.23.1\nRich==13.0\n\npytest==9.0\n")
     assert unmet(project, pinned) == ["msgspec<0.23,>=0.18 (pinned: 0.23.1)", "ruff>=0.18 (pinned: None)"]

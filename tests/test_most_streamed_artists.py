@@ -50,12 +50,17 @@ def test_names_come_when_the_artist_does_and_a_rename_in_the_top_is_written_agai
 
 
 def test_customers_follow_their_number_one_artist_back_and_forth():
-    records = (streams("c1", "a1", 2) + streams("c2", "a1", 1)  # c1 and c2: a1
-               + streams("c1", "a2", 3)                          # c1 moves to a2
-               + streams("c1", "a1", 2))                         # and back to a1 (4 against 3)
+    records = (
+        streams("c1", "a1", 2)
+        + streams("c2", "a1", 1)  # c1 and c2: a1
+        + streams("c1", "a2", 3)  # c1 moves to a2
+        + streams("c1", "a1", 2)
+    )  # and back to a1 (4 against 3)
     io = run_it(records, workers=3)
     assert {k: plain(v)["customers"] for k, v in io.latest("customers-by-top-artist").items()} == {
-        "a1": ["c1", "c2"], "a2": []}  # a2 lost its last customer: an empty list
+        "a1": ["c1", "c2"],
+        "a2": [],
+    }  # a2 lost its last customer: an empty list
 
 
 def test_number_one_ids_sort_as_strings():
@@ -71,40 +76,63 @@ def test_an_hour_closes_when_a_stream_five_minutes_past_its_end_comes():
     # The watermark is the newest stream time less 5 minutes: 11:05:00 closes 10:00-11:00, and a
     # stream of that hour after it is late; at 11:04:59 the hour is still open and it counts.
     for closing, counted in (("2026-11-25T11:05:00Z", [("a1", 2)]), ("2026-11-25T11:04:59Z", [("a1", 2), ("a2", 1)])):
-        records = (streams("c1", "a1", 2, "2026-11-25T10:10:00Z") + streams("c2", "a3", 1, closing)
-                   + streams("c3", "a2", 1, "2026-11-25T10:59:59.500Z"))
+        records = (
+            streams("c1", "a1", 2, "2026-11-25T10:10:00Z")
+            + streams("c2", "a3", 1, closing)
+            + streams("c3", "a2", 1, "2026-11-25T10:59:59.500Z")
+        )
         for batch_size in (1, len(records)):
             io = run_it(records, batch_size=batch_size)
             assert trending(io) == [("2026-11-25T10:00:00Z", counted), ("2026-11-25T11:00:00Z", [("a3", 1)])]
     [(key, value)] = run_it(streams("c1", "a1", 2, "2026-11-25T10:10:00Z")).outputs["trending-artists"]
-    assert (key, plain(value)) == ("2026-11-25T10:00:00Z", {
-        "window_start": "2026-11-25T10:00:00Z", "window_end": "2026-11-25T11:00:00Z",
-        "top": [{"artistid": "a1", "name": None, "streams": 2}]})
+    assert (key, plain(value)) == (
+        "2026-11-25T10:00:00Z",
+        {
+            "window_start": "2026-11-25T10:00:00Z",
+            "window_end": "2026-11-25T11:00:00Z",
+            "top": [{"artistid": "a1", "name": None, "streams": 2}],
+        },
+    )
 
 
 def test_every_open_hour_closes_at_the_end_of_the_input_with_the_artists_names():
-    records = ([Artist("a1", "Da Vinci", "Pop")] + streams("c1", "a1", 1, "2026-11-25T09:30:00Z")
-               + streams("c1", "a2", 1, "2026-11-25T09:40:00Z") + streams("c2", "a2", 1, "2026-11-25T09:50:00Z"))
+    records = (
+        [Artist("a1", "Da Vinci", "Pop")]
+        + streams("c1", "a1", 1, "2026-11-25T09:30:00Z")
+        + streams("c1", "a2", 1, "2026-11-25T09:40:00Z")
+        + streams("c2", "a2", 1, "2026-11-25T09:50:00Z")
+    )
     io = run_it(records, workers=3)
     [(key, value)] = io.outputs["trending-artists"]
     assert (key, [(t.artistid, t.name, t.streams) for t in value.top]) == (
-        "2026-11-25T09:00:00Z", [("a2", None, 2), ("a1", "Da Vinci", 1)])
+        "2026-11-25T09:00:00Z",
+        [("a2", None, 2), ("a1", "Da Vinci", 1)],
+    )
 
 
 def test_an_hours_record_names_its_artists_as_they_were_when_it_closed():
-    records = ([Artist("a1", "Old", "Pop")] + streams("c1", "a1", 1, "2026-11-25T10:10:00Z")
-               + [Artist("a1", "Mid", "Pop")] + streams("c2", "a2", 1, "2026-11-25T11:05:00Z")  # closes 10:00
-               + [Artist("a1", "New", "Pop"), Artist("a2", "Later", "Pop")])  # 11:00 closes at the end
+    records = (
+        [Artist("a1", "Old", "Pop")]
+        + streams("c1", "a1", 1, "2026-11-25T10:10:00Z")
+        + [Artist("a1", "Mid", "Pop")]
+        + streams("c2", "a2", 1, "2026-11-25T11:05:00Z")  # closes 10:00
+        + [Artist("a1", "New", "Pop"), Artist("a2", "Later", "Pop")]
+    )  # 11:00 closes at the end
     for batch_size in (1, 3, len(records)):
         for workers in (1, 3):
             io = run_it(records, workers=workers, batch_size=batch_size)
             assert [(k, [(t.artistid, t.name) for t in v.top]) for k, v in io.outputs["trending-artists"]] == [
-                ("2026-11-25T10:00:00Z", [("a1", "Mid")]), ("2026-11-25T11:00:00Z", [("a2", "Later")])]
+                ("2026-11-25T10:00:00Z", [("a1", "Mid")]),
+                ("2026-11-25T11:00:00Z", [("a2", "Later")]),
+            ]
 
 
 def test_a_late_stream_is_not_counted_and_is_logged(caplog):
-    records = (streams("c1", "a1", 1, "2026-11-25T10:10:00Z") + streams("c1", "a1", 1, "2026-11-25T11:06:00Z")
-               + streams("c2", "a2", 3, "2026-11-25T10:20:00Z"))  # its hour closed at 11:05
+    records = (
+        streams("c1", "a1", 1, "2026-11-25T10:10:00Z")
+        + streams("c1", "a1", 1, "2026-11-25T11:06:00Z")
+        + streams("c2", "a2", 3, "2026-11-25T10:20:00Z")
+    )  # its hour closed at 11:05
     for batch_size in (1, len(records)):
         with caplog.at_level(logging.WARNING, "utopia"):
             io = run_it(records, batch_size=batch_size)
@@ -138,7 +166,8 @@ def test_matches_the_reference(log, workers):
     if stream_list:
         assert plain(io.latest("top-artists")["global"]) == reference.top_artists(good)
     assert {k: plain(v) for k, v in io.latest("customers-by-top-artist").items()} == (
-        reference.customers_by_top_artist(stream_list))
+        reference.customers_by_top_artist(stream_list)
+    )
     times = [n for n, r in enumerate(log) if not isinstance(r, tuple)]  # a record's time is its place in the log
     expected = reference.trending_artists(good, times)
     assert sorted((k, plain(v)) for k, v in io.outputs["trending-artists"]) == sorted(expected)
@@ -192,9 +221,14 @@ def test_an_hour_the_wall_clock_closed_is_named_once_every_lane_is_caught_up():
     assert names.apply(CaughtUp(1)) == []  # lane 1 has read all there is, lane 2 still reads
     names.apply(Placed(1, 9, Artist("a1", "New", "Pop")))
     [(key, value)] = names.apply(CaughtUp(2))  # now no stream is on the way: the latest names
-    assert (key, plain(value)) == ("2020-01-01T05:00:00Z", {
-        "window_start": "2020-01-01T05:00:00Z", "window_end": "2020-01-01T06:00:00Z",
-        "top": [{"artistid": "a1", "name": "New", "streams": 2}]})
+    assert (key, plain(value)) == (
+        "2020-01-01T05:00:00Z",
+        {
+            "window_start": "2020-01-01T05:00:00Z",
+            "window_end": "2020-01-01T06:00:00Z",
+            "top": [{"artistid": "a1", "name": "New", "streams": 2}],
+        },
+    )
     later = closed_hour("2020-01-01T06:00:00+00:00", {"a2": 1})
     assert [plain(v)["window_start"] for _, v in names.apply(later)] == ["2020-01-01T06:00:00Z"]  # at once
     assert names.apply(Closings(2, {ms_of("2020-01-01T06:00:00+00:00"): 10})) == []  # lane 2 reads again
@@ -217,7 +251,13 @@ class Tailing(FixedPartitionedSource):
 
     def __init__(self, batches, clock, step, until, outputs, seen):
         self.batches, self.clock, self.step, self.until, self.outputs, self.seen = (
-            batches, clock, step, until, outputs, seen)
+            batches,
+            clock,
+            step,
+            until,
+            outputs,
+            seen,
+        )
 
     def list_parts(self):
         return ["tailing"]
@@ -227,7 +267,7 @@ class Tailing(FixedPartitionedSource):
 
         class Part(StatefulSourcePartition):
             def next_batch(self):
-                for record in source.outputs[len(source.seen):]:
+                for record in source.outputs[len(source.seen) :]:
                     source.seen.append((source.clock[0], record))
                 if source.batches:
                     return [source.batches.pop(0)]
@@ -246,20 +286,37 @@ class Tailing(FixedPartitionedSource):
 def test_while_tailing_an_hour_is_written_once_the_wall_clock_passes_its_end_and_the_wait(monkeypatch):
     clock = [datetime(2020, 1, 1, 5, 59, 30, tzinfo=UTC)]  # the streams are read at 05:59:30
     monkeypatch.setattr(trending_rules, "now", lambda: clock[0])
-    records = kafka_records([Artist("a1", "Da Vinci", "Pop")] + streams("c1", "a1", 2, "2020-01-01T05:10:00Z")
-                            + streams("c2", "a2", 1, "2020-01-01T05:59:00Z"))
+    records = kafka_records(
+        [Artist("a1", "Da Vinci", "Pop")]
+        + streams("c1", "a1", 2, "2020-01-01T05:10:00Z")
+        + streams("c2", "a2", 1, "2020-01-01T05:59:00Z")
+    )
     io = TestingIO(records)
     seen = []
-    tailing = Tailing([RecordBatch(records, 0, 0)], clock, timedelta(seconds=30),
-                      datetime(2020, 1, 1, 6, 15, tzinfo=UTC), io.outputs["trending-artists"], seen)
+    tailing = Tailing(
+        [RecordBatch(records, 0, 0)],
+        clock,
+        timedelta(seconds=30),
+        datetime(2020, 1, 1, 6, 15, tzinfo=UTC),
+        io.outputs["trending-artists"],
+        seen,
+    )
     monkeypatch.setattr(io, "source", lambda dataflow, topics: tailing)
     run(most_streamed_artists.build(io))
     [(written_at, (key, value))] = seen  # written while the input was still open, not at its end
     # The watermark, 05:54 when the last stream was read at 05:59:30, passes 06:00 at 06:05:30.
     assert datetime(2020, 1, 1, 6, 5, 30, tzinfo=UTC) <= written_at < datetime(2020, 1, 1, 6, 15, tzinfo=UTC)
-    assert (key, plain(value)) == ("2020-01-01T05:00:00Z", {
-        "window_start": "2020-01-01T05:00:00Z", "window_end": "2020-01-01T06:00:00Z",
-        "top": [{"artistid": "a1", "name": "Da Vinci", "streams": 2}, {"artistid": "a2", "name": None, "streams": 1}]})
+    assert (key, plain(value)) == (
+        "2020-01-01T05:00:00Z",
+        {
+            "window_start": "2020-01-01T05:00:00Z",
+            "window_end": "2020-01-01T06:00:00Z",
+            "top": [
+                {"artistid": "a1", "name": "Da Vinci", "streams": 2},
+                {"artistid": "a2", "name": None, "streams": 1},
+            ],
+        },
+    )
 
 
 def test_a_snapshot_of_the_names_from_before_caught_up_resumes_with_no_lane_caught_up():

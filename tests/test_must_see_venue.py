@@ -41,31 +41,58 @@ EVERY_WAY = [(1, 1), (1, 3), (7, 1), (7, 3), (1000, 3)]  # (batch size, workers)
 
 
 def test_equal_counts_go_to_the_venue_that_reached_them_first():
-    records = [event("e1", "v1"), event("e2", "v2"), ticket("t1", "c1", "e2"), ticket("t2", "c2", "e1"),
-               event("e3", "v2"), event("e4", "v1"),  # v2 reaches 2 events first
-               ticket("t3", "c3", "e1"), ticket("t4", "c4", "e2")]  # v1 reaches 2 customers first
+    records = [
+        event("e1", "v1"),
+        event("e2", "v2"),
+        ticket("t1", "c1", "e2"),
+        ticket("t2", "c2", "e1"),
+        event("e3", "v2"),
+        event("e4", "v1"),  # v2 reaches 2 events first
+        ticket("t3", "c3", "e1"),
+        ticket("t4", "c4", "e2"),
+    ]  # v1 reaches 2 customers first
     for batch_size, workers in EVERY_WAY:
         expected = {"events": lead("events", "v2", None, 2), "customers": lead("customers", "v1", None, 2)}
         assert leaders(run_it(records, workers, batch_size)) == expected, (batch_size, workers)
 
 
 def test_a_leader_is_overtaken_and_each_change_is_written():
-    records = [event("e1", "v1"), ticket("t1", "c1", "e1"), event("e2", "v2"), ticket("t2", "c2", "e2"),
-               ticket("t3", "c3", "e2"), event("e3", "v2")]
+    records = [
+        event("e1", "v1"),
+        ticket("t1", "c1", "e1"),
+        event("e2", "v2"),
+        ticket("t2", "c2", "e2"),
+        ticket("t3", "c3", "e2"),
+        event("e3", "v2"),
+    ]
     io = run_it(records, batch_size=1)
     values = [plain(v) for v in io.values("must-see-venue")]
     assert [v for v in values if v["metric"] == "customers"] == [
-        lead("customers", "v1", None, 1), lead("customers", "v2", None, 2)]
+        lead("customers", "v1", None, 1),
+        lead("customers", "v2", None, 2),
+    ]
     assert [v for v in values if v["metric"] == "events"] == [
-        lead("events", "v1", None, 1), lead("events", "v2", None, 2)]
+        lead("events", "v1", None, 1),
+        lead("events", "v2", None, 2),
+    ]
     assert leaders(run_it(records, workers=3)) == {
-        "events": lead("events", "v2", None, 2), "customers": lead("customers", "v2", None, 2)}
+        "events": lead("events", "v2", None, 2),
+        "customers": lead("customers", "v2", None, 2),
+    }
 
 
 def test_a_customer_with_many_tickets_at_a_venue_counts_once_there():
-    records = [event("e1", "v1"), event("e2", "v1"), event("e3", "v2"),
-               ticket("t1", "c1", "e1"), ticket("t2", "c1", "e1"), ticket("t3", "c1", "e2"),  # c1 three times at v1
-               ticket("t4", "c2", "e3"), ticket("t5", "c3", "e3"), ticket("t6", "c1", "e3")]
+    records = [
+        event("e1", "v1"),
+        event("e2", "v1"),
+        event("e3", "v2"),
+        ticket("t1", "c1", "e1"),
+        ticket("t2", "c1", "e1"),
+        ticket("t3", "c1", "e2"),  # c1 three times at v1
+        ticket("t4", "c2", "e3"),
+        ticket("t5", "c3", "e3"),
+        ticket("t6", "c1", "e3"),
+    ]
     for batch_size, workers in EVERY_WAY:
         assert leaders(run_it(records, workers, batch_size))["customers"] == lead("customers", "v2", None, 3)
     assert leaders(run_it(records[:6]))["customers"] == lead("customers", "v1", None, 1)
@@ -73,8 +100,14 @@ def test_a_customer_with_many_tickets_at_a_venue_counts_once_there():
 
 def test_tickets_before_their_event_wait_and_count_when_it_comes():
     # c1 and c2 come first, for e2; they count for v2 only when e2 comes, after v1 got to 2 customers.
-    records = [ticket("t1", "c1", "e2"), ticket("t2", "c2", "e2"), event("e1", "v1"), ticket("t3", "c3", "e1"),
-               ticket("t4", "c4", "e1"), event("e2", "v2")]
+    records = [
+        ticket("t1", "c1", "e2"),
+        ticket("t2", "c2", "e2"),
+        event("e1", "v1"),
+        ticket("t3", "c3", "e1"),
+        ticket("t4", "c4", "e1"),
+        event("e2", "v2"),
+    ]
     for batch_size, workers in EVERY_WAY:
         io = run_it(records, workers, batch_size)
         assert leaders(io) == {"events": lead("events", "v1", None, 1), "customers": lead("customers", "v1", None, 2)}
@@ -95,14 +128,24 @@ def test_an_event_keeps_the_venue_it_was_first_seen_with(caplog):
 
 
 def test_a_venue_name_comes_when_its_record_does_and_a_renamed_leader_is_written_again():
-    records = [event("e1", "v1"), ticket("t1", "c1", "e1"), Venue("v1", name="Hall"), Venue("v2", name="Other"),
-               Venue("v1", name="Big Hall")]
+    records = [
+        event("e1", "v1"),
+        ticket("t1", "c1", "e1"),
+        Venue("v1", name="Hall"),
+        Venue("v2", name="Other"),
+        Venue("v1", name="Big Hall"),
+    ]
     io = run_it(records, batch_size=1)
     values = [plain(v) for v in io.values("must-see-venue") if v.metric == "events"]
     assert values == [
-        lead("events", "v1", None, 1), lead("events", "v1", "Hall", 1), lead("events", "v1", "Big Hall", 1)]
+        lead("events", "v1", None, 1),
+        lead("events", "v1", "Hall", 1),
+        lead("events", "v1", "Big Hall", 1),
+    ]
     assert leaders(run_it(records, workers=3)) == {
-        "events": lead("events", "v1", "Big Hall", 1), "customers": lead("customers", "v1", "Big Hall", 1)}
+        "events": lead("events", "v1", "Big Hall", 1),
+        "customers": lead("customers", "v1", "Big Hall", 1),
+    }
     # A venue's record that comes first names it from the start; one of a venue that leads nothing writes nothing.
     named_first = [Venue("v1", name="Hall"), event("e1", "v1")]
     assert [plain(v) for v in run_it(named_first).values("must-see-venue")] == [lead("events", "v1", "Hall", 1)]
@@ -120,18 +163,41 @@ def test_tickets_of_an_event_that_never_comes_go_to_the_dead_letters_at_the_end(
         assert leaders(io) == {"events": lead("events", "v1", None, 1), "customers": lead("customers", "v1", None, 1)}
         letters = sorted((key, plain(value)) for key, value in io.outputs["dead-letters"])
         assert letters == [
-            ("t1", {"dataflow": "must_see_venue", "topic": "data-demo-tickets", "partition": 0, "offset": 0,
-                    "key": "t1", "value": '{"id":"t1","customerid":"c1","eventid":"e9","price":10.0}',
-                    "error": "waited for event e9, which never arrived"}),
-            ("t2", {"dataflow": "must_see_venue", "topic": "data-demo-tickets", "partition": 0, "offset": 1,
-                    "key": "t2", "value": '{"id":"t2","customerid":"c2","eventid":"e9","price":10.0}',
-                    "error": "waited for event e9, which never arrived"}),
+            (
+                "t1",
+                {
+                    "dataflow": "must_see_venue",
+                    "topic": "data-demo-tickets",
+                    "partition": 0,
+                    "offset": 0,
+                    "key": "t1",
+                    "value": '{"id":"t1","customerid":"c1","eventid":"e9","price":10.0}',
+                    "error": "waited for event e9, which never arrived",
+                },
+            ),
+            (
+                "t2",
+                {
+                    "dataflow": "must_see_venue",
+                    "topic": "data-demo-tickets",
+                    "partition": 0,
+                    "offset": 1,
+                    "key": "t2",
+                    "value": '{"id":"t2","customerid":"c2","eventid":"e9","price":10.0}',
+                    "error": "waited for event e9, which never arrived",
+                },
+            ),
         ]
 
 
 def test_events_need_a_venue_and_tickets_an_event_and_a_customer():
-    records = [event("e1", "v1"), ("events", b'{"id":"e2","venueid":null}'), ("tickets", b'{"id":"t1","eventid":"e1"}'),
-               ("tickets", b'{"id":"t2","customerid":"c1"}'), ticket("t3", "c2", "e1")]
+    records = [
+        event("e1", "v1"),
+        ("events", b'{"id":"e2","venueid":null}'),
+        ("tickets", b'{"id":"t1","eventid":"e1"}'),
+        ("tickets", b'{"id":"t2","customerid":"c1"}'),
+        ticket("t3", "c2", "e1"),
+    ]
     io = run_it(records)
     assert leaders(io) == {"events": lead("events", "v1", None, 1), "customers": lead("customers", "v1", None, 1)}
     errors = sorted(plain(v)["error"] for _, v in io.outputs["dead-letters"])
@@ -146,7 +212,11 @@ def test_a_ticket_goes_straight_to_its_venue_once_its_event_came_before_it():
     # At 105 and 110, t1 and t4 are not after e1 (at 110): they go through e1's step, t1 to wait there.
     # t2 (at 111) goes straight, counted at its own position, as e1's step would count it; e9 is not known.
     assert known.straight_to_venue(tickets, 100, [5, 11, 12, 10]) == [
-        tickets[0], TicketAtVenue("v1", NewHolder("c2", 111)), tickets[2], tickets[3]]
+        tickets[0],
+        TicketAtVenue("v1", NewHolder("c2", 111)),
+        tickets[2],
+        tickets[3],
+    ]
     # Learned later (from another worker's lane, say), e9 takes its tickets straight from then on.
     known.learn([Placed(1, 50, event("e9", "v3"))])
     assert known.straight_to_venue(tickets[2:3], 100, [12]) == [TicketAtVenue("v3", NewHolder("c3", 112))]
@@ -166,8 +236,11 @@ def test_venue_counts_are_right_whatever_order_the_facts_arrive_in():
 @pytest.mark.parametrize("order", [[0, 1, 2], [1, 0, 2], [1, 2, 0]])
 def test_the_leader_is_the_same_whatever_order_the_venues_counts_arrive_in(order):
     # One venue's totals come in order; different venues' come in any order (from several workers).
-    totals = [VenueTotals("v1", 2, 9, 0, -1, "One"), VenueTotals("v2", 1, 3, 0, -1, None),
-              VenueTotals("v2", 2, 5, 0, -1, None)]
+    totals = [
+        VenueTotals("v1", 2, 9, 0, -1, "One"),
+        VenueTotals("v2", 1, 3, 0, -1, None),
+        VenueTotals("v2", 2, 5, 0, -1, None),
+    ]
     board = VenueLeader("events")
     for n in order:
         board.apply(totals[n])

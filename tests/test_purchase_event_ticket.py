@@ -30,19 +30,26 @@ def responses(records, workers=1):
 
 def test_first_capacity_tickets_are_confirmed_the_rest_rejected():
     assert responses([event(2), ticket(1), ticket(2), ticket(3)]) == [
-        ("t1", "CONFIRMED", 1), ("t2", "CONFIRMED", 0), ("t3", "REJECTED", 0),
+        ("t1", "CONFIRMED", 1),
+        ("t2", "CONFIRMED", 0),
+        ("t3", "REJECTED", 0),
     ]
 
 
 def test_tickets_before_their_event_wait_for_it_in_order():
     assert responses([ticket(1), ticket(2), event(1), ticket(3)]) == [
-        ("t1", "CONFIRMED", 0), ("t2", "REJECTED", 0), ("t3", "REJECTED", 0),
+        ("t1", "CONFIRMED", 0),
+        ("t2", "REJECTED", 0),
+        ("t3", "REJECTED", 0),
     ]
 
 
 def test_raised_capacity_confirms_again_and_lowered_capacity_rejects():
     assert responses([event(1), ticket(1), ticket(2), event(3), ticket(3), event(1), ticket(4)]) == [
-        ("t1", "CONFIRMED", 0), ("t2", "REJECTED", 0), ("t3", "CONFIRMED", 1), ("t4", "REJECTED", 0),
+        ("t1", "CONFIRMED", 0),
+        ("t2", "REJECTED", 0),
+        ("t3", "CONFIRMED", 1),
+        ("t4", "REJECTED", 0),
     ]
 
 
@@ -57,7 +64,9 @@ def test_response_carries_ticket_event_and_customer():
 def test_events_are_independent():
     # Responses of different events may interleave in any order; each event's own are in order.
     assert sorted(responses([event(1, "e1"), event(1, "e2"), ticket(1, "e1"), ticket(2, "e2"), ticket(3, "e1")])) == [
-        ("t1", "CONFIRMED", 0), ("t2", "CONFIRMED", 0), ("t3", "REJECTED", 0),
+        ("t1", "CONFIRMED", 0),
+        ("t2", "CONFIRMED", 0),
+        ("t3", "REJECTED", 0),
     ]
 
 
@@ -109,14 +118,21 @@ def test_the_seed_workshops_scenario_with_an_event_dated_today():
     # The seed workshop's PurchaseEventTicketTest sends its event with `"eventdate": "today"`: a date
     # in no known form leaves the event usable, so its capacity of 5 decides the 8 tickets.
     event_today = ("events", b'{"id":"e1","artistid":"a1","venueid":"v1","capacity":5,"eventdate":"today"}')
-    tickets = [("tickets", f'{{"id":"t{n}","customerid":"c{n}","eventid":"e1","price":35.5}}'.encode())
-               for n in range(1, 9)]
+    tickets = [
+        ("tickets", f'{{"id":"t{n}","customerid":"c{n}","eventid":"e1","price":35.5}}'.encode()) for n in range(1, 9)
+    ]
     for records in ([event_today] + tickets, tickets + [event_today]):
         io = TestingIO(kafka_records(records))
         run(purchase_event_ticket.build(io))
         assert [(key, value.status, value.remaining) for key, value in io.outputs["ticket-response"]] == [
-            ("t1", "CONFIRMED", 4), ("t2", "CONFIRMED", 3), ("t3", "CONFIRMED", 2), ("t4", "CONFIRMED", 1),
-            ("t5", "CONFIRMED", 0), ("t6", "REJECTED", 0), ("t7", "REJECTED", 0), ("t8", "REJECTED", 0),
+            ("t1", "CONFIRMED", 4),
+            ("t2", "CONFIRMED", 3),
+            ("t3", "CONFIRMED", 2),
+            ("t4", "CONFIRMED", 1),
+            ("t5", "CONFIRMED", 0),
+            ("t6", "REJECTED", 0),
+            ("t7", "REJECTED", 0),
+            ("t8", "REJECTED", 0),
         ]
         assert io.outputs["dead-letters"] == []
 
@@ -126,8 +142,17 @@ def test_tickets_still_waiting_at_the_end_are_dead_letters_with_the_reason():
     run(purchase_event_ticket.build(io), workers=3)
     assert [(key, value.status) for key, value in io.outputs["ticket-response"]] == [("t2", "CONFIRMED")]
     assert sorted((key, plain(value)) for key, value in io.outputs["dead-letters"]) == [
-        (f"t{n}", {"dataflow": "purchase_event_ticket", "topic": "data-demo-tickets", "partition": 0, "offset": offset,
-                "key": f"t{n}", "value": f'{{"id":"t{n}","customerid":"c1","eventid":"e7","price":50.0}}',
-                "error": "waited for event e7, which never arrived"})
+        (
+            f"t{n}",
+            {
+                "dataflow": "purchase_event_ticket",
+                "topic": "data-demo-tickets",
+                "partition": 0,
+                "offset": offset,
+                "key": f"t{n}",
+                "value": f'{{"id":"t{n}","customerid":"c1","eventid":"e7","price":50.0}}',
+                "error": "waited for event e7, which never arrived",
+            },
+        )
         for n, offset in ((1, 0), (3, 2))
     ]

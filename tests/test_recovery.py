@@ -50,17 +50,25 @@ def test_held_tickets_survive_a_crash(tmp_path, monkeypatch):
     records = [Ticket("t1", "c1", "e1"), Ticket("t2", "c2", "e1"), Ticket("t3", "c3", "e1"), Event("e1", capacity=2)]
     io = run_with_crash(purchase_event_ticket.build, records, tmp_path, monkeypatch)
     assert sorted((k, v.status) for k, v in io.outputs["ticket-response"]) == [
-        ("t1", "CONFIRMED"), ("t2", "CONFIRMED"), ("t3", "REJECTED")]
+        ("t1", "CONFIRMED"),
+        ("t2", "CONFIRMED"),
+        ("t3", "REJECTED"),
+    ]
 
 
-def test_tickets_after_a_resume_count_through_their_event_when_the_new_process_has_not_learned_it(tmp_path,
-                                                                                                  monkeypatch):
+def test_tickets_after_a_resume_count_through_their_event_when_the_new_process_has_not_learned_it(
+    tmp_path, monkeypatch
+):
     # e1's venue is learned before the crash; after it, the tickets of e1 find it unknown and go through e1's step,
     # whose state (the venue) was in the snapshot.
     records = [Event("e1", venueid="v1"), Ticket("t1", "c1", "e1"), Ticket("t2", "c2", "e1"), Ticket("t3", "c3", "e1")]
     io = run_with_crash(must_see_venue.build, records, tmp_path, monkeypatch)
     assert plain(io.latest("must-see-venue")["customers"]) == {
-        "metric": "customers", "venueid": "v1", "name": None, "count": 3}
+        "metric": "customers",
+        "venueid": "v1",
+        "name": None,
+        "count": 3,
+    }
 
 
 def test_recovery_is_detected_from_bytewax_run_flags():
@@ -74,11 +82,16 @@ def test_a_join_keeps_its_pending_lookups_and_progress_across_a_crash(tmp_path, 
     from utopia.models import Email
 
     records = [Stream(f"s{i}", "c1", "a1") for i in range(3)] + [
-        Email("m1", "c1", "before@c1.io"), Event("e1", "a1", "v1", 5, "2027-03-01T20:00:00Z"),
-        Email("m2", "c1", "after@c1.io"), Event("e2", "a1", "v1", 5, "2027-03-02T20:00:00Z")]
+        Email("m1", "c1", "before@c1.io"),
+        Event("e1", "a1", "v1", 5, "2027-03-01T20:00:00Z"),
+        Email("m2", "c1", "after@c1.io"),
+        Event("e2", "a1", "v1", 5, "2027-03-02T20:00:00Z"),
+    ]
     io = run_with_crash(sold_out.build, records, tmp_path, monkeypatch)
     assert sorted({(v.eventid, v.email) for v in io.values("event-streamer-alerts")}) == [
-        ("e1", "before@c1.io"), ("e2", "after@c1.io")]
+        ("e1", "before@c1.io"),
+        ("e2", "after@c1.io"),
+    ]
 
 
 def test_a_recovery_store_resumes_only_with_the_shard_count_it_was_written_with(monkeypatch):

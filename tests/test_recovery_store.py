@@ -65,8 +65,10 @@ def crashed_mid_epoch(store_dir) -> None:
     counted(store_dir, ["a", "b"])
     epoch = RecoveryStore(store_dir).resume_epoch()
     with sqlite3.connect(sorted(store_dir.glob("part-*.sqlite3"))[0]) as connection:
-        connection.execute("INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES (?, ?, ?, ?)",
-                           (STEP, "a", epoch + 1, pickle.dumps(99)))
+        connection.execute(
+            "INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES (?, ?, ?, ?)",
+            (STEP, "a", epoch + 1, pickle.dumps(99)),
+        )
 
 
 def test_bytewax_alone_later_resumes_a_state_that_a_crashed_run_left_past_its_resume(store_dir):
@@ -90,21 +92,31 @@ def test_exactly_once_resumes_a_store_only_with_the_workers_that_wrote_it(store_
 
 
 def test_exactly_once_names_a_directory_without_recovery_partitions_and_how_to_make_them(tmp_path):
-    with pytest.raises(ConfigError, match=rf"{tmp_path / 'none'} has no recovery partitions: make them with "
-                                          rf"`mkdir -p {tmp_path / 'none'} && python -m bytewax.recovery "):
+    with pytest.raises(
+        ConfigError,
+        match=rf"{tmp_path / 'none'} has no recovery partitions: make them with "
+        rf"`mkdir -p {tmp_path / 'none'} && python -m bytewax.recovery ",
+    ):
         check_exactly_once(RunFlags(tmp_path / "none", 1.0, process_id=0, processes=1, workers_per_process=1))
 
 
-@pytest.mark.parametrize("process", [[], ["-i", "0", "-a", "localhost:1;localhost:2"],
-                                     ["-i", "1", "-a", "localhost:1;localhost:2"]])
+@pytest.mark.parametrize(
+    "process", [[], ["-i", "0", "-a", "localhost:1;localhost:2"], ["-i", "1", "-a", "localhost:1;localhost:2"]]
+)
 def test_a_missing_recovery_directory_is_one_line_in_every_process(tmp_path, process):
     missing = tmp_path / "recovery"
-    done = subprocess.run([sys.executable, "-m", "bytewax.run", "dataflows.sold_out", "-r", str(missing), "-s", "1",
-                           "-b", "1", *process], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "bytewax.run", "dataflows.sold_out", "-r", str(missing), "-s", "1", "-b", "1", *process],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"utopia sold_out: the recovery directory {missing} has no recovery partitions: make them with "
-        f"`mkdir -p {missing} && python -m bytewax.recovery {missing} 1`"]
+        f"`mkdir -p {missing} && python -m bytewax.recovery {missing} 1`"
+    ]
 
 
 def test_a_directory_with_only_some_partitions_is_not_read_as_the_whole_store(store_dir):

@@ -44,19 +44,30 @@ class BytewaxRun(types.ModuleType):
     def __init__(self, **args):
         super().__init__("__main__")
         self.__spec__ = importlib.machinery.ModuleSpec("bytewax.run", None)
-        self._args = argparse.Namespace(**{"addresses": None, "workers_per_process": None, "process_id": None,
-                                           "recovery_directory": None, "snapshot_interval": None} | args)
+        self._args = argparse.Namespace(
+            **{
+                "addresses": None,
+                "workers_per_process": None,
+                "process_id": None,
+                "recovery_directory": None,
+                "snapshot_interval": None,
+            }
+            | args
+        )
 
     def _parse_args(self):
         return self._args
 
 
-@pytest.mark.parametrize("args, workers", [
-    ({}, 1),
-    ({"workers_per_process": 3}, 1),  # one process: nothing crosses, no bundles
-    ({"addresses": "localhost:2101;localhost:2102"}, 2),
-    ({"addresses": "a:1;b:1;c:1", "workers_per_process": 2}, 6),
-])
+@pytest.mark.parametrize(
+    "args, workers",
+    [
+        ({}, 1),
+        ({"workers_per_process": 3}, 1),  # one process: nothing crosses, no bundles
+        ({"addresses": "localhost:2101;localhost:2102"}, 2),
+        ({"addresses": "a:1;b:1;c:1", "workers_per_process": 2}, 6),
+    ],
+)
 def test_bundles_are_planned_for_the_workers_of_several_processes(monkeypatch, args, workers):
     monkeypatch.setitem(sys.modules, "__main__", BytewaxRun(**args))
     assert workers_across_processes() == workers
@@ -85,8 +96,9 @@ print(names[policies["worker"]], names[os.sched_getscheduler(0)])
 
 def policies_of_a_run(before: str = "") -> list[str]:
     """The scheduling policies of a worker thread and of the main thread, in a process of its own."""
-    done = subprocess.run([sys.executable, "-c", SCHEDULING.format(before=before)], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SCHEDULING.format(before=before)], capture_output=True, text=True, check=True
+    )
     return done.stdout.split()
 
 

@@ -95,9 +95,24 @@ def test_another_shard_count_gives_the_same_outputs(tmp_path):
     finals = {}
     for shards in ("24", "5"):
         out = tmp_path / shards
-        subprocess.run([sys.executable, "-m", "utopia.cli", "run", "sold_out", "--input", str(tmp_path / "in"),
-                        "--output", str(out), "--workers", "2"], env=os.environ | {"UTOPIA_SHARDS": shards},
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "utopia.cli",
+                "run",
+                "sold_out",
+                "--input",
+                str(tmp_path / "in"),
+                "--output",
+                str(out),
+                "--workers",
+                "2",
+            ],
+            env=os.environ | {"UTOPIA_SHARDS": shards},
+            check=True,
+            capture_output=True,
+        )
         finals[shards] = {path.name: sorted(path.read_text().splitlines()) for path in out.glob("*.jsonl")}
     assert finals["5"] == finals["24"]
     assert len(finals["24"]["kafka-workshop-event-streamer-alerts.jsonl"]) > 0

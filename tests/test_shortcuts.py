@@ -38,8 +38,9 @@ def test_each_worker_learns_every_event_in_input_order(workers):
         learned[threading.get_native_id()].extend((p.position, p.value.id) for p in placed)
 
     flow = Dataflow("learning")
-    everywhere("events_everywhere", read("read", flow, TestingIO(kafka_records(RECORDS), batch_size=2), READS),
-               Event, learn)
+    everywhere(
+        "events_everywhere", read("read", flow, TestingIO(kafka_records(RECORDS), batch_size=2), READS), Event, learn
+    )
     run(flow, workers)
     assert len(learned) == workers
     assert all(seen == [(1, "e1"), (3, "e2"), (5, "e1")] for seen in learned.values())

@@ -77,8 +77,10 @@ def build(step, *args, **kwargs) -> None:
 def test_a_plain_tuple_sent_to_another_step_is_refused_with_what_to_use():
     with pytest.raises(TypeError) as refused:
         build(keyed_state, BY_EVENT, CountAsTuple)
-    assert str(refused.value) == ("test.step: CountAsTuple.apply sends a plain tuple: make it a msgspec Struct or a "
-                                  "NamedTuple (utopia.steps.state)")
+    assert str(refused.value) == (
+        "test.step: CountAsTuple.apply sends a plain tuple: make it a msgspec Struct or a "
+        "NamedTuple (utopia.steps.state)"
+    )
     build(keyed_state, BY_EVENT, CountAsNamedTuple)
 
 
@@ -99,7 +101,9 @@ def test_what_the_check_refuses_is_what_travels_pickled():
     assert wire.cannot_cross(tuple[str, int]) == "a plain tuple"
     assert wire.shapes(wire.encode([("0", refused)])) == ["pickle"]
     assert (wire.cannot_cross(EventTickets), wire.shapes(wire.encode([("0", passed)]))) == (
-        None, ["tests.test_state:EventTickets"])
+        None,
+        ["tests.test_state:EventTickets"],
+    )
 
 
 def test_a_changelog_state_needs_its_value():
@@ -138,4 +142,3 @@ def test_every_hook_is_listed_in_one_place():
     hooks = {"placed", "holds", "waits", "apply", "value", "read", "recheck", "at_end", "unfinished"}
     assert hooks <= set(State.__annotations__) | set(vars(State))
     assert all(vars(State)[hook].__doc__ for hook in hooks - {"placed", "holds", "waits"})
-

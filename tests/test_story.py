@@ -26,8 +26,12 @@ from utopia.tools.story import TELLERS, read_outputs, story
 
 
 def test_customer_stream_count_tells_the_latest_counts_and_the_most_active():
-    counts = [("c1", CustomerStreamCount("c1", 5)), ("c2", CustomerStreamCount("c2", 999)),
-              ("c1", CustomerStreamCount("c1", 1_200)), ("c3", CustomerStreamCount("c3", 1_200))]
+    counts = [
+        ("c1", CustomerStreamCount("c1", 5)),
+        ("c2", CustomerStreamCount("c2", 999)),
+        ("c1", CustomerStreamCount("c1", 1_200)),
+        ("c3", CustomerStreamCount("c3", 1_200)),
+    ]
     assert TELLERS["customer_stream_count"]({"customer-stream-count": counts}) == (
         "3,399 streams by 3 customers; the most active, c1, streamed 1,200 times."
     )
@@ -44,9 +48,14 @@ def test_top_customer_artists_tells_the_most_common_number_one():
 
 
 def test_purchase_event_ticket_tells_confirmed_rejected_and_events_sold_out():
-    responses = [(t, TicketResponse(t, e, "c", status, remaining)) for t, e, status, remaining in [
-        ("t1", "e1", "CONFIRMED", 0), ("t2", "e1", "REJECTED", 0), ("t3", "e2", "CONFIRMED", 4),
-    ]]
+    responses = [
+        (t, TicketResponse(t, e, "c", status, remaining))
+        for t, e, status, remaining in [
+            ("t1", "e1", "CONFIRMED", 0),
+            ("t2", "e1", "REJECTED", 0),
+            ("t3", "e2", "CONFIRMED", 4),
+        ]
+    ]
     assert TELLERS["purchase_event_ticket"]({"ticket-response": responses}) == (
         "2 tickets confirmed, 1 rejected (1 event sold out)."
     )
@@ -70,8 +79,10 @@ def test_sold_out_tells_events_nearly_and_fully_sold_out_and_fans_told():
 
 def test_most_streamed_artists_tells_the_top_artist_and_the_last_hour_trending():
     outputs = {
-        "top-artists": [("global", TopArtists([NamedArtistStreams("a1", "Old Name", 3)])),
-                        ("global", TopArtists([NamedArtistStreams("a2", "The Kings", 12_345)]))],
+        "top-artists": [
+            ("global", TopArtists([NamedArtistStreams("a1", "Old Name", 3)])),
+            ("global", TopArtists([NamedArtistStreams("a2", "The Kings", 12_345)])),
+        ],
         "trending-artists": [
             (start, TrendingArtists(start, "", [NamedArtistStreams(artist, name, 2)]))
             for start, artist, name in [("2026-11-01T07:00:00Z", "a3", None), ("2026-11-01T06:00:00Z", "a2", "X")]
@@ -86,25 +97,31 @@ def test_most_streamed_artists_tells_the_top_artist_and_the_last_hour_trending()
 
 
 def test_must_see_venue_tells_both_leaders():
-    leaders = [("customers", MustSeeVenue("customers", "v2", None, 1_306)),
-               ("events", MustSeeVenue("events", "v1", "Wrigley Field", 20)),
-               ("events", MustSeeVenue("events", "v1", "Wrigley Field", 21))]
+    leaders = [
+        ("customers", MustSeeVenue("customers", "v2", None, 1_306)),
+        ("events", MustSeeVenue("events", "v1", "Wrigley Field", 20)),
+        ("events", MustSeeVenue("events", "v1", "Wrigley Field", 21)),
+    ]
     assert TELLERS["must_see_venue"]({"must-see-venue": leaders}) == (
         "Venue with most events: Wrigley Field (21); with most ticket holders: v2 (1,306)."
     )
 
 
 def test_global_totals_tells_the_final_totals():
-    totals = [("totals", GlobalTotals(1, 1, 1, 0, 0, "t0")),
-              ("totals", GlobalTotals(2_000, 100_000, 300, 20_000, 1, "t1"))]
+    totals = [
+        ("totals", GlobalTotals(1, 1, 1, 0, 0, "t0")),
+        ("totals", GlobalTotals(2_000, 100_000, 300, 20_000, 1, "t1")),
+    ]
     assert TELLERS["global_totals"]({"global-totals": totals}) == (
         "2,000 customers, 100,000 streams, 20,000 tickets and 300 events (1 already past)."
     )
 
 
 def test_suggested_events_genre_tells_suggestions_by_reason():
-    suggestions = [(c, GenreEventSuggestion(c, "e1", "a1", "rock", reason))
-                   for c, reason in [("c1", "NEW_EVENT"), ("c2", "NEW_EVENT"), ("c1", "POPULAR_EVENT")]]
+    suggestions = [
+        (c, GenreEventSuggestion(c, "e1", "a1", "rock", reason))
+        for c, reason in [("c1", "NEW_EVENT"), ("c2", "NEW_EVENT"), ("c1", "POPULAR_EVENT")]
+    ]
     assert TELLERS["suggested_events_genre"]({"genre-event-suggestions": suggestions}) == (
         "3 suggestions sent to 2 customers: 2 new events, 1 popular ones."
     )
@@ -112,8 +129,11 @@ def test_suggested_events_genre_tells_suggestions_by_reason():
 
 def test_suggested_events_location_tells_the_busiest_zip_and_the_alerts():
     outputs = {
-        "zipcode-tickets": [("11111", ZipcodeTickets("11111", 7)), ("22222", ZipcodeTickets("22222", 1_500)),
-                            ("11111", ZipcodeTickets("11111", 1_501))],
+        "zipcode-tickets": [
+            ("11111", ZipcodeTickets("11111", 7)),
+            ("22222", ZipcodeTickets("22222", 1_500)),
+            ("11111", ZipcodeTickets("11111", 1_501)),
+        ],
         "zipcode-popular-event-alerts": [("c1", ZipcodePopularEventAlert("c1", "11111", "e1", "c2"))],
     }
     assert TELLERS["suggested_events_location"](outputs) == (

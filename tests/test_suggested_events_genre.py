@@ -50,13 +50,19 @@ POP, JAZZ = Artist("pop", "Popper", "Pop"), Artist("jazz", "Jazzer", "Jazz")
 
 
 def test_new_events_reach_the_customers_whose_top_genre_is_theirs_at_that_moment():
-    records = ([POP, JAZZ] + streams("c1", "pop", 2) + streams("c2", "jazz", 1)
-               + [event("e1", "pop")]                      # c1 likes Pop now
-               + streams("c1", "jazz", 3)                  # c1 moves to Jazz (3 against 2)
-               + [event("e2", "jazz"), event("e3", "pop")])
+    records = (
+        [POP, JAZZ]
+        + streams("c1", "pop", 2)
+        + streams("c2", "jazz", 1)
+        + [event("e1", "pop")]  # c1 likes Pop now
+        + streams("c1", "jazz", 3)  # c1 moves to Jazz (3 against 2)
+        + [event("e2", "jazz"), event("e3", "pop")]
+    )
     assert every_way(records) == [
-        ("c1", "e1", "pop", "Pop", "NEW_EVENT"), ("c1", "e2", "jazz", "Jazz", "NEW_EVENT"),
-        ("c2", "e2", "jazz", "Jazz", "NEW_EVENT")]
+        ("c1", "e1", "pop", "Pop", "NEW_EVENT"),
+        ("c1", "e2", "jazz", "Jazz", "NEW_EVENT"),
+        ("c2", "e2", "jazz", "Jazz", "NEW_EVENT"),
+    ]
     value = plain(run_it(records).outputs["genre-event-suggestions"][0][1])
     assert value == {"customerid": "c1", "eventid": "e1", "artistid": "pop", "genre": "Pop", "reason": "NEW_EVENT"}
 
@@ -83,8 +89,11 @@ def test_an_event_in_a_genre_nobody_prefers_tells_nobody():
 def test_a_stream_counts_for_the_genre_its_artist_has_when_it_is_applied():
     # c1's two Pop streams stay Pop when the artist turns to Jazz; three more Jazz ones take the lead.
     records = [POP] + streams("c1", "pop", 2) + streams("c2", "pop", 2) + [Artist("pop", "Popper", "Jazz")]
-    records += streams("c1", "pop", 3, start=10) + [Artist("other", "Other", "Pop"), event("e1", "pop"),
-                                                    event("e2", "other")]
+    records += streams("c1", "pop", 3, start=10) + [
+        Artist("other", "Other", "Pop"),
+        event("e1", "pop"),
+        event("e2", "other"),
+    ]
     assert every_way(records) == [("c1", "e1", "pop", "Jazz", "NEW_EVENT"), ("c2", "e2", "other", "Pop", "NEW_EVENT")]
 
 
@@ -96,9 +105,16 @@ def test_an_event_keeps_its_first_artist_and_is_new_only_once():
 
 def test_a_popular_event_is_told_once_to_the_customers_of_its_genre_at_the_crossing_ticket():
     # Capacity 10: the 9th ticket crosses 90%. c2 turns to Pop only after it: no POPULAR_EVENT for c2.
-    records = ([POP, JAZZ] + streams("c1", "pop", 1) + streams("c2", "jazz", 1) + [event("e1", "pop", 10)]
-               + tickets(9) + streams("c2", "pop", 2)
-               + [event("e1", "pop", 100)] + tickets(95, start=9))  # a raised capacity: never again
+    records = (
+        [POP, JAZZ]
+        + streams("c1", "pop", 1)
+        + streams("c2", "jazz", 1)
+        + [event("e1", "pop", 10)]
+        + tickets(9)
+        + streams("c2", "pop", 2)
+        + [event("e1", "pop", 100)]
+        + tickets(95, start=9)
+    )  # a raised capacity: never again
     assert every_way(records) == [("c1", "e1", "pop", "Pop", "NEW_EVENT"), ("c1", "e1", "pop", "Pop", "POPULAR_EVENT")]
 
 
@@ -116,13 +132,20 @@ def test_an_event_whose_artist_has_no_genre_when_it_sells_out_tells_nobody_it_is
 
 
 def test_records_waiting_for_a_genre_or_an_event_that_never_comes_are_dead_letters_once_each():
-    records = ([POP] + streams("c1", "a7", 2) + [event("e7", "a7"), Artist("a8", "Nameless", None)]
-               + streams("c2", "a8", 1) + [event("e8", "a8"), event("e8", "pop")] + tickets(1, "e9"))
+    records = (
+        [POP]
+        + streams("c1", "a7", 2)
+        + [event("e7", "a7"), Artist("a8", "Nameless", None)]
+        + streams("c2", "a8", 1)
+        + [event("e8", "a8"), event("e8", "pop")]
+        + tickets(1, "e9")
+    )
     for workers in (1, 3):
         io = run_it(records, workers)
         assert suggestions(io) == []
-        assert sorted((d.topic, d.offset, msgspec.json.decode(d.value)["id"], d.error)
-                      for d in io.values("dead-letters")) == [
+        assert sorted(
+            (d.topic, d.offset, msgspec.json.decode(d.value)["id"], d.error) for d in io.values("dead-letters")
+        ) == [
             ("data-demo-events", 0, "e7", "waited for the genre of artist a7, which never arrived"),
             ("data-demo-events", 1, "e8", "waited for the genre of artist a8, which never arrived"),
             ("data-demo-events", 2, "e8", "waited for the genre of artist a8, which never arrived"),
@@ -134,10 +157,20 @@ def test_records_waiting_for_a_genre_or_an_event_that_never_comes_are_dead_lette
 
 
 def test_bad_records_and_missing_foreign_keys_are_dead_letters():
-    io = run_it([("streams", b'{"id": "s1", "customerid": "c1"}'), ("events", b'{"id": "e1"}'),
-                 ("tickets", b'{"id": "t1", "customerid": "c1"}'), ("artists", b"{not json")])
+    io = run_it(
+        [
+            ("streams", b'{"id": "s1", "customerid": "c1"}'),
+            ("events", b'{"id": "e1"}'),
+            ("tickets", b'{"id": "t1", "customerid": "c1"}'),
+            ("artists", b"{not json"),
+        ]
+    )
     assert sorted(d.topic for d in io.values("dead-letters")) == [
-        "data-demo-artists", "data-demo-events", "data-demo-streams", "data-demo-tickets"]
+        "data-demo-artists",
+        "data-demo-events",
+        "data-demo-streams",
+        "data-demo-tickets",
+    ]
 
 
 def canonical(outputs):
@@ -152,8 +185,11 @@ def test_every_suggestion_exactly_once_as_the_reference_says(log, batch_size, wo
     good = [r for r in log if not isinstance(r, tuple)]
     alerts, unfinished = reference.genre_event_suggestions(good)
     assert canonical(io.outputs["genre-event-suggestions"]) == canonical(alerts)
-    waited = [(msgspec.json.decode(d.value)["id"], d.error) for d in io.values("dead-letters")
-              if d.error.startswith("waited for")]
+    waited = [
+        (msgspec.json.decode(d.value)["id"], d.error)
+        for d in io.values("dead-letters")
+        if d.error.startswith("waited for")
+    ]
     assert Counter(waited) == Counter(unfinished)
 
 

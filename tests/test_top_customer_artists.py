@@ -25,21 +25,33 @@ def top_after(records, workers=1) -> dict:
 
 def test_ranks_artists_by_streams_then_by_who_got_there_first():
     first = streams_of("c1", "4", "4", "2", "4", "3", "2")
-    assert top_after(first) == {"c1": [
-        {"artistid": "4", "streams": 3}, {"artistid": "2", "streams": 2}, {"artistid": "3", "streams": 1},
-    ]}
+    assert top_after(first) == {
+        "c1": [
+            {"artistid": "4", "streams": 3},
+            {"artistid": "2", "streams": 2},
+            {"artistid": "3", "streams": 1},
+        ]
+    }
 
     # 5 overtakes 3; it ties with 2, but 2 reached two streams first.
     overtaken = first + streams_of("c1", "5", "5")
-    assert top_after(overtaken) == {"c1": [
-        {"artistid": "4", "streams": 3}, {"artistid": "2", "streams": 2}, {"artistid": "5", "streams": 2},
-    ]}
+    assert top_after(overtaken) == {
+        "c1": [
+            {"artistid": "4", "streams": 3},
+            {"artistid": "2", "streams": 2},
+            {"artistid": "5", "streams": 2},
+        ]
+    }
 
     # 3 comes back above 2 (and 5); it ties with 4, which reached three streams first.
     comeback = overtaken + [Stream("s-x1", "c1", "3"), Stream("s-x2", "c1", "3")]
-    assert top_after(comeback) == {"c1": [
-        {"artistid": "4", "streams": 3}, {"artistid": "3", "streams": 3}, {"artistid": "2", "streams": 2},
-    ]}
+    assert top_after(comeback) == {
+        "c1": [
+            {"artistid": "4", "streams": 3},
+            {"artistid": "3", "streams": 3},
+            {"artistid": "2", "streams": 2},
+        ]
+    }
 
 
 @pytest.mark.parametrize("batch_size", ["1", "4", "1000"])
@@ -48,13 +60,19 @@ def test_with_no_cache_every_change_of_the_top_is_written_as_kafka_streams_does(
     # (UTOPIA_CHANGELOG_FLUSH_MS=0 is Kafka Streams' statestore.cache.max.bytes=0).
     monkeypatch.setenv("UTOPIA_CHANGELOG_FLUSH_MS", "0")
     monkeypatch.setenv("UTOPIA_BATCH_SIZE", batch_size)
-    write_topic(tmp_path, "data-demo-streams", [
-        {"key": f"s{i}", "value": {"id": f"s{i}", "customerid": "1", "artistid": artist}, "timestamp": i}
-        for i, artist in enumerate(["2", "2", "3", "4", "4", "4"])
-    ])
+    write_topic(
+        tmp_path,
+        "data-demo-streams",
+        [
+            {"key": f"s{i}", "value": {"id": f"s{i}", "customerid": "1", "artistid": artist}, "timestamp": i}
+            for i, artist in enumerate(["2", "2", "3", "4", "4", "4"])
+        ],
+    )
     run_on_files("top_customer_artists", tmp_path, tmp_path / "out")
-    tops = [[(a["artistid"], a["streams"]) for a in line["value"]["top"]]
-            for line in read_output(tmp_path / "out", "kafka-workshop-top-customer-artists")]
+    tops = [
+        [(a["artistid"], a["streams"]) for a in line["value"]["top"]]
+        for line in read_output(tmp_path / "out", "kafka-workshop-top-customer-artists")
+    ]
     assert tops == [
         [("2", 1)],
         [("2", 2)],
@@ -67,10 +85,14 @@ def test_with_no_cache_every_change_of_the_top_is_written_as_kafka_streams_does(
 
 def test_with_the_cache_a_busy_key_is_written_once_per_flush(tmp_path, monkeypatch):
     monkeypatch.setenv("UTOPIA_CHANGELOG_FLUSH_MS", "60000")  # longer than the run: only the end flushes
-    write_topic(tmp_path, "data-demo-streams", [
-        {"key": f"s{i}", "value": {"id": f"s{i}", "customerid": "1", "artistid": artist}, "timestamp": i}
-        for i, artist in enumerate(["2", "2", "3", "4", "4", "4"])
-    ])
+    write_topic(
+        tmp_path,
+        "data-demo-streams",
+        [
+            {"key": f"s{i}", "value": {"id": f"s{i}", "customerid": "1", "artistid": artist}, "timestamp": i}
+            for i, artist in enumerate(["2", "2", "3", "4", "4", "4"])
+        ],
+    )
     run_on_files("top_customer_artists", tmp_path, tmp_path / "out")
     [line] = read_output(tmp_path / "out", "kafka-workshop-top-customer-artists")
     assert [(a["artistid"], a["streams"]) for a in line["value"]["top"]] == [("4", 3), ("2", 2), ("3", 1)]

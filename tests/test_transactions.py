@@ -17,8 +17,9 @@ pytestmark = pytest.mark.kafka
 
 
 def letter(n: int) -> tuple[str, DeadLetter]:
-    return f"k{n}", DeadLetter(dataflow="test", topic="in", partition=0, offset=n, key=f"k{n}", value="v",
-                               error=f"record {n}")
+    return f"k{n}", DeadLetter(
+        dataflow="test", topic="in", partition=0, offset=n, key=f"k{n}", value="v", error=f"record {n}"
+    )
 
 
 @pytest.fixture

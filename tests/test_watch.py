@@ -31,8 +31,9 @@ from utopia.tools.loading import write_dir
 from utopia.tools.watch import FileOutputs, watch
 
 T = 1_764_000_000.0  # a whole second
-TOTALS = GlobalTotals(customers=1234, streams=56789, events=42, tickets=4321, events_occurred=7,
-                      as_of="2026-11-24T01:02:03Z")
+TOTALS = GlobalTotals(
+    customers=1234, streams=56789, events=42, tickets=4321, events_occurred=7, as_of="2026-11-24T01:02:03Z"
+)
 
 
 def totals(streams: int) -> GlobalTotals:
@@ -65,8 +66,10 @@ def test_changelogs_show_their_latest_value():
     board.add("must-see-venue", MustSeeVenue("events", "v-3", "Arena", 4), T)
     assert board.totals.streams == 20
     assert [a.artistid for a in board.top_artists.top] == ["a-2", "a-1"]
-    assert board.venues == {"events": MustSeeVenue("events", "v-3", "Arena", 4),
-                            "customers": MustSeeVenue("customers", "v-2", None, 8)}
+    assert board.venues == {
+        "events": MustSeeVenue("events", "v-3", "Arena", 4),
+        "customers": MustSeeVenue("customers", "v-2", None, 8),
+    }
 
 
 def test_trending_shows_the_newest_hour_whatever_order_hours_come_in():
@@ -143,28 +146,64 @@ def demo_out(tmp_path):
     """An output directory as `utopia demo` leaves it: one subdirectory of <topic>.jsonl files per dataflow."""
     topics = Topics()
     write_outputs(tmp_path / "global_totals", topics, {"global-totals": [totals(100), TOTALS]})
-    write_outputs(tmp_path / "most_streamed_artists", topics, {
-        "top-artists": [TopArtists(artists(("a-7", "The Bytes", 5120), ("a-2", None, 4980),
-                                           ("a-9", "Offset Zero", 4980)))],
-        "trending-artists": [hour(1, ("a-9", "Offset Zero", 287)), hour(2, ("a-2", "Nine Lives", 31))],
-    })
-    write_outputs(tmp_path / "must_see_venue", topics, {"must-see-venue": [
-        MustSeeVenue("events", "v-1", "Red Rocks", 12), MustSeeVenue("customers", "v-2", "The Fillmore", 318)]})
-    write_outputs(tmp_path / "sold_out", topics, {"event-alerts": [event_alert("e-17", 9)],
-                                                 "dead-letters": [DeadLetter("sold_out", "data-demo-tickets", 0, 3,
-                                                                             None, "{", "not valid JSON")]})
-    write_outputs(tmp_path / "suggested_events_location", topics, {
-        "zipcode-tickets": [ZipcodeTickets("80202", 318), ZipcodeTickets("10001", 99)]})
+    write_outputs(
+        tmp_path / "most_streamed_artists",
+        topics,
+        {
+            "top-artists": [
+                TopArtists(artists(("a-7", "The Bytes", 5120), ("a-2", None, 4980), ("a-9", "Offset Zero", 4980)))
+            ],
+            "trending-artists": [hour(1, ("a-9", "Offset Zero", 287)), hour(2, ("a-2", "Nine Lives", 31))],
+        },
+    )
+    write_outputs(
+        tmp_path / "must_see_venue",
+        topics,
+        {
+            "must-see-venue": [
+                MustSeeVenue("events", "v-1", "Red Rocks", 12),
+                MustSeeVenue("customers", "v-2", "The Fillmore", 318),
+            ]
+        },
+    )
+    write_outputs(
+        tmp_path / "sold_out",
+        topics,
+        {
+            "event-alerts": [event_alert("e-17", 9)],
+            "dead-letters": [DeadLetter("sold_out", "data-demo-tickets", 0, 3, None, "{", "not valid JSON")],
+        },
+    )
+    write_outputs(
+        tmp_path / "suggested_events_location",
+        topics,
+        {"zipcode-tickets": [ZipcodeTickets("80202", 318), ZipcodeTickets("10001", 99)]},
+    )
     (tmp_path / "notes.jsonl").write_text("not an output\n")  # not an output topic's file: ignored
     return tmp_path
 
 
 def test_a_frame_shows_totals_rankings_alerts_and_dead_letters(demo_out):
     text = frame(FileOutputs(demo_out, Topics()))
-    for shown in ["1,234 customers", "56,789 streams", "42 events (7 taken place)", "4,321 tickets",
-                  "The Bytes", "5,120", "a-2", "Offset Zero", "trending 02:00-03:00 UTC", "Nine Lives",
-                  "Red Rocks", "The Fillmore", "318", "80202", "10001",
-                  "NEARLY_SOLD_OUT e-17: 9 of 10 sold", "1 dead letters (sold_out 1)"]:
+    for shown in [
+        "1,234 customers",
+        "56,789 streams",
+        "42 events (7 taken place)",
+        "4,321 tickets",
+        "The Bytes",
+        "5,120",
+        "a-2",
+        "Offset Zero",
+        "trending 02:00-03:00 UTC",
+        "Nine Lives",
+        "Red Rocks",
+        "The Fillmore",
+        "318",
+        "80202",
+        "10001",
+        "NEARLY_SOLD_OUT e-17: 9 of 10 sold",
+        "1 dead letters (sold_out 1)",
+    ]:
         assert shown in text, f"{shown!r} not in\n{text}"
     assert "unreadable" not in text
     assert text.index("80202") < text.index("10001")  # busiest first
@@ -195,7 +234,7 @@ def test_files_are_tailed_a_line_at_a_time_and_a_replaced_file_is_read_again(tmp
 def test_files_show_the_records_read_where_no_rate_can_be_known(demo_out):
     text = frame(FileOutputs(demo_out, Topics()))
     assert "records/s" not in text
-    assert stripped(text[text.index("records read"):]) == [
+    assert stripped(text[text.index("records read") :]) == [
         "records read",
         " customer-stream-count   │ 0 │ event-streamer-alerts        │ 0",
         " top-customer-artists    │ 0 │ must-see-venue               │ 2",
@@ -287,8 +326,9 @@ def test_live_frames_fit_the_terminal(demo_out):
     assert len(text.splitlines()) <= 24 and stripped(text)[-1] == "not shown for want of room: records read", text
 
 
-@pytest.mark.parametrize(("now", "hour", "closing"), [(T + 1800, "16:00-17:00", "17:05"),
-                                                       (T + 8 * 3600 - 1, "23:00-00:00", "00:05")])
+@pytest.mark.parametrize(
+    ("now", "hour", "closing"), [(T + 1800, "16:00-17:00", "17:05"), (T + 8 * 3600 - 1, "23:00-00:00", "00:05")]
+)
 def test_while_no_hour_has_closed_trending_says_when_the_current_one_closes(now, hour, closing):
     text = stripped(drawn(render(Board(), now, TITLE), 80, 40))
     assert text[3:7] == [
@@ -335,8 +375,11 @@ def test_on_a_cluster_fed_already_the_live_demo_runs_only_the_dataflows():
 
 
 def started_and_ready(name: str, code: str, tmp_path) -> subprocess.Popen:
-    process = start(name, [sys.executable, "-c", f"import signal, time; {code}; print('ready', flush=True); "
-                                               "time.sleep(60)"], tmp_path)
+    process = start(
+        name,
+        [sys.executable, "-c", f"import signal, time; {code}; print('ready', flush=True); time.sleep(60)"],
+        tmp_path,
+    )
     while b"ready" not in (tmp_path / f"{name}.log").read_bytes():
         time.sleep(0.05)
     return process
@@ -362,6 +405,7 @@ def test_a_process_that_ended_on_its_own_is_named_under_the_dashboard(tmp_path):
     running = start("generate", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path)
     try:
         assert stopped({"sold_out": ended, "generate": running}, tmp_path) == [
-            f"sold_out stopped (exit code 2): see {tmp_path / 'sold_out.log'}"]
+            f"sold_out stopped (exit code 2): see {tmp_path / 'sold_out.log'}"
+        ]
     finally:
         stop({"generate": running}, grace_s=1.0)

@@ -23,8 +23,14 @@ TICKET = Ticket("t-1", "c-1", "e-1", 12.5)
 
 
 def message(offset: int, key: bytes | None = b"t-1") -> Message:
-    return Message(topic="data-demo-tickets", partition=2, offset=offset, key=key, value=b'{"id":"t-1"}',
-                   timestamp=(1, 1_700_000_000_000 + offset))
+    return Message(
+        topic="data-demo-tickets",
+        partition=2,
+        offset=offset,
+        key=key,
+        value=b'{"id":"t-1"}',
+        timestamp=(1, 1_700_000_000_000 + offset),
+    )
 
 
 class Loose(msgspec.Struct, frozen=True):
@@ -55,14 +61,38 @@ def as_read_bundle(bundle: list) -> list:
 def test_every_shape_arrives_as_it_was_sent():
     sent = [
         ("0", [("c-1", None)] * 3 + [("c-2", "text"), ("c-3", 7), ("c-4", 2.5), ("c-5", True)]),
-        ("1", [("e-1", EVENT), ("e-1", Placed(3, 10, EVENT)), ("e-1", Placed(3, 11, None)),
-               ("e-1", Placed(3, 12, "c-9")), ("v-1", NewHolder("c-1", 40)), ("e-2", Sequenced(3, 13, "z", 2)),
-               ("c-1", Lookup(3, 14)), (None, Mark(3, 20, 1))]),
-        ("2", [("e-1", (message(5), TICKET)), ("e-1", (message(6, key=b"\xff\xfe"), TICKET)),
-               ("e-1", (message(7, key=None), None)), ("e-1", Placed(3, 15, (message(8), "c-1"))),
-               ("e-1", Sequenced(3, 16, (message(9), None), 4))]),
-        ("3", [("e-1", (InRecord("data-demo-tickets", 0, 3, "t-1", b"{}", 0), TICKET)),  # from a file: pickled
-               ("x", (1, 2, 3)), ("x", {"a": (1, 2)}), ("x", Loose((1, 2)))]),
+        (
+            "1",
+            [
+                ("e-1", EVENT),
+                ("e-1", Placed(3, 10, EVENT)),
+                ("e-1", Placed(3, 11, None)),
+                ("e-1", Placed(3, 12, "c-9")),
+                ("v-1", NewHolder("c-1", 40)),
+                ("e-2", Sequenced(3, 13, "z", 2)),
+                ("c-1", Lookup(3, 14)),
+                (None, Mark(3, 20, 1)),
+            ],
+        ),
+        (
+            "2",
+            [
+                ("e-1", (message(5), TICKET)),
+                ("e-1", (message(6, key=b"\xff\xfe"), TICKET)),
+                ("e-1", (message(7, key=None), None)),
+                ("e-1", Placed(3, 15, (message(8), "c-1"))),
+                ("e-1", Sequenced(3, 16, (message(9), None), 4)),
+            ],
+        ),
+        (
+            "3",
+            [
+                ("e-1", (InRecord("data-demo-tickets", 0, 3, "t-1", b"{}", 0), TICKET)),  # from a file: pickled
+                ("x", (1, 2, 3)),
+                ("x", {"a": (1, 2)}),
+                ("x", Loose((1, 2))),
+            ],
+        ),
     ]
     arrived = travelled(sent)
     assert as_read_bundle(arrived) == as_read_bundle(sent)
@@ -127,4 +157,3 @@ def test_what_every_dataflow_sends_between_workers_arrives_unchanged(name, monke
         assert as_read_bundle(travelled(sent)) == as_read_bundle(sent)
         # everything a dataflow sends has a shape msgpack carries exactly
         assert "pickle" not in wire.shapes(wire.encode(sent))
-

@@ -145,8 +145,7 @@ def cmd_watch(args: argparse.Namespace) -> None:
     if args.seconds is not None and args.seconds <= 0:
         raise UsageError("--seconds must be more than 0")
     settings = Settings.from_env()
-    source = (FileOutputs(args.output, settings.topics) if args.output
-              else KafkaOutputs(settings, args.from_beginning))
+    source = FileOutputs(args.output, settings.topics) if args.output else KafkaOutputs(settings, args.from_beginning)
     if not watch(source, Console(), args.seconds, args.once):
         sys.exit(1)  # the frame names the outputs it may not read
 
@@ -174,8 +173,12 @@ def parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="generate a consistent data set to a directory or to Kafka")
     gen.add_argument("--to", default="kafka", help="a directory, or `kafka` (default) for the configured broker")
     gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--start", type=start_time, help="when the data set begins, to files and Kafka alike: an ISO date "
-                     "or time (UTC unless it has an offset) or `yesterday` (default 2026-11-01)")
+    gen.add_argument(
+        "--start",
+        type=start_time,
+        help="when the data set begins, to files and Kafka alike: an ISO date "
+        "or time (UTC unless it has an offset) or `yesterday` (default 2026-11-01)",
+    )
     gen.add_argument("--live", action="store_true", help="keep producing to Kafka until stopped")
     gen.add_argument("--rate", type=float, default=100.0, help="records per second with --live (default 100)")
     add_size_options(gen)
@@ -187,11 +190,15 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--partitions", type=int, default=3)
     create.add_argument("--replication", type=int, default=1)
     create.set_defaults(handler=cmd_topics_create)
-    delete = topics_sub.add_parser("delete", help="delete this project's input, output and dead-letter topics "
-                                   "(named with the configured prefixes and suffix), after asking")
+    delete = topics_sub.add_parser(
+        "delete",
+        help="delete this project's input, output and dead-letter topics "
+        "(named with the configured prefixes and suffix), after asking",
+    )
     delete.add_argument("--yes", action="store_true", help="do not ask")
-    delete.add_argument("--outputs-only", action="store_true",
-                        help="keep the input topics (on a cluster where data-demo feeds them)")
+    delete.add_argument(
+        "--outputs-only", action="store_true", help="keep the input topics (on a cluster where data-demo feeds them)"
+    )
     delete.set_defaults(handler=cmd_topics_delete)
 
     demo = sub.add_parser("demo", help="generate data, run every dataflow on files, print a summary")
@@ -202,10 +209,16 @@ def parser() -> argparse.ArgumentParser:
 
     watch = sub.add_parser("watch", help="a live dashboard of the outputs, from Kafka or an output directory")
     watch.add_argument("--output", type=Path, help="a file-mode output directory (or demo-out) to tail, not Kafka")
-    watch.add_argument("--from-beginning", action="store_true",
-                       help="read every output topic from its start (default: only those shown whole)")
-    watch.add_argument("--once", action="store_true",
-                       help="print one frame of what is there now and exit (1 if some output may not be read)")
+    watch.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="read every output topic from its start (default: only those shown whole)",
+    )
+    watch.add_argument(
+        "--once",
+        action="store_true",
+        help="print one frame of what is there now and exit (1 if some output may not be read)",
+    )
     watch.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
     watch.set_defaults(handler=cmd_watch)
 
@@ -214,16 +227,21 @@ def parser() -> argparse.ArgumentParser:
     tail.add_argument("--key", help="only the records of this key")
     start = tail.add_mutually_exclusive_group()
     start.add_argument("--from-beginning", action="store_true", help="every record still kept")
-    start.add_argument("--last", type=int, default=LAST, metavar="N",
-                       help=f"the last N records of each partition (default {LAST})")
-    tail.add_argument("--follow", action="store_true",
-                      help="keep printing new records until Ctrl-C (default: stop at the end)")
+    start.add_argument(
+        "--last", type=int, default=LAST, metavar="N", help=f"the last N records of each partition (default {LAST})"
+    )
+    tail.add_argument(
+        "--follow", action="store_true", help="keep printing new records until Ctrl-C (default: stop at the end)"
+    )
     tail.set_defaults(handler=cmd_tail)
 
     live = sub.add_parser("live-demo", help="a live feed and every dataflow in the background, the dashboard in front")
     live.add_argument("--rate", type=float, default=100.0, help="records per second of the live feed (default 100)")
-    live.add_argument("--no-feed", action="store_true",
-                      help="no live feed: the inputs are fed already (the workshop's cluster, fed by data-demo)")
+    live.add_argument(
+        "--no-feed",
+        action="store_true",
+        help="no live feed: the inputs are fed already (the workshop's cluster, fed by data-demo)",
+    )
     live.set_defaults(handler=cmd_live_demo)
     return main
 

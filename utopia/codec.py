@@ -73,8 +73,9 @@ class KafkaBatch:
 
     __slots__ = ("runs", "order", "lane", "position", "_messages")
 
-    def __init__(self, runs: list[tuple[str, list[Message]]], order: list[int] | None = None,
-                 lane: int = 0, position: int = 0):
+    def __init__(
+        self, runs: list[tuple[str, list[Message]]], order: list[int] | None = None, lane: int = 0, position: int = 0
+    ):
         self.runs, self.order, self.lane, self.position = runs, order, lane, position
         self._messages: list[Message] | None = None
 
@@ -113,9 +114,14 @@ class Batch:
 
     __slots__ = ("records", "dead", "lane", "position", "end", "_source", "_index", "_by_type")
 
-    def __init__(self, records: list[Record], dead: list[tuple[str | bytes | None, DeadLetter]],
-                 source: RecordBatch | KafkaBatch, index: list[int] | None = None,
-                 by_type: ByType | Callable[[], ByType] | None = None):
+    def __init__(
+        self,
+        records: list[Record],
+        dead: list[tuple[str | bytes | None, DeadLetter]],
+        source: RecordBatch | KafkaBatch,
+        index: list[int] | None = None,
+        by_type: ByType | Callable[[], ByType] | None = None,
+    ):
         self.records, self.dead, self._source, self._index = records, dead, source, index
         self.lane, self.position = source.lane, source.position
         self.end = source.position + len(source)
@@ -203,10 +209,16 @@ class FarMessages:
     @staticmethod
     def encode(messages: list[Message]) -> bytes:
         """The bytes a `FarMessages` of these messages reads."""
-        return _FIELDS_ENCODER.encode((
-            list(map(Message.topic, messages)), list(map(Message.partition, messages)),
-            list(map(Message.offset, messages)), list(map(Message.key, messages)),
-            list(map(Message.value, messages)), list(map(_second, map(Message.timestamp, messages)))))
+        return _FIELDS_ENCODER.encode(
+            (
+                list(map(Message.topic, messages)),
+                list(map(Message.partition, messages)),
+                list(map(Message.offset, messages)),
+                list(map(Message.key, messages)),
+                list(map(Message.value, messages)),
+                list(map(_second, map(Message.timestamp, messages))),
+            )
+        )
 
     def record(self, index: int) -> InRecord:
         """The `index`-th message as the `InRecord` it stands for."""
@@ -230,7 +242,8 @@ class FarMessage(msgspec.Struct, frozen=True, gc=False, array_like=True):
 
 _FIELDS_ENCODER = msgspec.msgpack.Encoder()
 _FIELDS = msgspec.msgpack.Decoder(
-    tuple[list[str], list[int], list[int], list[bytes | None], list[bytes | None], list[int]])
+    tuple[list[str], list[int], list[int], list[bytes | None], list[bytes | None], list[int]]
+)
 
 
 def _text_key(key: bytes | None) -> str | bytes | None:
@@ -255,8 +268,14 @@ def as_in_record(raw: InRecord | Message | FarMessage) -> InRecord:
 
 def _message_fields(message: Message) -> tuple:
     """A Kafka message's fields in `InRecord`'s order, its key as text when it is UTF-8."""
-    return (message.topic(), message.partition(), message.offset(), _text_key(message.key()), message.value(),
-            message.timestamp()[1])
+    return (
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        _text_key(message.key()),
+        message.value(),
+        message.timestamp()[1],
+    )
 
 
 def _pickled_message(message: Message) -> tuple:
@@ -310,7 +329,8 @@ class _Reader:
         for rule in self.required_when:
             if rule.missing(record):
                 raise msgspec.ValidationError(
-                    f"Object missing required field `{rule.field}` (required when `{rule.when}` is {rule.equals!r})")
+                    f"Object missing required field `{rule.field}` (required when `{rule.when}` is {rule.equals!r})"
+                )
         return record if self.finish is None else self.finish(record)
 
     def read_all(self, values: list[bytes | None]) -> list[Record] | None:
@@ -381,7 +401,8 @@ def dead_letter(dataflow: str, raw: InRecord, error: str) -> tuple[str | bytes |
     """The dead-letter output for a raw record: keyed as the record was, its key and value kept as text."""
     text, encoding = raw_text(raw.value or b"")
     key, key_encoding = (
-        (None, None) if raw.key is None else raw_text(raw.key) if isinstance(raw.key, bytes) else (raw.key, None))
+        (None, None) if raw.key is None else raw_text(raw.key) if isinstance(raw.key, bytes) else (raw.key, None)
+    )
     return raw.key, DeadLetter(dataflow, raw.topic, raw.partition, raw.offset, key, text, error, encoding, key_encoding)
 
 
@@ -399,8 +420,9 @@ def fit(letter: DeadLetter, limit: int) -> DeadLetter:
         if not text:
             continue
         whole = text.encode()
-        letter = msgspec.structs.replace(letter, **{f"{field}_bytes": len(whole),
-                                                    f"{field}_sha256": hashlib.sha256(whole).hexdigest()})
+        letter = msgspec.structs.replace(
+            letter, **{f"{field}_bytes": len(whole), f"{field}_sha256": hashlib.sha256(whole).hexdigest()}
+        )
         # The most characters that fit: escapes and multi-byte characters make bytes differ from
         # characters, so search (about 20 encodings, for a record that is already a rarity).
         fits, too_many = 0, len(text)
@@ -415,15 +437,23 @@ def fit(letter: DeadLetter, limit: int) -> DeadLetter:
     return letter
 
 
-def too_large(dataflow: str, topic: str, key: str | None, encoded: bytes, limit: int,
-              room: int | None = None) -> DeadLetter:
+def too_large(
+    dataflow: str, topic: str, key: str | None, encoded: bytes, limit: int, room: int | None = None
+) -> DeadLetter:
     """The dead letter of an output record that cannot be sent: more than `limit` bytes with its key.
 
     It is cut to fit in `room` bytes (default: `limit`), what its own Kafka key leaves.
     """
     size = len(encoded) + (0 if key is None else len(key.encode()))
-    letter = DeadLetter(dataflow, topic, -1, -1, key, encoded.decode(),
-                        f"output too large: {size:,} bytes with its key, more than the {limit:,} a message may have")
+    letter = DeadLetter(
+        dataflow,
+        topic,
+        -1,
+        -1,
+        key,
+        encoded.decode(),
+        f"output too large: {size:,} bytes with its key, more than the {limit:,} a message may have",
+    )
     return fit(letter, limit if room is None else room)
 
 
@@ -433,8 +463,7 @@ class Decoder:
     `zone` is where zone-less event dates were written (UTOPIA_EVENTDATE_ZONE).
     """
 
-    def __init__(self, dataflow: str, topics: Topics, reads: Reads,
-                 zone: tzinfo = UTC):
+    def __init__(self, dataflow: str, topics: Topics, reads: Reads, zone: tzinfo = UTC):
         self.dataflow = dataflow
         self.readers = {topics.input(TOPIC_OF[model]): _Reader(model, fks, zone) for model, fks in reads.items()}
 
@@ -480,8 +509,12 @@ class Decoder:
                 read: list[list[Record]] = decoded  # type: ignore[assignment]  # None is not in it
                 joined = list(chain.from_iterable(read))
                 # Several runs always come with an order.
-                return Batch(list(map(joined.__getitem__, batch.order)), [], batch,  # type: ignore[arg-type]
-                             by_type=lambda: self._indices(batch, read))
+                return Batch(
+                    list(map(joined.__getitem__, batch.order)),  # type: ignore[arg-type]
+                    [],
+                    batch,
+                    by_type=lambda: self._indices(batch, read),
+                )
         records, index, dead = [], [], []
         for i, message in enumerate(batch.messages):
             value = message.value()
@@ -503,8 +536,10 @@ class Decoder:
         for (topic, _), records in zip(batch.runs, decoded):
             of_type.setdefault(self.readers[topic].model, []).append(where[start : start + len(records)])
             start += len(records)
-        return {kind: slices[0] if len(slices) == 1 else sorted(chain.from_iterable(slices))
-                for kind, slices in of_type.items()}
+        return {
+            kind: slices[0] if len(slices) == 1 else sorted(chain.from_iterable(slices))
+            for kind, slices in of_type.items()
+        }
 
 
 encode: Callable[[Output], bytes] = msgspec.json.Encoder().encode

@@ -27,15 +27,21 @@ START_OFFSETS = ("earliest", "latest")
 
 # (variable, default, meaning) -- the README's configuration table is checked against this list.
 VARIABLES: tuple[tuple[str, str, str], ...] = (
-    ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092",
-     "Kafka bootstrap servers, comma separated (unset: localhost:$KAFKA_PORT)"),
+    (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "localhost:9092",
+        "Kafka bootstrap servers, comma separated (unset: localhost:$KAFKA_PORT)",
+    ),
     ("KAFKA_PORT", "9092", "the local broker's port, and the clients' while KAFKA_BOOTSTRAP_SERVERS is unset"),
     ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (Confluent Cloud)"),
     ("KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN (Confluent Cloud), SCRAM-SHA-256 or SCRAM-SHA-512"),
     ("KAFKA_SASL_USERNAME", "", "SASL username (Confluent Cloud: the API key)"),
     ("KAFKA_SASL_PASSWORD", "", "SASL password (Confluent Cloud: the API secret); never printed"),
-    ("KAFKA_SSL_CA_LOCATION", "",
-     "a CA certificate file (PEM) to trust, for a cluster whose CA is not in the system's store"),
+    (
+        "KAFKA_SSL_CA_LOCATION",
+        "",
+        "a CA certificate file (PEM) to trust, for a cluster whose CA is not in the system's store",
+    ),
     ("UTOPIA_INPUT_PREFIX", "data-demo-", "prefix of the input topics"),
     ("UTOPIA_OUTPUT_PREFIX", "kafka-workshop-", "prefix of the output topics, consumer group and client ids"),
     ("UTOPIA_OUTPUT_SUFFIX", "", "suffix of the output topics, e.g. `-team-bigfoot` on a shared cluster"),
@@ -43,11 +49,17 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("UTOPIA_TAIL", "true", "true: keep waiting for new input; false: stop at the end of each partition"),
     ("UTOPIA_BATCH_SIZE", "1000", "records a worker takes at a time, from all the partitions it reads"),
     ("UTOPIA_MAX_IDLE_MS", "1000", "how long a partition fetched to its end holds back the others"),
-    ("UTOPIA_CHANGELOG_FLUSH_MS", "1000",
-     "how long a changelog update may wait for a newer one; 0: every change is written"),
+    (
+        "UTOPIA_CHANGELOG_FLUSH_MS",
+        "1000",
+        "how long a changelog update may wait for a newer one; 0: every change is written",
+    ),
     ("UTOPIA_EVENTDATE_ZONE", "UTC", "IANA zone of event dates written without one (the producer's local time)"),
-    ("UTOPIA_CREATE_TOPICS", "false",
-     "true: a dataflow creates its missing output topics; false: it says which and stops"),
+    (
+        "UTOPIA_CREATE_TOPICS",
+        "false",
+        "true: a dataflow creates its missing output topics; false: it says which and stops",
+    ),
     ("UTOPIA_GUARANTEE", "at-least-once", "at-least-once, or exactly-once (Kafka transactions; needs -r)"),
     ("UTOPIA_SHARDS", "24", "groups of keys a keyed step spreads over workers: at most this many workers share a step"),
 )
@@ -142,14 +154,15 @@ class Settings:
         mechanism = choice("KAFKA_SASL_MECHANISM", SASL_MECHANISMS)
         username, password = get("KAFKA_SASL_USERNAME"), env.get("KAFKA_SASL_PASSWORD", "")
         if protocol.startswith("SASL") and not (username and password):
-            raise ConfigError(
-                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
-            )
+            raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
         ca = get("KAFKA_SSL_CA_LOCATION")
         if ca and not os.path.isfile(ca):
             raise ConfigError(f"KAFKA_SSL_CA_LOCATION={ca!r} is not a file")
-        client = {name[len(CLIENT_PREFIX):].lower().replace("_", "."): value.strip()
-                  for name, value in env.items() if name.startswith(CLIENT_PREFIX) and len(name) > len(CLIENT_PREFIX)}
+        client = {
+            name[len(CLIENT_PREFIX) :].lower().replace("_", "."): value.strip()
+            for name, value in env.items()
+            if name.startswith(CLIENT_PREFIX) and len(name) > len(CLIENT_PREFIX)
+        }
         tail, create = flag("UTOPIA_TAIL"), flag("UTOPIA_CREATE_TOPICS")
         batch = get("UTOPIA_BATCH_SIZE")
         if not batch.isdigit() or int(batch) < 1:

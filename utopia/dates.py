@@ -16,8 +16,20 @@ _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct N
 # What Java's Date.toString() prints for the zones a data-demo producer plausibly runs in. Such an
 # abbreviation names a fixed offset (CDT is always UTC-5), unlike a zone name.
 _ABBREVIATIONS = {
-    "UTC": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6,
-    "PST": -8, "PDT": -7, "AKST": -9, "AKDT": -8, "HST": -10,
+    "UTC": 0,
+    "GMT": 0,
+    "Z": 0,
+    "EST": -5,
+    "EDT": -4,
+    "CST": -6,
+    "CDT": -5,
+    "MST": -7,
+    "MDT": -6,
+    "PST": -8,
+    "PDT": -7,
+    "AKST": -9,
+    "AKDT": -8,
+    "HST": -10,
 }
 _JAVA_DATE = re.compile(
     r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?P<mon>[A-Z][a-z]{2}) (?P<day>\d{2}) "
@@ -54,8 +66,17 @@ def parse_eventdate(text: str, zone: tzinfo = UTC) -> datetime:
     match = _JAVA_DATE.fullmatch(text)
     if match and match["zone"] in _ABBREVIATIONS and match["mon"] in _MONTHS:
         offset = timezone(timedelta(hours=_ABBREVIATIONS[match["zone"]]))
-        return _instant(text, int(match["year"]), _MONTHS[match["mon"]], int(match["day"]),
-                        int(match["h"]), int(match["m"]), int(match["s"]), 0, offset)
+        return _instant(
+            text,
+            int(match["year"]),
+            _MONTHS[match["mon"]],
+            int(match["day"]),
+            int(match["h"]),
+            int(match["m"]),
+            int(match["s"]),
+            0,
+            offset,
+        )
     raise UnknownDate(f"eventdate {text!r} is in no accepted form")
 
 
@@ -70,12 +91,22 @@ def _from_parts(text: str, match: re.Match, zone: tzinfo) -> datetime:
         sign = -1 if offset[0] == "-" else 1
         digits = offset[1:].replace(":", "")
         where = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    return _instant(text, int(match["year"]), int(match["mon"]), int(match["day"]),
-                    int(match["h"] or 0), int(match["m"] or 0), int(match["s"] or 0), micros, where)
+    return _instant(
+        text,
+        int(match["year"]),
+        int(match["mon"]),
+        int(match["day"]),
+        int(match["h"] or 0),
+        int(match["m"] or 0),
+        int(match["s"] or 0),
+        micros,
+        where,
+    )
 
 
-def _instant(text: str, year: int, month: int, day: int, hour: int, minute: int, second: int, micros: int,
-             where: tzinfo) -> datetime:
+def _instant(
+    text: str, year: int, month: int, day: int, hour: int, minute: int, second: int, micros: int, where: tzinfo
+) -> datetime:
     try:
         return datetime(year, month, day, hour, minute, second, micros, tzinfo=where).astimezone(UTC)
     except ValueError:  # 2027-02-30, 25:00

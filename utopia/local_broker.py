@@ -29,8 +29,10 @@ def bootstrap_servers(env: Mapping[str, str]) -> str:
         return f"localhost:{port}"
     local = local_port(servers)
     if "KAFKA_PORT" in env and local is not None and local != port:
-        raise ValueError(f"KAFKA_PORT={port} and KAFKA_BOOTSTRAP_SERVERS={servers!r} name different ports of the "
-                         "local broker: set only one of them")
+        raise ValueError(
+            f"KAFKA_PORT={port} and KAFKA_BOOTSTRAP_SERVERS={servers!r} name different ports of the "
+            "local broker: set only one of them"
+        )
     return servers
 
 
@@ -48,8 +50,9 @@ def _port(env: Mapping[str, str]) -> int:
     text = env.get("KAFKA_PORT", str(DEFAULT_PORT)).strip()
     # The local broker's controller listens on the next port.
     if not text.isdigit() or not 0 < int(text) < 65535:
-        raise ValueError(f"KAFKA_PORT={text!r} is not a port number from 1 to 65534 (the broker's controller takes "
-                         "the next one)")
+        raise ValueError(
+            f"KAFKA_PORT={text!r} is not a port number from 1 to 65534 (the broker's controller takes the next one)"
+        )
     return int(text)
 
 

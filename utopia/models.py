@@ -251,10 +251,17 @@ class DeadLetter(Output, frozen=True, omit_defaults=True):
     key_sha256: str | None = None
 
 
-CHANGELOGS = frozenset({
-    "customer-stream-count", "top-customer-artists", "top-artists", "customers-by-top-artist", "must-see-venue",
-    "global-totals", "zipcode-tickets",
-})
+CHANGELOGS = frozenset(
+    {
+        "customer-stream-count",
+        "top-customer-artists",
+        "top-artists",
+        "customers-by-top-artist",
+        "must-see-venue",
+        "global-totals",
+        "zipcode-tickets",
+    }
+)
 """Outputs whose meaning is the latest value per key (docs/outputs.md#outputs); the others are alerts and windows."""
 
 OUTPUT_RECORDS: dict[str, type[Output]] = {

@@ -158,8 +158,11 @@ def peer_lost_hook(dataflow: str, argv: list[str]) -> Callable:
         if kind.__name__ == "PanicException" and ("Send thread" in text or "Recv thread" in text):
             me, count = _process_of(argv)
             other = f"process {1 - me}" if count == 2 else "a process"
-            print(f"utopia {dataflow}: {other} of {count} lost (this is process {me}); restart all {count} "
-                  "(with -r to resume from the last snapshot)", file=sys.stderr)
+            print(
+                f"utopia {dataflow}: {other} of {count} lost (this is process {me}); restart all {count} "
+                "(with -r to resume from the last snapshot)",
+                file=sys.stderr,
+            )
             return
         previous(kind, value, traceback)
 

@@ -104,18 +104,26 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, tuple[int, int]]):
         # lookup before the first fetch.
         start = 0 if self.settings.start_offset == "earliest" else OFFSET_END
         watch = broker_watch(self.settings.bootstrap_servers, MetadataProbe(self.settings))
-        config = self.settings.kafka_config() | CLIENT_CONFIG | FETCH_CONFIG | {
-            "group.id": self.settings.topics.client_id(self.dataflow),
-            "client.id": self.settings.topics.client_id(self.dataflow),
-            "enable.auto.commit": "false",
-            "enable.partition.eof": "true",
-            "auto.offset.reset": "error",
-            "logger": client_log,
-            "error_cb": watch.error,
-        }
+        config = (
+            self.settings.kafka_config()
+            | CLIENT_CONFIG
+            | FETCH_CONFIG
+            | {
+                "group.id": self.settings.topics.client_id(self.dataflow),
+                "client.id": self.settings.topics.client_id(self.dataflow),
+                "enable.auto.commit": "false",
+                "enable.partition.eof": "true",
+                "auto.offset.reset": "error",
+                "logger": client_log,
+                "error_cb": watch.error,
+            }
+        )
         # A store written before places were kept holds the offset alone.
-        offset, position = (start, 0) if resume_state is None else (
-            (resume_state, 0) if isinstance(resume_state, int) else resume_state)
+        offset, position = (
+            (start, 0)
+            if resume_state is None
+            else ((resume_state, 0) if isinstance(resume_state, int) else resume_state)
+        )
         settings = self.settings
         merger = merger_for((id(self), step_id), settings.batch_size, settings.tail, settings.max_idle_ms / 1000)
         reader = PartitionReader(for_part, config, topic, int(partition), offset, watch.answered, self.deleted)
@@ -135,8 +143,9 @@ class MetadataProbe:
 
     def __call__(self) -> bool:
         if self.client is None:
-            config = self.settings.kafka_config() | CLIENT_CONFIG | {
-                "reconnect.backoff.max.ms": 1000, "logger": quiet_log}
+            config = (
+                self.settings.kafka_config() | CLIENT_CONFIG | {"reconnect.backoff.max.ms": 1000, "logger": quiet_log}
+            )
             self.client = AdminClient(config)  # type: ignore[arg-type]  # the stubs allow no logger or callback
         try:
             self.client.list_topics(timeout=1.0)
@@ -176,8 +185,12 @@ class OutputEncoder:
         else:
             text_key = None if key is None else key if isinstance(key, str) else key.decode("utf-8", "replace")
             letter = too_large(self.dataflow, self.topic, text_key, encoded, self.limit, room)
-        log.warning("a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
-                    self.topic, len(encoded), self.dead_letters)
+        log.warning(
+            "a record for %s is too large for a message (%d bytes): sent to %s cut to fit",
+            self.topic,
+            len(encoded),
+            self.dead_letters,
+        )
         metrics.DEAD_LETTERS.labels(self.dataflow).inc()
         return self.dead_letters, kafka_key, encode(letter)
 
@@ -194,14 +207,19 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
 
     def __init__(self, settings: Settings, dataflow: str, topic: str):
         client_id = settings.topics.client_id(dataflow)
-        config: dict[str, Any] = settings.kafka_config() | CLIENT_CONFIG | PRODUCER_CONFIG | {
-            "client.id": client_id,
-            "delivery.report.only.error": True,
-            "on_delivery": self._failed,
-            # Its log, but not its error callback: a producer polled only per batch hands over an
-            # outage's errors late, after the consumers have seen the broker come back.
-            "logger": client_log,
-        }
+        config: dict[str, Any] = (
+            settings.kafka_config()
+            | CLIENT_CONFIG
+            | PRODUCER_CONFIG
+            | {
+                "client.id": client_id,
+                "delivery.report.only.error": True,
+                "on_delivery": self._failed,
+                # Its log, but not its error callback: a producer polled only per batch hands over an
+                # outage's errors late, after the consumers have seen the broker come back.
+                "logger": client_log,
+            }
+        )
         self.producer = Producer(config)
         self.settings, self.dataflow, self.topic = settings, dataflow, topic
         self.encoder = OutputEncoder(settings, dataflow, topic, int(config.get("message.max.bytes", 0)))
@@ -249,8 +267,11 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
         if self.failures:
             error, message = self.failures[0]
             topic = message.topic()  # a delivery report always names it (the stubs allow None)
-            end_run(self.dataflow, f"{len(self.failures)} record(s) not delivered to {topic}: {error.str()}"
-                                   f"{write_refused(self.settings, error, topic)}")  # type: ignore[arg-type]
+            end_run(
+                self.dataflow,
+                f"{len(self.failures)} record(s) not delivered to {topic}: {error.str()}"
+                f"{write_refused(self.settings, error, topic)}",  # type: ignore[arg-type]
+            )
 
     def _producer_failed(self, error: KafkaError) -> NoReturn:
         """The producer failed for good (Kafka refused its idempotent producer id, say): one line saying why."""
@@ -259,8 +280,10 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
                 self.producer.poll(0)
             except (KafkaException, SystemError) as raised:
                 error = _kafka_error(raised) or error
-        end_run(self.dataflow, f"cannot write to {self.topic} ({error.str()})"
-                               f"{write_refused(self.settings, error, self.topic)}")
+        end_run(
+            self.dataflow,
+            f"cannot write to {self.topic} ({error.str()}){write_refused(self.settings, error, self.topic)}",
+        )
 
 
 def _kafka_error(raised: BaseException) -> KafkaError | None:
@@ -396,8 +419,10 @@ def existing_topics(settings: Settings) -> set[str]:
         config = settings.kafka_config() | CLIENT_CONFIG | {"logger": quiet_log, "error_cb": errors.append}
         client = AdminClient(config)  # type: ignore[arg-type]  # the stubs allow no logger or callback
     except KafkaException as error:
-        raise ConfigError(f"a Kafka client setting is not accepted ({_reason(error)}): check the KAFKA_ variables, "
-                          "KAFKA_CONFIG_* included") from None
+        raise ConfigError(
+            f"a Kafka client setting is not accepted ({_reason(error)}): check the KAFKA_ variables, "
+            "KAFKA_CONFIG_* included"
+        ) from None
     deadline, probed = time.monotonic() + CONNECT_TIMEOUT_S, False
     while True:
         try:
@@ -411,8 +436,10 @@ def existing_topics(settings: Settings) -> set[str]:
         if cause is not None:
             raise ConfigError(cause)
         if time.monotonic() > deadline:
-            raise ConfigError(f"cannot reach Kafka at {settings.bootstrap_servers} within {CONNECT_TIMEOUT_S:.0f}s "
-                              f"({last}): check KAFKA_BOOTSTRAP_SERVERS, and that the broker is up")
+            raise ConfigError(
+                f"cannot reach Kafka at {settings.bootstrap_servers} within {CONNECT_TIMEOUT_S:.0f}s "
+                f"({last}): check KAFKA_BOOTSTRAP_SERVERS, and that the broker is up"
+            )
 
 
 def diagnose(settings: Settings, errors: list[KafkaError]) -> str | None:
@@ -421,18 +448,26 @@ def diagnose(settings: Settings, errors: list[KafkaError]) -> str | None:
     for error in errors:
         text = error.str()
         if "mechanism handshake failed" in text:  # the listener speaks no SASL, or not this mechanism
-            return (f"Kafka at {servers} does not answer as KAFKA_SECURITY_PROTOCOL={protocol} with "
-                    f"KAFKA_SASL_MECHANISM={settings.sasl_mechanism} expects ({_short(text)}): check "
-                    "KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_MECHANISM")
+            return (
+                f"Kafka at {servers} does not answer as KAFKA_SECURITY_PROTOCOL={protocol} with "
+                f"KAFKA_SASL_MECHANISM={settings.sasl_mechanism} expects ({_short(text)}): check "
+                "KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_MECHANISM"
+            )
         if error.code() == KafkaError._AUTHENTICATION or "Authentication failed" in text:
-            return (f"Kafka at {servers} refused the credentials of KAFKA_SASL_USERNAME={settings.sasl_username!r} "
-                    f"({_short(text)}): check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+            return (
+                f"Kafka at {servers} refused the credentials of KAFKA_SASL_USERNAME={settings.sasl_username!r} "
+                f"({_short(text)}): check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
         if "SSL handshake failed" in text or "certificate verify failed" in text:
-            return (f"TLS with Kafka at {servers} failed ({_short(text)}): check KAFKA_SECURITY_PROTOCOL={protocol} "
-                    "(does that listener use TLS?) and KAFKA_SSL_CA_LOCATION (is the broker's CA trusted?)")
+            return (
+                f"TLS with Kafka at {servers} failed ({_short(text)}): check KAFKA_SECURITY_PROTOCOL={protocol} "
+                "(does that listener use TLS?) and KAFKA_SSL_CA_LOCATION (is the broker's CA trusted?)"
+            )
         if "security.protocol" in text or ("SASL" in text and protocol.startswith("SASL")):
-            return (f"Kafka at {servers} does not answer as KAFKA_SECURITY_PROTOCOL={protocol} expects "
-                    f"({_short(text)}): check KAFKA_SECURITY_PROTOCOL")
+            return (
+                f"Kafka at {servers} does not answer as KAFKA_SECURITY_PROTOCOL={protocol} expects "
+                f"({_short(text)}): check KAFKA_SECURITY_PROTOCOL"
+            )
     return None
 
 
@@ -446,13 +481,17 @@ def plaintext_on_tls(settings: Settings) -> str | None:
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # only: does it speak TLS at all?
     try:
-        with socket.create_connection((host, int(port)), timeout=2) as raw, \
-                context.wrap_socket(raw, server_hostname=host):
+        with (
+            socket.create_connection((host, int(port)), timeout=2) as raw,
+            context.wrap_socket(raw, server_hostname=host),
+        ):
             pass
     except (OSError, ValueError):
         return None
-    return (f"Kafka at {settings.bootstrap_servers} speaks TLS, and KAFKA_SECURITY_PROTOCOL="
-            f"{settings.security_protocol} does not: set KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SSL)")
+    return (
+        f"Kafka at {settings.bootstrap_servers} speaks TLS, and KAFKA_SECURITY_PROTOCOL="
+        f"{settings.security_protocol} does not: set KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SSL)"
+    )
 
 
 def _reason(error: KafkaException) -> str:
@@ -479,8 +518,10 @@ def missing_outputs(settings: Settings, io: KafkaIO, existing: set[str]) -> None
         create(settings, names=missing, quiet=True)
         log.info("created the missing output topic(s) %s", ", ".join(missing))
         return
-    raise ConfigError(f"output topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: create "
-                      "them with `utopia topics create`, or set UTOPIA_CREATE_TOPICS=true to let the dataflow do it")
+    raise ConfigError(
+        f"output topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: create "
+        "them with `utopia topics create`, or set UTOPIA_CREATE_TOPICS=true to let the dataflow do it"
+    )
 
 
 def check_exactly_once(flags: RunFlags | None) -> None:
@@ -490,8 +531,10 @@ def check_exactly_once(flags: RunFlags | None) -> None:
     under another layout, the transactions a crash left to send again would have no partition.
     """
     if flags is None or flags.recovery_directory is None:
-        raise ConfigError("UTOPIA_GUARANTEE=exactly-once needs a recovery store: run with -r DIR -s SECONDS "
-                          "-b SECONDS (make <dataflow> RECOVERY=1), see docs/outputs.md#delivery")
+        raise ConfigError(
+            "UTOPIA_GUARANTEE=exactly-once needs a recovery store: run with -r DIR -s SECONDS "
+            "-b SECONDS (make <dataflow> RECOVERY=1), see docs/outputs.md#delivery"
+        )
     directory = flags.recovery_directory
     check_recovery_directory(directory)
     store = RecoveryStore(directory)
@@ -500,21 +543,27 @@ def check_exactly_once(flags: RunFlags | None) -> None:
     finally:
         store.close()
     if not complete:
-        raise ConfigError(f"the recovery directory {directory} does not hold every recovery partition: with "
-                          "UTOPIA_GUARANTEE=exactly-once every process must see the whole store (one directory "
-                          "they all share)")
+        raise ConfigError(
+            f"the recovery directory {directory} does not hold every recovery partition: with "
+            "UTOPIA_GUARANTEE=exactly-once every process must see the whole store (one directory "
+            "they all share)"
+        )
     if execution is not None and execution.worker_count != flags.workers:
-        raise ConfigError(f"the recovery store {directory} was written by {execution.worker_count} worker(s) and this "
-                          f"run has {flags.workers}: with UTOPIA_GUARANTEE=exactly-once a store resumes only with the "
-                          "workers that wrote it (or start a new store)")
+        raise ConfigError(
+            f"the recovery store {directory} was written by {execution.worker_count} worker(s) and this "
+            f"run has {flags.workers}: with UTOPIA_GUARANTEE=exactly-once a store resumes only with the "
+            "workers that wrote it (or start a new store)"
+        )
 
 
 def check_recovery_directory(directory: Path) -> None:
     """A recovery directory without partitions is one line saying how to make them (Bytewax gave a traceback,
     and with several processes each said another was lost)."""
     if not directory.is_dir() or not any(directory.glob("part-*.sqlite3")):
-        raise ConfigError(f"the recovery directory {directory} has no recovery partitions: make them with "
-                          f"`mkdir -p {directory} && python -m bytewax.recovery {directory} 1`")
+        raise ConfigError(
+            f"the recovery directory {directory} has no recovery partitions: make them with "
+            f"`mkdir -p {directory} && python -m bytewax.recovery {directory} 1`"
+        )
 
 
 def forget_unfinished_epochs(directory: Path) -> None:

@@ -51,12 +51,35 @@ _stamp = itemgetter(1)  # of Message.timestamp(): (type, milliseconds)
 class PartitionReader:
     """One topic partition: its consumer, and the records fetched but not yet released."""
 
-    __slots__ = ("name", "topic", "partition", "rank", "consumer", "pending", "stamps", "last_released",
-                 "next_offset", "committed", "at_end", "idle_since", "ended", "closed", "answered", "deleted")
+    __slots__ = (
+        "name",
+        "topic",
+        "partition",
+        "rank",
+        "consumer",
+        "pending",
+        "stamps",
+        "last_released",
+        "next_offset",
+        "committed",
+        "at_end",
+        "idle_since",
+        "ended",
+        "closed",
+        "answered",
+        "deleted",
+    )
 
-    def __init__(self, name: str, config: dict, topic: str, partition: int, offset: int,
-                 answered: Callable[[], None] = lambda: None,
-                 deleted: Callable[[str, int, int, int, int], None] = lambda *where: None):
+    def __init__(
+        self,
+        name: str,
+        config: dict,
+        topic: str,
+        partition: int,
+        offset: int,
+        answered: Callable[[], None] = lambda: None,
+        deleted: Callable[[str, int, int, int, int], None] = lambda *where: None,
+    ):
         self.name, self.topic, self.partition = name, topic, partition
         self.answered = answered  # told whenever the broker sent something: it is reachable
         # Told (topic, partition, wanted offset, first and end offsets on the broker) when the records to read
@@ -119,8 +142,9 @@ class PartitionReader:
 
     def _skip_deleted(self, wanted: int) -> None:
         """The broker no longer has offset `wanted` (auto.offset.reset=error): on from its first record, and say so."""
-        first, end = self.consumer.get_watermark_offsets(TopicPartition(self.topic, self.partition),
-                                                         timeout=CONNECT_TIMEOUT_S)
+        first, end = self.consumer.get_watermark_offsets(
+            TopicPartition(self.topic, self.partition), timeout=CONNECT_TIMEOUT_S
+        )
         self.consumer.assign([TopicPartition(self.topic, self.partition, first)])
         self.deleted(self.topic, self.partition, wanted, first, end)
 

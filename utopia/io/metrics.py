@@ -15,7 +15,8 @@ from utopia.steps.holding import HeldUntilKnown
 RECORDS_READ = Counter("utopia_records_read", "Input records read, bad ones and tombstones included", ["dataflow"])
 RECORDS_WRITTEN = Counter("utopia_records_written", "Output records handed to the sink", ["dataflow", "output"])
 DEAD_LETTERS = Counter("utopia_dead_letters", "Records sent to the dead-letter topic", ["dataflow"])
-LATE = Counter("utopia_late_records", "Records not counted because their window had closed (trending-artists)",
-               ["dataflow"])
+LATE = Counter(
+    "utopia_late_records", "Records not counted because their window had closed (trending-artists)", ["dataflow"]
+)
 WAITING = Gauge("utopia_records_waiting", "Records of this process held until the record they refer to arrives")
 WAITING.set_function(lambda: HeldUntilKnown.waiting_in_process)

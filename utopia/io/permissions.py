@@ -48,8 +48,10 @@ def check_access(settings: Settings, group: str, inputs: list[str], outputs: lis
         acl = f"(a topic ACL on each name, or on the prefix {prefix})"
         hidden = [topic for topic in topics if topic in allowed and allowed[topic] is None]
         if hidden:
-            refused.append(f"describe {role} topic(s) {', '.join(hidden)} (nor learn whether they exist): it needs "
-                           f"DESCRIBE and {operation.name} on them {acl}")
+            refused.append(
+                f"describe {role} topic(s) {', '.join(hidden)} (nor learn whether they exist): it needs "
+                f"DESCRIBE and {operation.name} on them {acl}"
+            )
         lacking = [topic for topic in topics if (may := allowed.get(topic)) is not None and operation not in may]
         if lacking:
             refused.append(f"{action} {role} topic(s) {', '.join(lacking)}: it needs {operation.name} on them {acl}")
@@ -67,8 +69,10 @@ def check_group(settings: Settings, group: str) -> None:
 
 
 def _group_needs(settings: Settings, group: str) -> str:
-    return (f"describe consumer group {group}: it needs READ or DESCRIBE on it (a group ACL on that name, or on the "
-            f"prefix {settings.topics.output_prefix})")
+    return (
+        f"describe consumer group {group}: it needs READ or DESCRIBE on it (a group ACL on that name, or on the "
+        f"prefix {settings.topics.output_prefix})"
+    )
 
 
 def write_refused(settings: Settings, error: KafkaError, topic: str) -> str:
@@ -76,8 +80,10 @@ def write_refused(settings: Settings, error: KafkaError, topic: str) -> str:
     if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
         return f": {_principal(settings)} needs WRITE on {topic}"
     if error.code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED:  # an idempotent producer's id is refused
-        return (f": {_principal(settings)} needs WRITE on the output topics (Kafka 3.0 and later), or "
-                "IDEMPOTENT_WRITE on the cluster (before 3.0)")
+        return (
+            f": {_principal(settings)} needs WRITE on the output topics (Kafka 3.0 and later), or "
+            "IDEMPOTENT_WRITE on the cluster (before 3.0)"
+        )
     return ""
 
 
@@ -106,8 +112,11 @@ def _operations(client: AdminClient, topics: list[str]) -> dict[str, set[AclOper
     Kafka answers a topic the principal may not describe as refused whether it exists or not. A topic
     that does not exist, or whose operations the broker does not tell, is left out.
     """
-    futures = client.describe_topics(TopicCollection(list(dict.fromkeys(topics))), request_timeout=CONNECT_TIMEOUT_S,
-                                     include_authorized_operations=True)
+    futures = client.describe_topics(
+        TopicCollection(list(dict.fromkeys(topics))),
+        request_timeout=CONNECT_TIMEOUT_S,
+        include_authorized_operations=True,
+    )
     allowed: dict[str, set[AclOperation] | None] = {}
     for topic, future in futures.items():
         try:

@@ -69,15 +69,20 @@ class RecoveryStore:
         if execution is None:
             return None
         reached = dict.fromkeys(range(execution.worker_count), execution.resume_epoch)
-        for worker, front in self._all("SELECT worker_index, MAX(worker_frontier) FROM fronts WHERE ex_num = ? "
-                                       "GROUP BY worker_index", (execution.number,)):
+        for worker, front in self._all(
+            "SELECT worker_index, MAX(worker_frontier) FROM fronts WHERE ex_num = ? GROUP BY worker_index",
+            (execution.number,),
+        ):
             reached[worker] = max(reached.get(worker, front), front)
         return min(reached.values())
 
     def state_before(self, step_id: str, key: str, epoch: int) -> Any:
         """The state of `key` in step `step_id` that a resume at `epoch` loads (None if there is none)."""
-        rows = self._all("SELECT snap_epoch, ser_change FROM snaps WHERE step_id = ? AND state_key = ? "
-                         "AND snap_epoch < ? ORDER BY snap_epoch DESC LIMIT 1", (step_id, key, epoch))
+        rows = self._all(
+            "SELECT snap_epoch, ser_change FROM snaps WHERE step_id = ? AND state_key = ? "
+            "AND snap_epoch < ? ORDER BY snap_epoch DESC LIMIT 1",
+            (step_id, key, epoch),
+        )
         if not rows:
             return None
         _, change = max(rows, key=lambda row: row[0])
@@ -85,8 +90,9 @@ class RecoveryStore:
 
     def states_before(self, step_id: str, epoch: int) -> dict[str, Any]:
         """Every key's state in step `step_id` that a resume at `epoch` loads (keys with none left out)."""
-        rows = self._all("SELECT state_key, snap_epoch, ser_change FROM snaps WHERE step_id = ? AND snap_epoch < ?",
-                         (step_id, epoch))
+        rows = self._all(
+            "SELECT state_key, snap_epoch, ser_change FROM snaps WHERE step_id = ? AND snap_epoch < ?", (step_id, epoch)
+        )
         latest = {key: change for key, _, change in sorted(rows, key=lambda row: row[1])}
         return {key: pickle.loads(change) for key, change in latest.items() if change is not None}
 
@@ -118,12 +124,17 @@ def resume_line(directory: Path, input_steps: list[str]) -> str:
         epoch = store.resume_epoch()
         if epoch is None:
             return f"recovery: {directory} is a new store: the run starts at UTOPIA_START_OFFSET"
-        offsets = [state if isinstance(state, int) else state[0]
-                   for step_id in input_steps for state in store.states_before(step_id, epoch).values()]
+        offsets = [
+            state if isinstance(state, int) else state[0]
+            for step_id in input_steps
+            for state in store.states_before(step_id, epoch).values()
+        ]
     finally:
         store.close()
-    return (f"recovery: resuming from {directory}, the snapshot before epoch {epoch}: "
-            f"{len(offsets)} input partition(s) go on after {sum(offsets):,} records already done")
+    return (
+        f"recovery: resuming from {directory}, the snapshot before epoch {epoch}: "
+        f"{len(offsets)} input partition(s) go on after {sum(offsets):,} records already done"
+    )
 
 
 def watch(directory: Path) -> None:

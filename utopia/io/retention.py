@@ -50,9 +50,11 @@ def too_old_to_load(configs: dict[str, dict[str, str]], start_ms: int, now_ms: i
         retention = _retention_ms(config)
         if retention is not None and retention >= 0 and start_ms + retention < now_ms + LOAD_MARGIN_MS:
             start = datetime.fromtimestamp(start_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-            return (f"{topic} keeps records {kept_for(retention)} (retention.ms={retention}) and this data set starts "
-                    f"{start}, {kept_for(max(now_ms - start_ms, 0))} ago: the broker would soon delete it. Start it "
-                    f"later (--start yesterday) {KEEP_LONGER}")
+            return (
+                f"{topic} keeps records {kept_for(retention)} (retention.ms={retention}) and this data set starts "
+                f"{start}, {kept_for(max(now_ms - start_ms, 0))} ago: the broker would soon delete it. Start it "
+                f"later (--start yesterday) {KEEP_LONGER}"
+            )
     return None
 
 
@@ -65,16 +67,36 @@ class DeletedRecords:
     def __call__(self, topic: str, partition: int, wanted: int, first: int, end: int) -> None:
         """Offset `wanted` of `topic`'s `partition` is not on the broker, which holds offsets `first` to `end` - 1."""
         if wanted >= first:
-            log.warning("%s partition %d ends at offset %d, before offset %d this dataflow resumes at: the topic was "
-                        "emptied or made anew; reading it from offset %d", topic, partition, end, wanted, first)
+            log.warning(
+                "%s partition %d ends at offset %d, before offset %d this dataflow resumes at: the topic was "
+                "emptied or made anew; reading it from offset %d",
+                topic,
+                partition,
+                end,
+                wanted,
+                first,
+            )
             return
         retention = _retention_ms(self.configs(topic))
         if retention is not None and retention < 0:
             why = "the topic keeps records for ever by age: its retention.bytes or a delete-records request"
         else:
-            known = "its retention.ms cannot be read" if retention is None else (
-                f"it keeps records {kept_for(retention)}, retention.ms={retention}")
-            why = (f"{known}; to keep loaded data, give it recent timestamps (utopia generate --start yesterday) "
-                   f"{KEEP_LONGER}")
-        log.warning("%s: the broker deleted %s record(s) of partition %d (offsets %d to %d) before this dataflow read "
-                    "them (%s)", topic, f"{first - wanted:,}", partition, wanted, first - 1, why)
+            known = (
+                "its retention.ms cannot be read"
+                if retention is None
+                else (f"it keeps records {kept_for(retention)}, retention.ms={retention}")
+            )
+            why = (
+                f"{known}; to keep loaded data, give it recent timestamps (utopia generate --start yesterday) "
+                f"{KEEP_LONGER}"
+            )
+        log.warning(
+            "%s: the broker deleted %s record(s) of partition %d (offsets %d to %d) before this dataflow read "
+            "them (%s)",
+            topic,
+            f"{first - wanted:,}",
+            partition,
+            wanted,
+            first - 1,
+            why,
+        )

@@ -151,5 +151,6 @@ def run_flags() -> RunFlags | None:
     args = main._parse_args()
     addresses = [address for address in (args.addresses or "").split(";") if address.strip()]
     interval = args.snapshot_interval.total_seconds() if args.snapshot_interval is not None else None
-    return RunFlags(args.recovery_directory, interval, args.process_id or 0, max(len(addresses), 1),
-                    args.workers_per_process or 1)
+    return RunFlags(
+        args.recovery_directory, interval, args.process_id or 0, max(len(addresses), 1), args.workers_per_process or 1
+    )

@@ -40,8 +40,11 @@ def stop_on_signals() -> None:
             signal.signal(signal.SIGINT, previous)
             raise KeyboardInterrupt
         requested.set()
-        log.warning("%s received: the inputs stop; pending changelog updates and outputs are written first "
-                    "(again to stop at once)", signal.Signals(number).name)
+        log.warning(
+            "%s received: the inputs stop; pending changelog updates and outputs are written first "
+            "(again to stop at once)",
+            signal.Signals(number).name,
+        )
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -53,6 +56,10 @@ def _report() -> None:
         from utopia.steps.holding import HeldUntilKnown
 
         records, dead = _read
-        log.warning("stopped after reading %d record(s) (%d dead letters); pending outputs were written; %d record(s) "
-                    "still waited for a record they refer to and are read again on restart",
-                    records, dead, HeldUntilKnown.waiting_in_process)
+        log.warning(
+            "stopped after reading %d record(s) (%d dead letters); pending outputs were written; %d record(s) "
+            "still waited for a record they refer to and are read again on restart",
+            records,
+            dead,
+            HeldUntilKnown.waiting_in_process,
+        )

@@ -49,8 +49,14 @@ def with_kafka_messages(value: Any) -> Any:
     if type(value) is tuple and len(value) == 2 and type(value[0]) is InRecord:
         raw = value[0]
         key = raw.key.encode() if isinstance(raw.key, str) else raw.key
-        message = Message(topic=raw.topic, partition=raw.partition, offset=raw.offset, key=key, value=raw.value,
-                          timestamp=(1, raw.timestamp))
+        message = Message(
+            topic=raw.topic,
+            partition=raw.partition,
+            offset=raw.offset,
+            key=key,
+            value=raw.value,
+            timestamp=(1, raw.timestamp),
+        )
         return (message, value[1])
     return value
 

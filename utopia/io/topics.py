@@ -59,8 +59,9 @@ def create(
     missing = [n for n in wanted if n not in existing]
     if missing:
         client = admin(settings)  # must outlive the futures
-        futures = client.create_topics([NewTopic(n, partitions, replication, config=topic_config(settings, n))
-                                        for n in missing])
+        futures = client.create_topics(
+            [NewTopic(n, partitions, replication, config=topic_config(settings, n)) for n in missing]
+        )
         for name, future in futures.items():
             try:
                 future.result(timeout=30)

@@ -103,8 +103,13 @@ class TransactionalSink(FixedPartitionedSink):
     def build_part(self, step_id: str, for_part: str, resume_state: PartState | None) -> TransactionalPart:
         from utopia.io.kafka_io import OutputEncoder  # kafka_io builds this sink
 
-        return TransactionalPart(self, step_id, for_part, OutputEncoder(self.settings, self.dataflow, self.topic),
-                                 None if resume_state is None else PartState(*resume_state))
+        return TransactionalPart(
+            self,
+            step_id,
+            for_part,
+            OutputEncoder(self.settings, self.dataflow, self.topic),
+            None if resume_state is None else PartState(*resume_state),
+        )
 
 
 def check_permissions(settings: Settings, dataflow: str) -> str | None:
@@ -119,18 +124,22 @@ def check_permissions(settings: Settings, dataflow: str) -> str | None:
         producer.init_transactions(15)
     except KafkaException as error:
         if error.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
-            return (f"Kafka refused the transactional id {name}: with UTOPIA_GUARANTEE=exactly-once the principal "
-                    f"needs WRITE and DESCRIBE on transactional ids with the prefix {settings.topics.output_prefix} "
-                    "(docs/outputs.md#delivery)")
+            return (
+                f"Kafka refused the transactional id {name}: with UTOPIA_GUARANTEE=exactly-once the principal "
+                f"needs WRITE and DESCRIBE on transactional ids with the prefix {settings.topics.output_prefix} "
+                "(docs/outputs.md#delivery)"
+            )
         return f"Kafka refused to start a transaction ({error.args[0].str()}) for {name}"
     reader = Consumer(settings.kafka_config() | {"group.id": name, "logger": _quiet})
     try:
         reader.committed([TopicPartition(settings.topics.output("dead-letters"), 0)], timeout=15)
     except KafkaException as error:
         if error.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
-            return (f"Kafka refused to read the offsets of group {name}: with UTOPIA_GUARANTEE=exactly-once the "
-                    f"principal needs READ on groups with the prefix {settings.topics.output_prefix} "
-                    "(docs/outputs.md#delivery)")
+            return (
+                f"Kafka refused to read the offsets of group {name}: with UTOPIA_GUARANTEE=exactly-once the "
+                f"principal needs READ on groups with the prefix {settings.topics.output_prefix} "
+                "(docs/outputs.md#delivery)"
+            )
     finally:
         reader.close()
     return None
@@ -155,8 +164,8 @@ def read_chunk(file: Path) -> list[Message]:
     data, at = file.read_bytes(), 0
     messages: list[Message] = []
     while at < len(data):
-        size = int.from_bytes(data[at:at + 4], "little")
-        messages.extend(map(tuple, msgspec.msgpack.decode(data[at + 4:at + 4 + size])))
+        size = int.from_bytes(data[at : at + 4], "little")
+        messages.extend(map(tuple, msgspec.msgpack.decode(data[at + 4 : at + 4 + size])))
         at += 4 + size
     return messages  # type: ignore[return-value]
 
@@ -172,18 +181,26 @@ class TransactionalPart(StatefulSinkPartition):
         self.chunks = Path(flags.recovery_directory) / CHUNKS_DIRECTORY / f"{step_id}-{part}"
         self.chunks.mkdir(parents=True, exist_ok=True)
         interval_ms = int((flags.snapshot_seconds or 10) * 1000)
-        self.producer = Producer(settings.kafka_config() | {
-            "client.id": self.transactional_id,
-            "transactional.id": self.transactional_id,
-            "linger.ms": 5,
-            # An epoch's transaction stays open for the epoch and until the store has it.
-            "transaction.timeout.ms": min(max(60_000, 4 * interval_ms), 900_000),  # the broker allows 15 min
-            "logger": client_log,
-        })
-        self.marker_reader = Consumer(settings.kafka_config() | {
-            "group.id": self.transactional_id, "enable.auto.commit": False, "isolation.level": "read_committed",
-            "logger": client_log,
-        })
+        self.producer = Producer(
+            settings.kafka_config()
+            | {
+                "client.id": self.transactional_id,
+                "transactional.id": self.transactional_id,
+                "linger.ms": 5,
+                # An epoch's transaction stays open for the epoch and until the store has it.
+                "transaction.timeout.ms": min(max(60_000, 4 * interval_ms), 900_000),  # the broker allows 15 min
+                "logger": client_log,
+            }
+        )
+        self.marker_reader = Consumer(
+            settings.kafka_config()
+            | {
+                "group.id": self.transactional_id,
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "logger": client_log,
+            }
+        )
         self.marker = TopicPartition(sink.topic, 0)
         self.lock = threading.Condition()
         self.file: BinaryIO | None = None
@@ -207,8 +224,9 @@ class TransactionalPart(StatefulSinkPartition):
         for file in self.chunks.iterdir():  # those committed; a later number is a crashed epoch's, written anew
             if int(file.name) <= committed:
                 file.unlink()
-        self.committer = threading.Thread(target=self._commit_in_order, name=f"commit {self.transactional_id}",
-                                          daemon=True)
+        self.committer = threading.Thread(
+            target=self._commit_in_order, name=f"commit {self.transactional_id}", daemon=True
+        )
         self.committer.start()
         _watch(Path(flags.recovery_directory)).add(self)
 
@@ -232,14 +250,20 @@ class TransactionalPart(StatefulSinkPartition):
         for number in numbers:
             file = self.chunks / str(number)
             if not file.exists():
-                raise KafkaException(f"{file} is missing: the outputs of transaction {number} of "
-                                     f"{self.transactional_id} cannot be sent again")
+                raise KafkaException(
+                    f"{file} is missing: the outputs of transaction {number} of "
+                    f"{self.transactional_id} cannot be sent again"
+                )
             messages.extend(read_chunk(file))
         self.producer.begin_transaction()
         self._produce(messages)
         self._commit(numbers[-1])
-        log.info("resumed: %d record(s) of %d transaction(s) that a crash left uncommitted sent again (%s)",
-                 len(messages), len(numbers), self.encoder.topic)
+        log.info(
+            "resumed: %d record(s) of %d transaction(s) that a crash left uncommitted sent again (%s)",
+            len(messages),
+            len(numbers),
+            self.encoder.topic,
+        )
         return numbers[-1]
 
     def write_batch(self, batches: list[list[Any]]) -> None:
@@ -331,8 +355,9 @@ class TransactionalPart(StatefulSinkPartition):
 
     def _commit(self, number: int) -> None:
         """Commit the open transaction with its marker: the group's offset becomes `number` with its records."""
-        self.producer.send_offsets_to_transaction([TopicPartition(self.marker.topic, 0, number)],
-                                                  self.marker_reader.consumer_group_metadata(), 30)
+        self.producer.send_offsets_to_transaction(
+            [TopicPartition(self.marker.topic, 0, number)], self.marker_reader.consumer_group_metadata(), 30
+        )
         _call(self.producer.commit_transaction, 60)
 
     def _fail(self, error: KafkaException) -> None:
@@ -345,8 +370,12 @@ class TransactionalPart(StatefulSinkPartition):
             reason += f": the principal needs WRITE and DESCRIBE on TransactionalId {self.transactional_id}"
         elif "GROUP_AUTHORIZATION_FAILED" in reason or "Group authorization failed" in reason:
             reason += f": the principal needs READ on group {self.transactional_id}"
-        print(f"utopia: the transactions of {self.transactional_id} on {self.encoder.topic} failed ({reason}); "
-              "fix that and resume with the same -r", file=sys.stderr, flush=True)
+        print(
+            f"utopia: the transactions of {self.transactional_id} on {self.encoder.topic} failed ({reason}); "
+            "fix that and resume with the same -r",
+            file=sys.stderr,
+            flush=True,
+        )
         os._exit(1)
 
     def close(self) -> None:
@@ -389,8 +418,13 @@ class _StoreWatch:
     def __init__(self, directory: Path):
         self.parts: dict[tuple[str, str], TransactionalPart] = {}
         self.lock = threading.Lock()
-        self.reader = subprocess.Popen([sys.executable, "-m", "utopia.io.recovery_store", str(directory)],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.reader = subprocess.Popen(
+            [sys.executable, "-m", "utopia.io.recovery_store", str(directory)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         threading.Thread(target=self._listen, name="recovery store watch", daemon=True).start()
 
     def add(self, part: TransactionalPart) -> None:
@@ -409,8 +443,12 @@ class _StoreWatch:
             if known is not None:
                 known.stored(int(durable))
         if not sys.is_finalizing():  # it died: nothing would be committed again, silently
-            print(f"utopia: the reader of the recovery store stopped (exit code {self.reader.wait()}), so no output "
-                  "would be committed any more: resume with the same -r", file=sys.stderr, flush=True)
+            print(
+                f"utopia: the reader of the recovery store stopped (exit code {self.reader.wait()}), so no output "
+                "would be committed any more: resume with the same -r",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(1)
 
 
@@ -433,5 +471,8 @@ def _finish() -> None:
     for part in _finishing:
         left = part.finish(deadline)
         if left:
-            log.warning("%d transaction(s) of %s were not committed in time: a resume with the same -r commits them",
-                        left, part.transactional_id)
+            log.warning(
+                "%d transaction(s) of %s were not committed in time: a resume with the same -r commits them",
+                left,
+                part.transactional_id,
+            )

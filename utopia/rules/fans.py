@@ -98,8 +98,10 @@ class FirstSighting:
     def tell(self, fans: EventFans) -> tuple[tuple[str, FanOfNewEvent], ...]:
         if fans.position != self.first:
             return ()
-        return tuple((customer, FanOfNewEvent(fans.lane, fans.position, customer, streams, fans.event))
-                     for customer, streams in fans.fans)
+        return tuple(
+            (customer, FanOfNewEvent(fans.lane, fans.position, customer, streams, fans.event))
+            for customer, streams in fans.fans
+        )
 
 
 class CustomerEmail:
@@ -130,6 +132,17 @@ class CustomerEmail:
         known = bisect.bisect(self.positions, fan.position)
         email = self.emails[known - 1] if known else None
         event = fan.event  # with an artist: the dataflow reads no other event (its READS)
-        return ((self.customerid, EventStreamerAlert(
-            self.customerid, email, event.id, event.artistid,  # type: ignore[arg-type]
-            event.venueid, event.eventdate, fan.streams)),)
+        return (
+            (
+                self.customerid,
+                EventStreamerAlert(
+                    self.customerid,
+                    email,
+                    event.id,
+                    event.artistid,  # type: ignore[arg-type]
+                    event.venueid,
+                    event.eventdate,
+                    fan.streams,
+                ),
+            ),
+        )

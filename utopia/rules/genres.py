@@ -128,8 +128,19 @@ class GenreShard:
       new when released. It waits in every shard, but is a dead letter only in its own.
     """
 
-    __slots__ = ("shard", "genre", "genre_history", "tops", "top_history", "fans", "ever", "waiting",
-                 "event_artist", "announced", "popular")
+    __slots__ = (
+        "shard",
+        "genre",
+        "genre_history",
+        "tops",
+        "top_history",
+        "fans",
+        "ever",
+        "waiting",
+        "event_artist",
+        "announced",
+        "popular",
+    )
 
     placed = (Stream, Artist, Event)
     holds = (Stream, Event)
@@ -215,8 +226,10 @@ class GenreShard:
         if eventid in self.announced:
             return []
         self.announced.add(eventid)
-        return [(customer, GenreEventSuggestion(customer, eventid, artistid, genre, "NEW_EVENT"))
-                for customer in self.fans.get(genre, ())]
+        return [
+            (customer, GenreEventSuggestion(customer, eventid, artistid, genre, "NEW_EVENT"))
+            for customer in self.fans.get(genre, ())
+        ]
 
     def read(self, question: PopularEvent) -> list[Out]:
         """POPULAR_EVENT for each of the shard's customers whose top genre was the event's genre, as of the question."""
@@ -228,8 +241,11 @@ class GenreShard:
         if genre is None:
             return []
         history = self.top_history
-        return [(customer, GenreEventSuggestion(customer, question.eventid, question.artistid, genre, "POPULAR_EVENT"))
-                for customer in self.ever.get(genre, ()) if _as_of(history[customer], position) == genre]
+        return [
+            (customer, GenreEventSuggestion(customer, question.eventid, question.artistid, genre, "POPULAR_EVENT"))
+            for customer in self.ever.get(genre, ())
+            if _as_of(history[customer], position) == genre
+        ]
 
     def unfinished(self) -> list[tuple[InRecord, str]]:
         letters = []

@@ -154,10 +154,16 @@ class HomeShard:
         """A customer's home is now in `zip5` (a first home, a move, or the same again)."""
 
     def unfinished(self) -> list[tuple[InRecord, str]]:
-        letters = [(as_in_record(placed.value[0]), capacity_never_came(eventid, self.events.get(eventid)))
-                   for eventid, held in self.for_event.items() for placed in held.release()]
-        letters += [(as_in_record(placed.value[0]), home_never_came(customerid))
-                    for customerid, held in self.for_home.items() for placed in held.release()]
+        letters = [
+            (as_in_record(placed.value[0]), capacity_never_came(eventid, self.events.get(eventid)))
+            for eventid, held in self.for_event.items()
+            for placed in held.release()
+        ]
+        letters += [
+            (as_in_record(placed.value[0]), home_never_came(customerid))
+            for customerid, held in self.for_home.items()
+            for placed in held.release()
+        ]
         self.for_event, self.for_home = {}, {}
         return letters
 
@@ -202,8 +208,9 @@ class NeighbourWatch(EventStatus):
         capacity: int = self.event.capacity  # type: ignore[union-attr, assignment]  # known: `apply` held until then
         if nearly_sold_out(self.sold, capacity):
             ticket = item.value
-            question = PopularPurchase(item.lane, item.position, item.sub, ticket.eventid, ticket.zip5,
-                                       ticket.customerid)
+            question = PopularPurchase(
+                item.lane, item.position, item.sub, ticket.eventid, ticket.zip5, ticket.customerid
+            )
             yield from ((key, question) for key in SHARD_KEYS)
 
 
@@ -296,8 +303,9 @@ class Neighbours(HomeShard):
         history, told = state[1]["history"], state[1]["told"]
         if all(len(lived) == 3 for lived in history.values()):
             return
-        self.history = {customer: (number, positions, zips)
-                        for number, (customer, (positions, zips)) in enumerate(history.items())}
+        self.history = {
+            customer: (number, positions, zips) for number, (customer, (positions, zips)) in enumerate(history.items())
+        }
         self.told = {}
         for eventid, customers in told.items():
             told = self.told_of(eventid)

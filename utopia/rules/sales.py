@@ -39,8 +39,14 @@ def first_seen_place(known: Event | None, update: Event) -> Event:
     """
     if known is None or (update.artistid, update.venueid) == (known.artistid, known.venueid):
         return update
-    log.warning("event %s was re-sent with artist %s, venue %s; it keeps artist %s, venue %s",
-                update.id, update.artistid, update.venueid, known.artistid, known.venueid)
+    log.warning(
+        "event %s was re-sent with artist %s, venue %s; it keeps artist %s, venue %s",
+        update.id,
+        update.artistid,
+        update.venueid,
+        known.artistid,
+        known.venueid,
+    )
     return msgspec.structs.replace(update, artistid=known.artistid, venueid=known.venueid)
 
 

@@ -190,5 +190,6 @@ class Totals:
     def value(self) -> Out:
         now = self.clock.now()
         self.occurred = bisect_left(self.dates, now)  # the dates strictly before now
-        return TOTALS, GlobalTotals(self.customers, self.streams, len(self.events), self.tickets, self.occurred,
-                                    format_instant(now))
+        return TOTALS, GlobalTotals(
+            self.customers, self.streams, len(self.events), self.tickets, self.occurred, format_instant(now)
+        )

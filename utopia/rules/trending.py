@@ -148,8 +148,9 @@ def hour_counts(batch: Batch) -> list[Hourly]:
     for _, streams, indices in batch.runs((Stream,)):
         stamped = list(map(instant_ms, map(_streamtime, streams)))
         if None in stamped:
-            times = [at if at is not None else as_in_record(raw).timestamp
-                     for at, raw in zip(stamped, batch.raw(indices))]
+            times = [
+                at if at is not None else as_in_record(raw).timestamp for at, raw in zip(stamped, batch.raw(indices))
+            ]
         else:
             times = cast(list[int], stamped)  # no None in it, just checked
         positions = [batch.position + index for index in indices]
@@ -193,9 +194,11 @@ def is_hour(item: Hourly) -> TypeGuard[tuple[str, HourCounts]]:
 
 def _on_time(times: list[int], artists: list[str], positions: list[int]) -> tuple[list[int], list[str], list[int]]:
     """The streams not late behind a newer one before them in the batch; the late ones are logged."""
-    kept = [(at, artist, position) for at, artist, position, newest
-            in zip(times, artists, positions, accumulate(times, max, initial=-1 << 62))
-            if at >= newest - WAIT_MS]
+    kept = [
+        (at, artist, position)
+        for at, artist, position, newest in zip(times, artists, positions, accumulate(times, max, initial=-1 << 62))
+        if at >= newest - WAIT_MS
+    ]
     if len(kept) < len(times):
         log.warning("trending-artists: %d late stream(s) not counted", len(times) - len(kept))
     return [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
@@ -246,8 +249,11 @@ def closings(keyed: Hourly) -> list[Hourly]:
 def late_streams(keyed: tuple[str, tuple[int, HourCounts]]) -> None:
     late = keyed[1][1]
     metrics.LATE.labels("most_streamed_artists").inc(sum(late.counts.values()))
-    log.warning("trending-artists: %d late stream(s) of the hour from %s not counted",
-                sum(late.counts.values()), format_instant(datetime.fromtimestamp(late.start_ms / 1000, UTC)))
+    log.warning(
+        "trending-artists: %d late stream(s) of the hour from %s not counted",
+        sum(late.counts.values()),
+        format_instant(datetime.fromtimestamp(late.start_ms / 1000, UTC)),
+    )
 
 
 class ArtistNames:

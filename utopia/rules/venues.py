@@ -95,16 +95,20 @@ class KnownVenues:
             if event.id not in places:
                 places[event.id] = (event.venueid, placed.position)
 
-    def straight_to_venue(self, tickets: list[Ticket], start: int,
-                          indices: Sequence[int]) -> list[Ticket | TicketAtVenue]:
+    def straight_to_venue(
+        self, tickets: list[Ticket], start: int, indices: Sequence[int]
+    ) -> list[Ticket | TicketAtVenue]:
         """Each ticket as it goes straight to its venue, or itself if it must go through its event's step.
 
         The tickets are at `start + index` in the input, an index for each.
         """
         known = map(self.places.get, map(_EVENTID, tickets))
-        return [ticket if place is None or place[1] >= start + index
-                else TicketAtVenue(place[0], NewHolder(ticket.customerid, start + index))  # type: ignore[arg-type]
-                for ticket, index, place in zip(tickets, indices, known)]
+        return [
+            ticket
+            if place is None or place[1] >= start + index
+            else TicketAtVenue(place[0], NewHolder(ticket.customerid, start + index))  # type: ignore[arg-type]
+            for ticket, index, place in zip(tickets, indices, known)
+        ]
 
 
 _EVENTID = attrgetter("eventid")
@@ -140,8 +144,9 @@ class EventVenue(WaitsForEvent[str]):
         venueid = record.venueid
         if self.venueid is not None:
             if venueid != self.venueid:
-                log.warning("event %s was re-sent with venue %s; it keeps venue %s",
-                            self.eventid, venueid, self.venueid)
+                log.warning(
+                    "event %s was re-sent with venue %s; it keeps venue %s", self.eventid, venueid, self.venueid
+                )
             return ()
         self.venueid, position = venueid, placed.position
         held = self.held.release()
@@ -211,8 +216,9 @@ class VenueCounts:
         return self.events > 0 or bool(self.customers)
 
     def value(self) -> Item[VenueTotals]:
-        return ALL_VENUES, VenueTotals(self.venueid, self.events, self.events_reached, len(self.customers),
-                                       self.customers_reached, self.name)
+        return ALL_VENUES, VenueTotals(
+            self.venueid, self.events, self.events_reached, len(self.customers), self.customers_reached, self.name
+        )
 
 
 def per_metric(totals: list[Sent[VenueTotals]]) -> list[Item[VenueTotals]]:

@@ -26,7 +26,24 @@ from utopia.steps.ordering import in_order
 from utopia.steps.shards import recovery_requested
 
 __all__ = [
-    "FlowIO", "Item", "KeyFields", "Lookup", "Out", "Placed", "Sent", "Sequenced", "everywhere", "in_order",
-    "items_per_key", "join_as_of", "keyed_state", "per_shard", "per_shard_join_as_of", "read", "recovery_requested",
-    "rekey", "shortcut", "write",
+    "FlowIO",
+    "Item",
+    "KeyFields",
+    "Lookup",
+    "Out",
+    "Placed",
+    "Sent",
+    "Sequenced",
+    "everywhere",
+    "in_order",
+    "items_per_key",
+    "join_as_of",
+    "keyed_state",
+    "per_shard",
+    "per_shard_join_as_of",
+    "read",
+    "recovery_requested",
+    "rekey",
+    "shortcut",
+    "write",
 ]

@@ -21,8 +21,15 @@ from utopia.steps.state import StateClass
 
 
 @operator
-def per_shard(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass, everywhere: tuple[type, ...],
-              dead_letters: FlowIO | None = None, tells: bool = False) -> Stream[list[Sent]]:
+def per_shard(
+    step_id: str,
+    up: Stream[Batch],
+    key: KeyFields,
+    state: StateClass,
+    everywhere: tuple[type, ...],
+    dead_letters: FlowIO | None = None,
+    tells: bool = False,
+) -> Stream[list[Sent]]:
     """Each record applied to the state of its key's shard (`key`: the customer), those of `everywhere` to all.
 
     The state's key is its shard's (`SHARD_KEYS`). With `tells`, each shard also tells the next
@@ -34,9 +41,16 @@ def per_shard(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass
 
 
 @operator
-def per_shard_join_as_of(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass,
-                         everywhere: tuple[type, ...], lookups: Stream[Any],
-                         asked_by: tuple[type, ...], dead_letters: FlowIO | None = None) -> Stream[list[Sent]]:
+def per_shard_join_as_of(
+    step_id: str,
+    up: Stream[Batch],
+    key: KeyFields,
+    state: StateClass,
+    everywhere: tuple[type, ...],
+    lookups: Stream[Any],
+    asked_by: tuple[type, ...],
+    dead_letters: FlowIO | None = None,
+) -> Stream[list[Sent]]:
     """`per_shard`, whose states also answer `lookups` as of their place in the input (see `join_as_of`).
 
     A lookup for every customer goes to every shard (`SHARD_KEYS`); each answers for its own.

@@ -40,8 +40,7 @@ class FlowIO(Protocol):
 
 
 @operator
-def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Reads,
-         caught_up: bool = False) -> Stream[Batch]:
+def read(step_id: str, flow: Dataflow, io: FlowIO, reads: Reads, caught_up: bool = False) -> Stream[Batch]:
     """Read and decode the input topics of `reads` (record type -> required foreign keys).
 
     Bad records go to the dead-letter topic; the stream carries batches of good ones in input order,

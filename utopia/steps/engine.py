@@ -74,17 +74,34 @@ def _mapped(value: Callable[[Any], Any], records: list) -> list:
     return list(map(value, records))
 
 
-def keyed_step(step_id: str, up: Stream, route: Route, new: Callable[[str], Any], logic: type[ShardLogic],
-               *, changelog: Any = None, also: Iterable[Stream] = (), dead_letters: FlowIO | None = None,
-               recheck: Any = None) -> Stream[list[Sent]]:
+def keyed_step(
+    step_id: str,
+    up: Stream,
+    route: Route,
+    new: Callable[[str], Any],
+    logic: type[ShardLogic],
+    *,
+    changelog: Any = None,
+    also: Iterable[Stream] = (),
+    dead_letters: FlowIO | None = None,
+    recheck: Any = None,
+) -> Stream[list[Sent]]:
     """The Bytewax steps of one keyed step: route `up` (and the items of `also`) to shards, apply them there.
 
     For the named steps only, inside their own `@operator`: each passes what its idea needs.
     """
     flow_id = up.flow().flow_id
-    holds = states.checked(step_id, new, route.key, route.values, changelog=changelog is not None,
-                           answers=logic is JoinLogic, in_order=logic is OrderedLogic, recheck=recheck is not None,
-                           dead_letters=dead_letters is not None)
+    holds = states.checked(
+        step_id,
+        new,
+        route.key,
+        route.values,
+        changelog=changelog is not None,
+        answers=logic is JoinLogic,
+        in_order=logic is OrderedLogic,
+        recheck=recheck is not None,
+        dead_letters=dead_letters is not None,
+    )
     step = KeyedStep(flow_id, new, changelog, holds, WAITING_LOG if holds else None, recheck, hasattr(new, "at_end"))
     others = list(also)
     inputs = op.merge("with_items_of_other_steps", up, *others) if others else up

@@ -19,8 +19,9 @@ from utopia.steps.state import StateClass
 
 
 @operator
-def join_as_of(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass,
-               lookups: Stream[Any], asked_by: tuple[type, ...]) -> Stream[list[Sent]]:
+def join_as_of(
+    step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass, lookups: Stream[Any], asked_by: tuple[type, ...]
+) -> Stream[list[Sent]]:
     """Records applied per key as `keyed_state` does, and `lookups` answered by `state.read(lookup)`.
 
     `asked_by` are the record types that cause lookups upstream: a batch with any of them tells

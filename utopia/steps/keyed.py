@@ -28,10 +28,17 @@ from utopia.steps.state import StateClass
 
 
 @operator
-def keyed_state(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass,
-                value: Callable[[Any], Any] | None = None, value_of_runs: Values | None = None,
-                changelog: timedelta | None = None, dead_letters: FlowIO | None = None,
-                also: Stream[Any] | None = None) -> Stream[list[Sent]]:
+def keyed_state(
+    step_id: str,
+    up: Stream[Batch],
+    key: KeyFields,
+    state: StateClass,
+    value: Callable[[Any], Any] | None = None,
+    value_of_runs: Values | None = None,
+    changelog: timedelta | None = None,
+    dead_letters: FlowIO | None = None,
+    also: Stream[Any] | None = None,
+) -> Stream[list[Sent]]:
     """Apply each record, in input order, to the state of its key (`state(key)` makes a fresh one).
 
     `value` picks what of a record the state needs (default: the whole record): only that travels
@@ -47,13 +54,26 @@ def keyed_state(step_id: str, up: Stream[Batch], key: KeyFields, state: StateCla
     keyed for this one, applied as they come (utopia.steps.state lists every hook).
     """
     values = ({kind: each_value(value) for kind in key} if value is not None else {}) | dict(value_of_runs or {})
-    return keyed_step(step_id, up, Route(key, values), state, ShardLogic, changelog=changelog,
-                      also=() if also is None else (also,), dead_letters=dead_letters)
+    return keyed_step(
+        step_id,
+        up,
+        Route(key, values),
+        state,
+        ShardLogic,
+        changelog=changelog,
+        also=() if also is None else (also,),
+        dead_letters=dead_letters,
+    )
 
 
 @operator
-def items_per_key(step_id: str, up: Stream[Any], state: StateClass, changelog: timedelta | None = None,
-                  recheck: timedelta | None = None) -> Stream[list[Sent]]:
+def items_per_key(
+    step_id: str,
+    up: Stream[Any],
+    state: StateClass,
+    changelog: timedelta | None = None,
+    recheck: timedelta | None = None,
+) -> Stream[list[Sent]]:
     """Apply the items other keyed steps sent (`(key, value)` pairs) to the states of their keys, as they come.
 
     With `recheck`, changelog values also change as time passes, with no item (global_totals'

@@ -35,8 +35,11 @@ def everywhere(step_id: str, up: Stream[Batch], kind: type[R], learn: Callable[[
 
     def to_every_worker(batch: Batch) -> list[tuple[str, list[Placed[Any]]]]:
         lane, position = batch.lane, batch.position
-        placed = [Placed(lane, position + i, record)
-                  for _, records, indices in batch.runs(wanted) for i, record in zip(indices, records)]
+        placed = [
+            Placed(lane, position + i, record)
+            for _, records, indices in batch.runs(wanted)
+            for i, record in zip(indices, records)
+        ]
         return [(name, placed) for name in names] if placed else []
 
     sent = op.flat_map("to_every_worker", up, to_every_worker)
@@ -59,8 +62,9 @@ class _Learner(StatefulBatchLogic):
 
 
 @operator
-def shortcut(step_id: str, up: Stream[Batch], kind: type[R],
-             replace: Callable[[list[Any], int, Sequence[int]], list[Any]]) -> Stream[Batch]:
+def shortcut(
+    step_id: str, up: Stream[Batch], kind: type[R], replace: Callable[[list[Any], int, Sequence[int]], list[Any]]
+) -> Stream[Batch]:
     """Batches with some records of `kind` replaced by what `replace` gives for them.
 
     A record that a keyed step would only pass on, once it knows something, can go straight on as

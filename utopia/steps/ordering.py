@@ -14,8 +14,9 @@ from utopia.steps.state import StateClass
 
 
 @operator
-def in_order(step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass,
-             items: Stream[Any]) -> Stream[list[Sent]]:
+def in_order(
+    step_id: str, up: Stream[Batch], key: KeyFields, state: StateClass, items: Stream[Any]
+) -> Stream[list[Sent]]:
     """Records applied per key together with `items`, `Sequenced` values of a step that tells how far it has sent.
 
     The items come by another path (from every shard of that step), so they may arrive before

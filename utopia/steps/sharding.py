@@ -99,8 +99,9 @@ def shard_of(key: str) -> int:
     return zlib.crc32(key.encode()) % SHARDS
 
 
-SHARD_KEYS = [next(f"shard-{n}-{m}" for m in itertools.count() if shard_of(f"shard-{n}-{m}") == n)
-              for n in range(SHARDS)]
+SHARD_KEYS = [
+    next(f"shard-{n}-{m}" for m in itertools.count() if shard_of(f"shard-{n}-{m}") == n) for n in range(SHARDS)
+]
 """A key in each shard: for a state that serves a whole shard, such as an index of the shard's customers."""
 
 

@@ -92,8 +92,10 @@ class ShardLogic(StatefulBatchLogic):
         if snapshot is not None:
             shards, state = _shards_and_state(pickle.loads(snapshot))
             if shards != SHARDS:  # its keys belong to other shards now: their states would never be found
-                raise ConfigError(f"the recovery store was written with UTOPIA_SHARDS={shards} and this run has "
-                                  f"{SHARDS}: resume with {shards}, or start with a new recovery store")
+                raise ConfigError(
+                    f"the recovery store was written with UTOPIA_SHARDS={shards} and this run has "
+                    f"{SHARDS}: resume with {shards}, or start with a new recovery store"
+                )
             self._restore(*state)
         self.step = step
         self.flush_every = step.changelog or NO_CACHE
@@ -178,8 +180,9 @@ class ShardLogic(StatefulBatchLogic):
         if stopping.requested.is_set():
             return []
         dataflow = self.step.dataflow
-        letters = Unfinished(dead_letter(dataflow, raw, reason)
-                              for state in self.states.values() for raw, reason in state.unfinished())
+        letters = Unfinished(
+            dead_letter(dataflow, raw, reason) for state in self.states.values() for raw, reason in state.unfinished()
+        )
         metrics.DEAD_LETTERS.labels(dataflow).inc(len(letters))
         return [letters] if letters else []
 
@@ -202,8 +205,10 @@ class ShardLogic(StatefulBatchLogic):
 def _shards_and_state(snapshot: tuple) -> tuple[int, tuple]:
     """A shard's snapshot: the shard count it was taken under, and the state's own tuple."""
     if len(snapshot) != 2 or type(snapshot[0]) is not int:
-        raise ConfigError("the recovery store was written by an earlier version, without its shard count: "
-                          "start with a new recovery store")
+        raise ConfigError(
+            "the recovery store was written by an earlier version, without its shard count: "
+            "start with a new recovery store"
+        )
     return snapshot
 
 
@@ -219,8 +224,13 @@ class JoinLogic(ShardLogic):
         self.pending: list[tuple[str, Lookup]] = []
         super().__init__(snapshot, step)
 
-    def _restore(self, states: dict[str, Any], changed: dict[str, None],
-                 read_up_to: dict[int, int] | None = None, pending: list | None = None) -> None:
+    def _restore(
+        self,
+        states: dict[str, Any],
+        changed: dict[str, None],
+        read_up_to: dict[int, int] | None = None,
+        pending: list | None = None,
+    ) -> None:
         super()._restore(states, changed)
         self.read_up_to, self.pending = read_up_to or {}, pending or []
 
@@ -279,8 +289,15 @@ class OrderedLogic(ShardLogic):
         self.arrivals = 0
         super().__init__(snapshot, step)
 
-    def _restore(self, states: dict[str, Any], changed: dict[str, None], read_up_to: dict | None = None,
-                 fronts: dict | None = None, queues: dict | None = None, arrivals: int = 0) -> None:
+    def _restore(
+        self,
+        states: dict[str, Any],
+        changed: dict[str, None],
+        read_up_to: dict | None = None,
+        fronts: dict | None = None,
+        queues: dict | None = None,
+        arrivals: int = 0,
+    ) -> None:
         super()._restore(states, changed)
         self.read_up_to, self.fronts, self.queues = read_up_to or {}, fronts or {}, queues or {}
         self.arrivals = arrivals

@@ -81,8 +81,18 @@ class State(Protocol):
         ...
 
 
-def checked(step_id: str, new: StateClass, key: Mapping[type, Any], values: Mapping[type, Callable[[list], list]],
-            *, changelog: bool, answers: bool, in_order: bool, recheck: bool, dead_letters: bool) -> tuple[type, ...]:
+def checked(
+    step_id: str,
+    new: StateClass,
+    key: Mapping[type, Any],
+    values: Mapping[type, Callable[[list], list]],
+    *,
+    changelog: bool,
+    answers: bool,
+    in_order: bool,
+    recheck: bool,
+    dead_letters: bool,
+) -> tuple[type, ...]:
     """The record types the state holds, once the hooks the step needs are there and its values can cross.
 
     Raises a one-line TypeError naming what to add: when the dataflow is built, not when it runs.
@@ -106,8 +116,9 @@ def checked(step_id: str, new: StateClass, key: Mapping[type, Any], values: Mapp
         for kind in kinds:
             problem = wire.cannot_cross(kind)
             if problem is not None:
-                raise TypeError(f"{step_id}: {where} sends {problem}: make it a msgspec Struct or a NamedTuple "
-                                f"(utopia.steps.state)")
+                raise TypeError(
+                    f"{step_id}: {where} sends {problem}: make it a msgspec Struct or a NamedTuple (utopia.steps.state)"
+                )
     return holds
 
 

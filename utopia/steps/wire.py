@@ -133,8 +133,10 @@ def encode(parcels: list[tuple[str, list[Pair]]]) -> bytes:
 def decode(data: bytes) -> list[tuple[str, list[Pair]]]:
     """The parcels `encode` made these bytes of, each as a plain list of pairs."""
     names, counts, order, runs = _OUTER_DECODER.decode(data)
-    columns = [pickle.loads(payload) if descriptor == _PICKLED else _decoded(descriptor, payload)
-               for descriptor, payload in runs]
+    columns = [
+        pickle.loads(payload) if descriptor == _PICKLED else _decoded(descriptor, payload)
+        for descriptor, payload in runs
+    ]
     if len(columns) == 1:
         pairs = columns[0]
     else:  # each pair from the column of its shape, in the order they were sent (C loops)
@@ -337,8 +339,9 @@ def _strict(info: inspect.Type) -> bool:
         return False
     if isinstance(info, inspect.StructType | inspect.NamedTupleType):
         return all(_strict(field.type) for field in info.fields)
-    if isinstance(info, inspect.TupleType | inspect.VarTupleType | inspect.ListType | inspect.SetType
-                  | inspect.FrozenSetType):
+    if isinstance(
+        info, inspect.TupleType | inspect.VarTupleType | inspect.ListType | inspect.SetType | inspect.FrozenSetType
+    ):
         items = info.item_types if isinstance(info, inspect.TupleType) else (info.item_type,)
         return all(_strict(item) for item in items)
     if isinstance(info, inspect.DictType):

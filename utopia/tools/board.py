@@ -29,8 +29,9 @@ RATE_WINDOW_S = 5
 RECENT = 3
 """How many of the latest alerts of each kind and suggestions are kept."""
 
-WHOLE_HISTORY = frozenset({"global-totals", "top-artists", "trending-artists", "must-see-venue", "zipcode-tickets",
-                           "dead-letters"})
+WHOLE_HISTORY = frozenset(
+    {"global-totals", "top-artists", "trending-artists", "must-see-venue", "zipcode-tickets", "dead-letters"}
+)
 """Outputs the board needs from their first record: it shows a latest value per key, the newest window, or a count.
 Of the others it shows only rates and the latest few, which the last records give."""
 

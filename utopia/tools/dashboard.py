@@ -34,8 +34,9 @@ class Section(NamedTuple):
     body: RenderableType
 
 
-def render(board: Board, now: float, title: str, notes: Sequence[str] = (),
-           height: int | None = None) -> RenderableType:
+def render(
+    board: Board, now: float, title: str, notes: Sequence[str] = (), height: int | None = None
+) -> RenderableType:
     """The whole frame: totals on top, then rankings, alerts, the rates of every output, and the notes.
 
     With `height` (a terminal's), only what fits in that many lines. Most important first: the
@@ -78,8 +79,9 @@ class _Fitted:
                     yield Segment.line()
         hidden = [section.name for index, section in enumerate(self.sections) if index not in shown]
         if hidden:
-            yield Text(f"not shown for want of room: {', '.join(hidden)}", style="dim", no_wrap=True,
-                       overflow="ellipsis")
+            yield Text(
+                f"not shown for want of room: {', '.join(hidden)}", style="dim", no_wrap=True, overflow="ellipsis"
+            )
 
 
 def _totals(board: Board, title: str) -> Panel:
@@ -87,10 +89,16 @@ def _totals(board: Board, title: str) -> Panel:
     totals = board.totals
     if totals is None:
         return Panel(Text.from_markup(f"global totals: {_NONE}"), title=title, title_align="left")
-    return Panel(Text.from_markup(
-        f"[b]{totals.customers:,}[/] customers   [b]{totals.streams:,}[/] streams   [b]{totals.events:,}[/] events "
-        f"([b]{totals.events_occurred:,}[/] taken place)   [b]{totals.tickets:,}[/] tickets"
-    ), title=title, title_align="left", subtitle=f"[dim]as of {totals.as_of}[/]", subtitle_align="right")
+    return Panel(
+        Text.from_markup(
+            f"[b]{totals.customers:,}[/] customers   [b]{totals.streams:,}[/] streams   [b]{totals.events:,}[/] events "
+            f"([b]{totals.events_occurred:,}[/] taken place)   [b]{totals.tickets:,}[/] tickets"
+        ),
+        title=title,
+        title_align="left",
+        subtitle=f"[dim]as of {totals.as_of}[/]",
+        subtitle_align="right",
+    )
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -120,8 +128,10 @@ def _artists(board: Board, now: float) -> list[Table]:
     top = _ranking("top artists", board.top_artists.top if board.top_artists else [])
     trending = board.trending
     if trending is not None:
-        return [top, _ranking(f"trending {trending.window_start[11:16]}-{trending.window_end[11:16]} UTC",
-                              trending.top)]
+        return [
+            top,
+            _ranking(f"trending {trending.window_start[11:16]}-{trending.window_end[11:16]} UTC", trending.top),
+        ]
     if not board.timed:  # a file-mode run closed every hour at the end of its input: there were no streams
         return [top, _ranking("trending", [])]
     start = datetime.fromtimestamp(now - now % (HOUR_MS / 1000), UTC)
@@ -155,13 +165,17 @@ def _recent(board: Board) -> RenderableType:
     for _ in range(2):
         grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
     latest = [
-        _latest("event alerts", [f"{a.alert} {a.eventid}: {a.sold:,} of {a.capacity:,} sold"
-                                 for a in board.event_alerts]),
-        _latest("top streamers told of a new event", [f"{a.customerid}: {a.eventid} of {a.artistid} "
-                                                      f"({a.streams:,} streams)" for a in board.streamer_alerts]),
-        _latest("neighbours told of a popular event", [
-            f"{a.customerid} in {a.zip5}: {a.eventid} (bought by {a.buyer_customerid})"
-            for a in board.zipcode_alerts]),
+        _latest(
+            "event alerts", [f"{a.alert} {a.eventid}: {a.sold:,} of {a.capacity:,} sold" for a in board.event_alerts]
+        ),
+        _latest(
+            "top streamers told of a new event",
+            [f"{a.customerid}: {a.eventid} of {a.artistid} ({a.streams:,} streams)" for a in board.streamer_alerts],
+        ),
+        _latest(
+            "neighbours told of a popular event",
+            [f"{a.customerid} in {a.zip5}: {a.eventid} (bought by {a.buyer_customerid})" for a in board.zipcode_alerts],
+        ),
         _latest("suggestions", [f"{s.reason} {s.eventid} ({s.genre}) for {s.customerid}" for s in board.suggestions]),
     ]
     grid.add_row(latest[0], latest[2])

@@ -43,8 +43,10 @@ def summarize(path: Path) -> str:
 def run(data: Path, output: Path, seed: int = 42) -> None:
     write_dir(data, Sizes(), seed)
     example = next(path for path in sorted(data.glob("*events.jsonl")))
-    print(f"an event as the data-demo producer writes it (its eventdate in the producer's local time):\n"
-          f"  {example.open().readline().strip()}")
+    print(
+        f"an event as the data-demo producer writes it (its eventdate in the producer's local time):\n"
+        f"  {example.open().readline().strip()}"
+    )
     for name in dataflow_names():
         started = time.monotonic()
         run_on_files(name, data, output / name)

@@ -30,14 +30,22 @@ DAY_MS = 86_400_000
 SPAN_MS = 6 * 3_600_000
 """The least time a generated data set's activity spans."""
 GENRES = ("Pop", "Rock", "Hip-Hop", "Country", "Jazz", "Electronic", "R&B", "Classical", "Metal", "Folk")
-FIRST = ("James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard Susan "
-         "Joseph Jessica Thomas Sarah Charles Karen Daniel Nancy Matthew Lisa Anthony Betty Mark Sandra").split()
-LAST = ("Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez "
-        "Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Clark Lewis").split()
-ADJECTIVES = ("Electric Silent Velvet Golden Broken Neon Wild Midnight Crimson Hollow Lucky Northern Paper "
-              "Atomic Gentle Lonely Rusty Cosmic Frozen Restless").split()
-NOUNS = ("Wolves Rivers Engines Ghosts Hearts Comets Pilots Tigers Lanterns Echoes Mirrors Foxes Anchors "
-         "Canyons Sparrows Kings Satellites Owls Harbors Drums").split()
+FIRST = (
+    "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard Susan "
+    "Joseph Jessica Thomas Sarah Charles Karen Daniel Nancy Matthew Lisa Anthony Betty Mark Sandra"
+).split()
+LAST = (
+    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez "
+    "Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Clark Lewis"
+).split()
+ADJECTIVES = (
+    "Electric Silent Velvet Golden Broken Neon Wild Midnight Crimson Hollow Lucky Northern Paper "
+    "Atomic Gentle Lonely Rusty Cosmic Frozen Restless"
+).split()
+NOUNS = (
+    "Wolves Rivers Engines Ghosts Hearts Comets Pilots Tigers Lanterns Echoes Mirrors Foxes Anchors "
+    "Canyons Sparrows Kings Satellites Owls Harbors Drums"
+).split()
 FORMS = ("", " Band", " Collective", " Trio", " Orchestra", " Club")
 STREETS = "Main Oak Pine Maple Cedar Elm Washington Lake Hill Park".split()
 
@@ -135,12 +143,25 @@ class World:
         joined = datetime.fromtimestamp(now_ms / 1000 - rng.uniform(0, 8) * 365.25 * 86400, UTC)
         self.customers.append(customerid)
         self.favourites.append(tuple(rng.sample(GENRES[:6], rng.choice((1, 2)))))
-        out: list[tuple[str, str, Record]] = [("customers", customerid, Customer(
-            customerid, type="INDIVIDUAL", gender=gender, fname=first, mname=rng.choice((None, "A", "J", "M")),
-            lname=last, fullname=f"{first} {last}", suffix=rng.choice((None,) * 9 + ("Jr",)),
-            title=rng.choice((None, "Mr", "Ms", "Dr")), birthdt=birth.date().isoformat(),
-            joindt=joined.date().isoformat(),
-        ))]
+        out: list[tuple[str, str, Record]] = [
+            (
+                "customers",
+                customerid,
+                Customer(
+                    customerid,
+                    type="INDIVIDUAL",
+                    gender=gender,
+                    fname=first,
+                    mname=rng.choice((None, "A", "J", "M")),
+                    lname=last,
+                    fullname=f"{first} {last}",
+                    suffix=rng.choice((None,) * 9 + ("Jr",)),
+                    title=rng.choice((None, "Mr", "Ms", "Dr")),
+                    birthdt=birth.date().isoformat(),
+                    joindt=joined.date().isoformat(),
+                ),
+            )
+        ]
         zip5 = self.rng.choice(self.zips)
         self.customer_zip.append(zip5)
         out.append(self.home(customerid, f"ad-{ns}{index:07d}", zip5))
@@ -149,18 +170,45 @@ class World:
         for n in range(rng.choice((1, 2))):
             number = f"{rng.randint(201, 989)}-555-{rng.randint(0, 9999):04d}"
             phoneid = f"ph-{ns}{index:07d}-{n}"
-            out.append(("phones", phoneid, Phone(
-                phoneid, customerid, rng.choice(("HOME", "MOBILE", "WORK")),
-                "Y" if n == 0 else "N", "America/Chicago", None, number)))
+            out.append(
+                (
+                    "phones",
+                    phoneid,
+                    Phone(
+                        phoneid,
+                        customerid,
+                        rng.choice(("HOME", "MOBILE", "WORK")),
+                        "Y" if n == 0 else "N",
+                        "America/Chicago",
+                        None,
+                        number,
+                    ),
+                )
+            )
         return out
 
     def home(self, customerid: str, addressid: str, zip5: str) -> tuple[str, str, Address]:
         city, state, lat, lon = self.zip_city[zip5]
         rng = self.rng
-        return ("addresses", addressid, Address(
-            addressid, customerid, "US", "RESID", f"{rng.randint(1, 9999)} {rng.choice(STREETS)} St", None,
-            city, state, zip5, f"{rng.randint(0, 9999):04d}", "US",
-            round(lat + rng.uniform(-0.05, 0.05), 6), round(lon + rng.uniform(-0.05, 0.05), 6)))
+        return (
+            "addresses",
+            addressid,
+            Address(
+                addressid,
+                customerid,
+                "US",
+                "RESID",
+                f"{rng.randint(1, 9999)} {rng.choice(STREETS)} St",
+                None,
+                city,
+                state,
+                zip5,
+                f"{rng.randint(0, 9999):04d}",
+                "US",
+                round(lat + rng.uniform(-0.05, 0.05), 6),
+                round(lon + rng.uniform(-0.05, 0.05), 6),
+            ),
+        )
 
     def email(self, customerid: str, emailid: str, first: str, last: str) -> tuple[str, str, Email]:
         domain = self.rng.choice(("example.com", "mail.test", "utopia.example"))
@@ -173,8 +221,13 @@ class World:
         for n, v in enumerate(venues()):
             venueid, addressid = f"v-{n:03d}", f"ad-v-{n:03d}"
             self.venues.append((venueid, v.capacity))
-            yield "addresses", addressid, Address(addressid, None, "US", "VENUE", v.street, None, v.city, v.state,
-                                                  v.zip5, None, "US", v.lat, v.lon)
+            yield (
+                "addresses",
+                addressid,
+                Address(
+                    addressid, None, "US", "VENUE", v.street, None, v.city, v.state, v.zip5, None, "US", v.lat, v.lon
+                ),
+            )
             yield "venues", venueid, Venue(venueid, addressid, v.name, v.capacity)
 
     def event(self, index: int, artist: int, now_ms: int, small: bool) -> Event:
@@ -251,9 +304,14 @@ def _activity(world: World, sizes: Sizes, rng: random.Random, begin: int) -> Ite
         artist = ranked_artists[bisect.bisect(artist_weights, rng.random() * artist_weights[-1])]
         at = begin + int(rng.random() * span / 2)
         events.append((at, world.event(index, artist, at, small=rng.random() < 0.2)))
-    resent = [(at + 1 + int(rng.random() * (end - at - 1)),
-               msgspec.structs.replace(e, capacity=_capacity(e) + rng.randint(1, 50)))
-              for at, e in events if rng.random() < 0.05]
+    resent = [
+        (
+            at + 1 + int(rng.random() * (end - at - 1)),
+            msgspec.structs.replace(e, capacity=_capacity(e) + rng.randint(1, 50)),
+        )
+        for at, e in events
+        if rng.random() < 0.05
+    ]
 
     # Tickets: small events get enough to sell out (and some over); the rest follow artist popularity.
     per_event = [0] * len(events)
@@ -301,8 +359,12 @@ def _activity(world: World, sizes: Sizes, rng: random.Random, begin: int) -> Ite
     def ticket_records() -> Iterator[Generated]:
         for n, (at, buyer, eventid) in enumerate(tickets):
             ticketid = f"t-{n:08d}"
-            yield Generated("tickets", ticketid, Ticket(ticketid, world.customers[buyer], eventid,
-                                                        round(rng_tickets.uniform(20, 250), 2)), at)
+            yield Generated(
+                "tickets",
+                ticketid,
+                Ticket(ticketid, world.customers[buyer], eventid, round(rng_tickets.uniform(20, 250), 2)),
+                at,
+            )
 
     def update_records() -> Iterator[Generated]:
         for at, (topic, key, value) in updates:
@@ -323,14 +385,24 @@ def _activity(world: World, sizes: Sizes, rng: random.Random, begin: int) -> Ite
             else:
                 artist = ranked_artists[bisect.bisect(artist_weights, rng_streams.random() * artist_weights[-1])]
             streamid = f"s-{n:09d}"
-            yield Generated("streams", streamid, Stream(streamid, world.customers[c], world.artists[artist],
-                                                        format_instant(datetime.fromtimestamp(at / 1000, UTC))), at)
+            yield Generated(
+                "streams",
+                streamid,
+                Stream(
+                    streamid,
+                    world.customers[c],
+                    world.artists[artist],
+                    format_instant(datetime.fromtimestamp(at / 1000, UTC)),
+                ),
+                at,
+            )
 
     # Separate random streams for lazily built records, so the merge order cannot change any draw.
     rng_tickets, rng_streams = random.Random(rng.random()), random.Random(rng.random())
     # Ties: events first (a ticket is always strictly later than its event anyway).
-    yield from heapq.merge(event_records(), update_records(), ticket_records(), stream_records(),
-                           key=lambda g: g.timestamp)
+    yield from heapq.merge(
+        event_records(), update_records(), ticket_records(), stream_records(), key=lambda g: g.timestamp
+    )
 
 
 def live_namespace(epoch_ms: int) -> str:
@@ -347,8 +419,9 @@ def live_namespace(epoch_ms: int) -> str:
     return f"L{digits or '0'}-"
 
 
-def live(seed: int = 42, rates: Rates = Rates(), clock: Callable[[], int] | None = None,
-         namespace: str | None = None) -> Iterator[Generated]:
+def live(
+    seed: int = 42, rates: Rates = Rates(), clock: Callable[[], int] | None = None, namespace: str | None = None
+) -> Iterator[Generated]:
     """An endless live world, like the data-demo daemon: a small base world, then a steady mix forever.
 
     Timestamps come from `clock` (default: wall time in ms); pacing is the caller's job. Ids are in
@@ -385,8 +458,12 @@ def live(seed: int = 42, rates: Rates = Rates(), clock: Callable[[], int] | None
             c = rng.randrange(len(world.customers))
             played = bisect.bisect(artist_weights, rng.random() * artist_weights[-1])
             at = now()
-            s = Stream(f"s-{ns}{n:010d}", world.customers[c], world.artists[played],
-                       format_instant(datetime.fromtimestamp(at / 1000, UTC)))
+            s = Stream(
+                f"s-{ns}{n:010d}",
+                world.customers[c],
+                world.artists[played],
+                format_instant(datetime.fromtimestamp(at / 1000, UTC)),
+            )
             yield Generated("streams", s.id, s, at)
         elif kind == "tickets":
             eventid, _ = rng.choice(world.events)

@@ -41,8 +41,18 @@ SEED = 1
 
 def count(name: str, data_file: Path, run_it: bool, crossing: bool = False) -> tuple[int, int]:
     """(instructions, input records or crossing records) of one valgrind run of a child below."""
-    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-               sys.executable, "-m", "utopia.tools.instructions", "--child", name, str(data_file)]
+    command = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        sys.executable,
+        "-m",
+        "utopia.tools.instructions",
+        "--child",
+        name,
+        str(data_file),
+    ]
     if not run_it:
         command.append("--build-only")
     if crossing:
@@ -97,8 +107,10 @@ def crossing_child(bundles_file: Path, build_only: bool) -> None:
     """
     from utopia.steps import wire
 
-    sent = [[(shard, [(key, with_kafka_messages(value)) for key, value in pairs]) for shard, pairs in bundle]
-            for bundle in pickle.loads(bundles_file.read_bytes())]
+    sent = [
+        [(shard, [(key, with_kafka_messages(value)) for key, value in pairs]) for shard, pairs in bundle]
+        for bundle in pickle.loads(bundles_file.read_bytes())
+    ]
     warm, counted = sent[: len(sent) // 2], sent[len(sent) // 2 :]
     print(f"crossing records: {sum(len(pairs) for bundle in counted for _, pairs in bundle)}", file=sys.stderr)
     relax_garbage_collector()  # as a Kafka run does
@@ -111,8 +123,11 @@ def main() -> None:
     parser.add_argument("--dataflows", nargs="*", default=dataflow_names(), help="default: all")
     parser.add_argument("--child", nargs=2, metavar=("DATAFLOW", "RECORDS"), help=argparse.SUPPRESS)
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--crossing", action="store_true",
-                        help="per record a worker sends to another (utopia/steps/wire.py), not per input record")
+    parser.add_argument(
+        "--crossing",
+        action="store_true",
+        help="per record a worker sends to another (utopia/steps/wire.py), not per input record",
+    )
     args = parser.parse_args()
     if args.child:
         if args.crossing:

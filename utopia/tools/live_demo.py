@@ -38,8 +38,9 @@ def commands(rate: float, feed: bool = True) -> dict[str, list[str]]:
 
 def start(name: str, command: list[str], log_dir: Path) -> subprocess.Popen:
     with (log_dir / f"{name}.log").open("ab") as log:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop(processes: dict[str, subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
@@ -71,8 +72,11 @@ def _interrupt(number: int, frame) -> None:
 
 def stopped(processes: dict[str, subprocess.Popen], log_dir: Path) -> list[str]:
     """A line for each process that ended on its own: the dashboard then says why numbers stop moving."""
-    return [f"{name} stopped (exit code {process.returncode}): see {log_dir / f'{name}.log'}"
-            for name, process in processes.items() if process.poll() is not None]
+    return [
+        f"{name} stopped (exit code {process.returncode}): see {log_dir / f'{name}.log'}"
+        for name, process in processes.items()
+        if process.poll() is not None
+    ]
 
 
 def run(rate: float, log_dir: Path = LOG_DIR, feed: bool = True) -> None:
@@ -88,8 +92,10 @@ def run(rate: float, log_dir: Path = LOG_DIR, feed: bool = True) -> None:
         for name, command in commands(rate, feed).items():
             processes[name] = start(name, command, log_dir)
         started = f"the live feed at {rate:g} records/s and " if feed else ""
-        print(f"started {started}{len(processes) - feed} dataflows; logs in {log_dir}/; Ctrl-C stops them all",
-              file=sys.stderr)
+        print(
+            f"started {started}{len(processes) - feed} dataflows; logs in {log_dir}/; Ctrl-C stops them all",
+            file=sys.stderr,
+        )
         watch(KafkaOutputs(settings), Console(), notes=lambda: stopped(processes, log_dir))
     except KeyboardInterrupt:
         pass  # the way a live demo ends: not a failure

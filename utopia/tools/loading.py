@@ -49,8 +49,9 @@ def start_time(text: str) -> int:
     try:
         return int(parse_eventdate(text).timestamp() * 1000)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date such as 2026-11-01, a time such as 2026-11-01T08:00:00Z, "
-                                         f"or yesterday, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a date such as 2026-11-01, a time such as 2026-11-01T08:00:00Z, or yesterday, got {text!r}"
+        ) from None
 
 
 def sizes_from(args: argparse.Namespace) -> Sizes:
@@ -70,8 +71,9 @@ def _progress(records: Iterable[Generated], sizes: Sizes) -> Iterable[Generated]
     return tqdm(records, total=expected, unit=" records", unit_scale=True, file=sys.stderr, leave=False, disable=None)
 
 
-def write_dir(directory: Path, sizes: Sizes, seed: int, topics: Topics = Topics(),
-              start_ms: int = START_MS) -> dict[str, int]:
+def write_dir(
+    directory: Path, sizes: Sizes, seed: int, topics: Topics = Topics(), start_ms: int = START_MS
+) -> dict[str, int]:
     """Write a generated data set as one `<topic>.jsonl` per input topic; returns the counts.
 
     `start_ms` (epoch milliseconds) is when it begins; `produce` gives the same records to Kafka.
@@ -111,9 +113,17 @@ def _producer(settings: Settings, refused: _Refused, logger: logging.Logger | No
     client_id = settings.topics.client_id("generator")
     # Idempotence keeps each partition in send order through retries: a fresh broker answers the first
     # requests with "not leader" and, without it, a retried batch landed after later ones.
-    return Producer(settings.kafka_config() | {
-        "client.id": client_id, "linger.ms": 20, "compression.type": "lz4", "enable.idempotence": True,
-        "on_delivery": refused} | ({"logger": logger} if logger is not None else {}))
+    return Producer(
+        settings.kafka_config()
+        | {
+            "client.id": client_id,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "enable.idempotence": True,
+            "on_delivery": refused,
+        }
+        | ({"logger": logger} if logger is not None else {})
+    )
 
 
 def _ensure_input_topics(settings: Settings, partitions: int = 3) -> None:
@@ -122,8 +132,9 @@ def _ensure_input_topics(settings: Settings, partitions: int = 3) -> None:
     topics.create(settings, partitions, names=settings.topics.all_inputs())
 
 
-def produce(settings: Settings, sizes: Sizes, seed: int, partitions: int = 3,
-            start_ms: int = START_MS) -> dict[str, int]:
+def produce(
+    settings: Settings, sizes: Sizes, seed: int, partitions: int = 3, start_ms: int = START_MS
+) -> dict[str, int]:
     """Produce a generated data set to the input topics, keyed by id, with the generated timestamps.
 
     The records are those `write_dir` writes with the same arguments. Missing input topics are
@@ -157,8 +168,11 @@ def _check_retention(settings: Settings, start_ms: int) -> None:
         raise ConfigError(problem)
     unknown = [topic for topic in inputs if topic not in configs]
     if unknown and too_old_to_load({"": {"retention.ms": str(KAFKA_DEFAULT_RETENTION_MS)}}, start_ms, now_ms):
-        print(f"note: the retention.ms of {', '.join(unknown)} cannot be read; at Kafka's default (7 days) the broker "
-              "would soon delete this data set for its age (--start yesterday avoids that)", file=sys.stderr)
+        print(
+            f"note: the retention.ms of {', '.join(unknown)} cannot be read; at Kafka's default (7 days) the broker "
+            "would soon delete this data set for its age (--start yesterday avoids that)",
+            file=sys.stderr,
+        )
 
 
 def produce_live(settings: Settings, seed: int, rate: float) -> None:
@@ -174,8 +188,11 @@ def produce_live(settings: Settings, seed: int, rate: float) -> None:
     started, sent, stop = time.monotonic(), 0, threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda number, frame: stop.set())
     namespace = live_namespace(int(time.time() * 1000))
-    print(f"producing live to {settings.bootstrap_servers} at ~{rate:g} records/s, a world of ids of its own "
-          f"(e-{namespace}000000, ...); Ctrl-C stops", file=sys.stderr)
+    print(
+        f"producing live to {settings.bootstrap_servers} at ~{rate:g} records/s, a world of ids of its own "
+        f"(e-{namespace}000000, ...); Ctrl-C stops",
+        file=sys.stderr,
+    )
     try:
         with tqdm(unit=" records", file=sys.stderr, disable=None) as bar:
             for record in live(seed, namespace=namespace):
@@ -193,8 +210,15 @@ def produce_live(settings: Settings, seed: int, rate: float) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
     undelivered = producer.flush(STOP_FLUSH_S)
-    print(f"stopped after producing {sent:,} records" + (f", {undelivered:,} of them not delivered yet (the "
-          f"broker did not answer within {STOP_FLUSH_S:.0f}s)" if undelivered else ""), file=sys.stderr)
+    print(
+        f"stopped after producing {sent:,} records"
+        + (
+            f", {undelivered:,} of them not delivered yet (the broker did not answer within {STOP_FLUSH_S:.0f}s)"
+            if undelivered
+            else ""
+        ),
+        file=sys.stderr,
+    )
     refused.check()
 
 

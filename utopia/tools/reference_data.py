@@ -47,16 +47,28 @@ def venues() -> list[VenueInfo]:
         street, city = row["street"], row["city"]
         if not city:  # "9 E Allen Street Philadelphia,,PA": the city is the street's last word
             street, _, city = street.rpartition(" ")
-        out.append(VenueInfo(row["name"], street, city, row["state"], row["zip"].zfill(5),
-                             float(row["lat"]), float(row["lon"]), int(row["capacity"])))
+        out.append(
+            VenueInfo(
+                row["name"],
+                street,
+                city,
+                row["state"],
+                row["zip"].zfill(5),
+                float(row["lat"]),
+                float(row["lon"]),
+                int(row["capacity"]),
+            )
+        )
     return out
 
 
 @cache
 def cities() -> list[City]:
     """The 200 largest US cities, largest first."""
-    return [City(r["city"], r["state_abbr"], int(r["population"]), float(r["lat"]), float(r["lon"]))
-            for r in _rows("us-cities-top-200.csv")]
+    return [
+        City(r["city"], r["state_abbr"], int(r["population"]), float(r["lat"]), float(r["lon"]))
+        for r in _rows("us-cities-top-200.csv")
+    ]
 
 
 @cache

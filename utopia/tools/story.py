@@ -67,8 +67,10 @@ def customer_stream_count(outputs: Outputs) -> str:
     if not counts:
         return "No streams."
     customer, most = _most(counts)
-    return (f"{_plural(sum(counts.values()), 'stream')} by {_plural(len(counts), 'customer')}; "
-            f"the most active, {customer}, streamed {_plural(most, 'time')}.")
+    return (
+        f"{_plural(sum(counts.values()), 'stream')} by {_plural(len(counts), 'customer')}; "
+        f"the most active, {customer}, streamed {_plural(most, 'time')}."
+    )
 
 
 def top_customer_artists(outputs: Outputs) -> str:
@@ -83,8 +85,10 @@ def purchase_event_ticket(outputs: Outputs) -> str:
     responses = _values(outputs, "ticket-response")
     statuses = Counter(response.status for response in responses)
     sold_out = {response.eventid for response in responses if response.remaining == 0}
-    return (f"{_plural(statuses['CONFIRMED'], 'ticket')} confirmed, {statuses['REJECTED']:,} rejected "
-            f"({_plural(len(sold_out), 'event')} sold out).")
+    return (
+        f"{_plural(statuses['CONFIRMED'], 'ticket')} confirmed, {statuses['REJECTED']:,} rejected "
+        f"({_plural(len(sold_out), 'event')} sold out)."
+    )
 
 
 def sold_out(outputs: Outputs) -> str:
@@ -92,8 +96,10 @@ def sold_out(outputs: Outputs) -> str:
     nearly = {alert.eventid for alert in alerts}
     full = {alert.eventid for alert in alerts if alert.alert == "SOLD_OUT"}
     fans = _values(outputs, "event-streamer-alerts")
-    return (f"{_plural(len(nearly), 'event')} reached 90% of their capacity, {len(full):,} sold out; "
-            f"{_plural(len(fans), 'top fan')} told about {_plural(len({fan.eventid for fan in fans}), 'new event')}.")
+    return (
+        f"{_plural(len(nearly), 'event')} reached 90% of their capacity, {len(full):,} sold out; "
+        f"{_plural(len(fans), 'top fan')} told about {_plural(len({fan.eventid for fan in fans}), 'new event')}."
+    )
 
 
 def most_streamed_artists(outputs: Outputs) -> str:
@@ -114,8 +120,14 @@ def must_see_venue(outputs: Outputs) -> str:
     if not leaders:
         return "No events yet."
     said = {"events": "Venue with most events", "customers": "with most ticket holders"}
-    return "; ".join(f"{words}: {leader.name or leader.venueid} ({leader.count:,})"
-                     for metric, words in said.items() if (leader := leaders.get(metric))) + "."
+    return (
+        "; ".join(
+            f"{words}: {leader.name or leader.venueid} ({leader.count:,})"
+            for metric, words in said.items()
+            if (leader := leaders.get(metric))
+        )
+        + "."
+    )
 
 
 def global_totals(outputs: Outputs) -> str:
@@ -123,17 +135,21 @@ def global_totals(outputs: Outputs) -> str:
     if not totals:
         return "Nothing counted."
     last = totals[-1]
-    return (f"{_plural(last.customers, 'customer')}, {_plural(last.streams, 'stream')}, "
-            f"{_plural(last.tickets, 'ticket')} and {_plural(last.events, 'event')} "
-            f"({last.events_occurred:,} already past).")
+    return (
+        f"{_plural(last.customers, 'customer')}, {_plural(last.streams, 'stream')}, "
+        f"{_plural(last.tickets, 'ticket')} and {_plural(last.events, 'event')} "
+        f"({last.events_occurred:,} already past)."
+    )
 
 
 def suggested_events_genre(outputs: Outputs) -> str:
     suggestions = _values(outputs, "genre-event-suggestions")
     reasons = Counter(suggestion.reason for suggestion in suggestions)
     customers = len({suggestion.customerid for suggestion in suggestions})
-    return (f"{_plural(len(suggestions), 'suggestion')} sent to {_plural(customers, 'customer')}: "
-            f"{reasons['NEW_EVENT']:,} new events, {reasons['POPULAR_EVENT']:,} popular ones.")
+    return (
+        f"{_plural(len(suggestions), 'suggestion')} sent to {_plural(customers, 'customer')}: "
+        f"{reasons['NEW_EVENT']:,} new events, {reasons['POPULAR_EVENT']:,} popular ones."
+    )
 
 
 def suggested_events_location(outputs: Outputs) -> str:
@@ -148,8 +164,15 @@ def suggested_events_location(outputs: Outputs) -> str:
 TELLERS: dict[str, Callable[[Outputs], str]] = {
     teller.__name__: teller
     for teller in (
-        customer_stream_count, top_customer_artists, purchase_event_ticket, sold_out, most_streamed_artists,
-        must_see_venue, global_totals, suggested_events_genre, suggested_events_location,
+        customer_stream_count,
+        top_customer_artists,
+        purchase_event_ticket,
+        sold_out,
+        most_streamed_artists,
+        must_see_venue,
+        global_totals,
+        suggested_events_genre,
+        suggested_events_location,
     )
 }
 """Dataflow name -> what its outputs say."""

@@ -66,8 +66,16 @@ def line(message: Message) -> bytes:
     value, encoding = _value(message.value())
     _, timestamp = message.timestamp()
     # A consumed message has its topic, partition and offset (the stubs allow None).
-    fields = Line(message.topic(), message.partition(), message.offset(),  # type: ignore[arg-type]
-                  timestamp, key, value, key_encoding, encoding)
+    fields = Line(
+        message.topic(),  # type: ignore[arg-type]
+        message.partition(),  # type: ignore[arg-type]
+        message.offset(),  # type: ignore[arg-type]
+        timestamp,
+        key,
+        value,
+        key_encoding,
+        encoding,
+    )
     return _encoder.encode(fields) + b"\n"
 
 
@@ -84,18 +92,24 @@ def batches(settings: Settings, topic: str, start: int, follow: bool) -> Iterato
     """The records of every partition of `topic` from `start` (an offset or a logical one), as they are fetched,
     until each partition's end, or for ever with `follow`."""
     if topic not in existing_topics(settings):  # also one line for an unreachable or refusing broker
-        raise ConfigError(f"output topic {topic} does not exist on {settings.bootstrap_servers}: create it with "
-                          "`utopia topics create` and run its dataflow")
+        raise ConfigError(
+            f"output topic {topic} does not exist on {settings.bootstrap_servers}: create it with "
+            "`utopia topics create` and run its dataflow"
+        )
     check_group(settings, settings.topics.client_id("tail"))
-    consumer = Consumer(settings.kafka_config() | CLIENT_CONFIG | {
-        "group.id": settings.topics.client_id("tail"),  # none joined: the partitions are assigned
-        "client.id": settings.topics.client_id("tail"),
-        "enable.auto.commit": "false",
-        "enable.partition.eof": "true",
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
-        "logger": client_log,
-    })
+    consumer = Consumer(
+        settings.kafka_config()
+        | CLIENT_CONFIG
+        | {
+            "group.id": settings.topics.client_id("tail"),  # none joined: the partitions are assigned
+            "client.id": settings.topics.client_id("tail"),
+            "enable.auto.commit": "false",
+            "enable.partition.eof": "true",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "logger": client_log,
+        }
+    )
     with closing(consumer):
         partitions = sorted(consumer.list_topics(topic, timeout=CONNECT_TIMEOUT_S).topics[topic].partitions)
         consumer.assign([TopicPartition(topic, partition, start) for partition in partitions])

@@ -62,9 +62,7 @@ class Topology:
 def topology(flow: Dataflow) -> Topology:
     producers = {stream: op.step_name for op in flow.substeps for stream in _streams(op, out=True)}
     links = tuple(
-        Link(producers[stream], op.step_name, port)
-        for op in flow.substeps
-        for port, stream in _ports(op, out=False)
+        Link(producers[stream], op.step_name, port) for op in flow.substeps for port, stream in _ports(op, out=False)
     ) + tuple(_learned(flow))
     steps = tuple(
         Step(op.step_name, _found(op, Source), _found(op, Sink), tuple(_waits(op)), bool(op.dwn_names))
@@ -79,8 +77,11 @@ def _learned(flow: Dataflow) -> Iterator[Link]:
     No stream joins them: what links them is the object whose `learn` one calls and whose other
     method the other does (utopia.steps), such as `KnownVenues`.
     """
-    learners = {id(learn.__self__): op.step_name for op in flow.substeps
-                if (learn := getattr(op, "learn", None)) is not None and hasattr(learn, "__self__")}
+    learners = {
+        id(learn.__self__): op.step_name
+        for op in flow.substeps
+        if (learn := getattr(op, "learn", None)) is not None and hasattr(learn, "__self__")
+    }
     for op in flow.substeps:
         table = getattr(getattr(op, "replace", None), "__self__", None)
         if table is not None and id(table) in learners:

@@ -39,8 +39,11 @@ FAULT_SHOWN_S = 30.0
 READ_BUDGET_S = 0.5
 """The most a refresh spends reading, so a long backlog still redraws the screen."""
 
-_NO_LEADER_YET = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                  KafkaError.UNKNOWN_TOPIC_OR_PART)
+_NO_LEADER_YET = (
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+)
 _READ_TO_ITS_END = (KafkaError._PARTITION_EOF, KafkaError.TOPIC_AUTHORIZATION_FAILED)
 """A partition at its end, or one the ACLs keep this client from reading: as far as it can be read now."""
 _DECODERS = {name: msgspec.json.Decoder(model) for name, model in OUTPUT_RECORDS.items()}
@@ -101,7 +104,7 @@ class FileOutputs:
                 start = 0
             file.seek(start)
             data = file.read(size - start)
-        complete = data[:data.rfind(b"\n") + 1]
+        complete = data[: data.rfind(b"\n") + 1]
         self.read_to[path] = start + len(complete)
         for line in complete.splitlines():
             if not line.strip():
@@ -134,36 +137,45 @@ class KafkaOutputs:
         present = sorted(set(names) & listed)
         self.denied = set(_hidden_by_acls(settings, sorted(set(names) - listed)))  # and those it may not read
         if not present and not self.denied:
-            raise ConfigError(f"no output topic of prefix {settings.topics.output_prefix!r} exists on "
-                              f"{settings.bootstrap_servers}: create them with `utopia topics create` and start "
-                              "the dataflows")
+            raise ConfigError(
+                f"no output topic of prefix {settings.topics.output_prefix!r} exists on "
+                f"{settings.bootstrap_servers}: create them with `utopia topics create` and start "
+                "the dataflows"
+            )
         check_group(settings, settings.topics.client_id("watch"))
         self.settings, self.names, self.present = settings, names, present
         self.fault: tuple[float, str] | None = None  # the latest error the client reported, and when
-        self.consumer = Consumer(settings.kafka_config() | CLIENT_CONFIG | {
-            "group.id": settings.topics.client_id("watch"),
-            "client.id": settings.topics.client_id("watch"),
-            "enable.auto.commit": "false",
-            "enable.partition.eof": "true",
-            "auto.offset.reset": "earliest",
-            # Exactly-once dataflows' outputs show once committed, never those of a run that crashed.
-            "isolation.level": "read_committed",
-            "logger": quiet_log,  # lines written under the dashboard would tear it
-            "error_cb": self._failed,
-        })
+        self.consumer = Consumer(
+            settings.kafka_config()
+            | CLIENT_CONFIG
+            | {
+                "group.id": settings.topics.client_id("watch"),
+                "client.id": settings.topics.client_id("watch"),
+                "enable.auto.commit": "false",
+                "enable.partition.eof": "true",
+                "auto.offset.reset": "earliest",
+                # Exactly-once dataflows' outputs show once committed, never those of a run that crashed.
+                "isolation.level": "read_committed",
+                "logger": quiet_log,  # lines written under the dashboard would tear it
+                "error_cb": self._failed,
+            }
+        )
         metadata = self.consumer.list_topics(timeout=CONNECT_TIMEOUT_S).topics
         starts = []
         for topic in present:
             whole = from_beginning or names[topic] in WHOLE_HISTORY
             for partition in sorted(metadata[topic].partitions):
-                starts.append(TopicPartition(topic, partition, OFFSET_BEGINNING if whole else
-                                             self._lookback(topic, partition)))
+                starts.append(
+                    TopicPartition(topic, partition, OFFSET_BEGINNING if whole else self._lookback(topic, partition))
+                )
         self.consumer.assign(starts)
         self.behind = {(start.topic, start.partition) for start in starts}  # not yet read to their end once
 
     def describe(self) -> str:
-        return (f"utopia watch: {len(self.present)} outputs {self.settings.topics.output('*')} on "
-                f"{self.settings.bootstrap_servers}")
+        return (
+            f"utopia watch: {len(self.present)} outputs {self.settings.topics.output('*')} on "
+            f"{self.settings.bootstrap_servers}"
+        )
 
     def _failed(self, error: KafkaError) -> None:
         self.fault = (time.monotonic(), error.str())
@@ -180,8 +192,11 @@ class KafkaOutputs:
         if not self.denied:
             return []
         topics = self.settings.topics
-        named = (f"the output topics {topics.output('*')}" if len(self.denied) == len(self.names)
-                 else ", ".join(sorted(self.denied)))
+        named = (
+            f"the output topics {topics.output('*')}"
+            if len(self.denied) == len(self.names)
+            else ", ".join(sorted(self.denied))
+        )
         sasl = self.settings.security_protocol.startswith("SASL")
         who = f"KAFKA_SASL_USERNAME={self.settings.sasl_username!r}" if sasl else "this client"
         return [f"Kafka denies {who} reading {named}: the principal needs READ and DESCRIBE on them"]
@@ -191,8 +206,9 @@ class KafkaOutputs:
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while True:
             try:
-                low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                                timeout=CONNECT_TIMEOUT_S)
+                low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=CONNECT_TIMEOUT_S
+                )
                 return max(low, high - LOOKBACK)
             except KafkaException as error:
                 if error.args[0].code() not in _NO_LEADER_YET or time.monotonic() > deadline:
@@ -239,8 +255,13 @@ def _hidden_by_acls(settings: Settings, topics: list[str]) -> list[str]:
 Source = FileOutputs | KafkaOutputs
 
 
-def watch(source: Source, console: Console, seconds: float | None = None, once: bool = False,
-          notes: Callable[[], Sequence[str]] = tuple) -> bool:
+def watch(
+    source: Source,
+    console: Console,
+    seconds: float | None = None,
+    once: bool = False,
+    notes: Callable[[], Sequence[str]] = tuple,
+) -> bool:
     """Draw the board once a second until Ctrl-C, for `seconds`, or, with `once`, one frame of all there is now.
 
     Live, each frame fits the terminal's height; `once` prints the whole frame. `notes` gives lines
