@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
 from utopia.codec import InRecord, as_in_record
 from utopia.models import Event, Ticket, TicketResponse, TicketStatus
-from utopia.steps import Out
+from utopia.steps import Item, Out, Placed
 from utopia.steps.holding import HeldUntilKnown, Sourced
 
 T = TypeVar("T")
+log = logging.getLogger("utopia")
 
 
 def capacity_never_came(eventid: str, event: Event | None) -> str:
@@ -49,6 +51,58 @@ class WaitsForEvent(Generic[T]):
     def unfinished(self) -> list[tuple[InRecord, str]]:
         reason = capacity_never_came(self.eventid, self.event)
         return [(as_in_record(raw), reason) for raw, _ in self.held.release()]
+
+
+class ThroughEvent(WaitsForEvent[T]):
+    """Per event: its tickets reach what the event names (its venue, its artist), as the event was first seen.
+
+    "Count X through Y": a ticket names its event and the event names its venue, so a count per venue needs each
+    ticket sent on, keyed by its event's `names` field. Here, in a `keyed_state` keyed by event, a ticket waits
+    for its event; then it goes on as `passed(value, position)`, keyed by the field's value, to a step of that key
+    (`items_per_key`, or `also=` of one that keeps records of its own). The event's first record also sends what
+    `arrived(position)` says. Held tickets go on right after that record, at its position: a held record counts
+    when it is released (docs/outputs.md#ranking). A later record of the event naming another value does not move
+    it (data-demo never moves an event, and counts that only grow cannot take tickets back): it is logged and
+    ignored. The field is one the dataflow's READS requires of an event. A subclass keeps `eventid`, `to` (the
+    value, None until the event comes) and `held` in its slots.
+    """
+
+    __slots__ = ()
+
+    placed = (Event, Ticket)
+    """Both come with their place in the input: where the count they reach grew."""
+    names: ClassVar[str]
+    """The event's field the tickets reach: `venueid`, `artistid`."""
+    to: str | None
+
+    def __init__(self, eventid: str):
+        super().__init__(eventid)
+        self.to = None  # type: ignore[misc]
+
+    def apply(self, placed: Placed) -> tuple[Item[Any], ...]:
+        record = placed.value
+        if type(record) is tuple:  # a ticket, as read and as the step's value of it
+            if self.to is None:
+                self.held.hold(record)
+                return ()
+            return ((self.to, self.passed(record[1], placed.position)),)
+        to = getattr(record, self.names)
+        if self.to is not None:
+            if to != self.to:
+                what = self.names.removesuffix("id")
+                log.warning("event %s was re-sent with %s %s; it keeps %s %s", self.eventid, what, to, what, self.to)
+            return ()
+        self.to, position = to, placed.position  # type: ignore[misc]
+        first = tuple((to, item) for item in self.arrived(position))
+        return (*first, *((to, self.passed(value, position)) for _, value in self.held.release()))
+
+    def arrived(self, position: int) -> tuple[Any, ...]:
+        """What the event's first record sends on, at `position` (nothing unless a subclass says)."""
+        return ()
+
+    def passed(self, value: T, position: int) -> Any:
+        """What a ticket (the step's `value` of it) sends on, counted at `position`."""
+        raise NotImplementedError
 
 
 class DeskTicket(msgspec.Struct, frozen=True, gc=False, array_like=True):

@@ -27,7 +27,7 @@ import msgspec
 
 from utopia.models import Event, MustSeeVenue, Ticket, Venue, VenueMetric
 from utopia.rules.ranking import TopN
-from utopia.rules.tickets import WaitsForEvent
+from utopia.rules.tickets import ThroughEvent
 from utopia.steps import Item, Out, Placed, Sent
 
 log = logging.getLogger("utopia")
@@ -114,43 +114,32 @@ class KnownVenues:
 _EVENTID = attrgetter("eventid")
 
 
-class EventVenue(WaitsForEvent[str]):
-    """Per event: the venue it was first seen with, and the tickets (their customers) that wait for it.
+class EventVenue(ThroughEvent[str]):
+    """Per event: the venue it was first seen with, where its tickets (their customers) go on.
 
     A later record of the event naming another venue does not move it (docs/outputs.md#sold_out:
-    data-demo never moves an event, and venue counts only ever grow): it is logged and ignored.
-    Held tickets are released right after the event's first record, at that record's position,
-    because a held record counts when it is released (docs/outputs.md#ranking). At the end of a
-    finite input, each ticket whose event never came goes to the dead letters as it was read.
+    data-demo never moves an event, and venue counts only ever grow). At the end of a finite input,
+    each ticket whose event never came goes to the dead letters as it was read.
     """
 
-    __slots__ = ("eventid", "venueid", "held")
+    __slots__ = ("eventid", "to", "held")
 
-    placed = (Event, Ticket)
-    """Both come with their place in the input: where a venue's count grew."""
+    names = "venueid"
     waits = "tickets wait for their event's venue"
 
-    def __init__(self, eventid: str):
-        super().__init__(eventid)
-        self.venueid: str | None = None
+    def arrived(self, position: int) -> tuple[NewEvent]:
+        return (NewEvent(position),)
 
-    def apply(self, placed: Placed) -> tuple[Item[NewHolder | NewEvent], ...]:
-        record = placed.value
-        if type(record) is tuple:  # a ticket, as read and as its customer
-            if self.venueid is None:
-                self.held.hold(record)
-                return ()
-            return ((self.venueid, NewHolder(record[1], placed.position)),)
-        venueid = record.venueid
-        if self.venueid is not None:
-            if venueid != self.venueid:
-                log.warning(
-                    "event %s was re-sent with venue %s; it keeps venue %s", self.eventid, venueid, self.venueid
-                )
-            return ()
-        self.venueid, position = venueid, placed.position
-        held = self.held.release()
-        return ((venueid, NewEvent(position)), *((venueid, NewHolder(customerid, position)) for _, customerid in held))
+    def passed(self, customerid: str, position: int) -> NewHolder:
+        return NewHolder(customerid, position)
+
+    def __setstate__(self, state: tuple[None, dict]) -> None:
+        """A snapshot from before `ThroughEvent` named the venue `venueid`."""
+        slots = dict(state[1])
+        if "venueid" in slots:
+            slots["to"] = slots.pop("venueid")
+        for name, value in slots.items():
+            setattr(self, name, value)
 
 
 def venue_fact(record: Venue | TicketAtVenue) -> str | None | NewHolder:
