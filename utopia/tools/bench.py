@@ -582,6 +582,14 @@ def write_section(report: Path, section: str, begin: str, end: str) -> None:
     report.write_text(text)
 
 
+def bench_world(args: argparse.Namespace) -> tuple[Sizes, Settings, dict[str, int], Settings]:
+    """The data set the bench's arguments name, loaded into its topics unless they hold it already; the records
+    of each input topic; and the empty topics whose runs measure a dataflow's start-up."""
+    sizes = bench_sizes(args)
+    settings = input_settings(sizes, args.seed, args.partitions)
+    return sizes, settings, load(settings, sizes, args.seed, args.partitions), empty_input(args.partitions)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m utopia.tools.bench", description=__doc__.splitlines()[0])
     bench_arguments(parser, repeat=5)
@@ -590,10 +598,7 @@ def main() -> None:
     check_bench_arguments(parser, args)
     if 1 not in args.workers:
         parser.error("--workers must include 1: the other runs are compared with it")
-    sizes = bench_sizes(args)
-    settings = input_settings(sizes, args.seed, args.partitions)
-    counts = load(settings, sizes, args.seed, args.partitions)
-    empty = empty_input(args.partitions)
+    sizes, settings, counts, empty = bench_world(args)
     consume, produce = raw_consume(settings), raw_produce(settings, sizes.streams, args.partitions)
     print(f"raw limit: {consume.rate:,.0f} records/s read, {produce.rate:,.0f} written", file=sys.stderr)
     runs: list[Run] = []

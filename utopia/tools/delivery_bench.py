@@ -34,13 +34,10 @@ from utopia.tools.bench import (
     ROOT,
     Delivery,
     bench_arguments,
-    bench_sizes,
+    bench_world,
     check_bench_arguments,
-    empty_input,
     host_speed,
     input_records,
-    input_settings,
-    load,
     run_dataflow,
     write_section,
 )
@@ -209,10 +206,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="tickets a second, for the latency")
     args = parser.parse_args()
     check_bench_arguments(parser, args)
-    sizes = bench_sizes(args)
-    settings = input_settings(sizes, args.seed, args.partitions)
-    counts = load(settings, sizes, args.seed, args.partitions)
-    empty = empty_input(args.partitions)
+    sizes, settings, counts, empty = bench_world(args)
     speeds: list[float] = []
     costs = {}
     for name in args.dataflows:

@@ -23,12 +23,9 @@ from utopia.tools.bench import (
     Kind,
     Run,
     bench_arguments,
-    bench_sizes,
+    bench_world,
     check_bench_arguments,
-    empty_input,
     input_records,
-    input_settings,
-    load,
     measure,
     write_section,
 )
@@ -92,10 +89,7 @@ def main() -> None:
     bench_arguments(parser, repeat=3)
     args = parser.parse_args()
     check_bench_arguments(parser, args)
-    sizes = bench_sizes(args)
-    settings = input_settings(sizes, args.seed, args.partitions)
-    counts = load(settings, sizes, args.seed, args.partitions)
-    empty = empty_input(args.partitions)
+    sizes, settings, counts, empty = bench_world(args)
     speeds: list[float] = []
     rows = []
     for name in args.dataflows:
