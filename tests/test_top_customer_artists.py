@@ -54,26 +54,25 @@ def test_ranks_artists_by_streams_then_by_who_got_there_first():
     }
 
 
+def workshop_tops(tmp_path) -> list[list[tuple[str, int]]]:
+    """The seed workshop's six streams of customer 1 (artists 2, 2, 3, 4, 4, 4) in file mode: each top written."""
+    streams = [
+        {"key": f"s{i}", "value": {"id": f"s{i}", "customerid": "1", "artistid": artist}, "timestamp": i}
+        for i, artist in enumerate(["2", "2", "3", "4", "4", "4"])
+    ]
+    write_topic(tmp_path, "data-demo-streams", streams)
+    run_on_files("top_customer_artists", tmp_path, tmp_path / "out")
+    lines = read_output(tmp_path / "out", "kafka-workshop-top-customer-artists")
+    return [[(a["artistid"], a["streams"]) for a in line["value"]["top"]] for line in lines]
+
+
 @pytest.mark.parametrize("batch_size", ["1", "4", "1000"])
 def test_with_no_cache_every_change_of_the_top_is_written_as_kafka_streams_does(batch_size, tmp_path, monkeypatch):
     # The seed workshop's TopCustomerArtistsTest: six streams of customer 1, six records out, in order
     # (UTOPIA_CHANGELOG_FLUSH_MS=0 is Kafka Streams' statestore.cache.max.bytes=0).
     monkeypatch.setenv("UTOPIA_CHANGELOG_FLUSH_MS", "0")
     monkeypatch.setenv("UTOPIA_BATCH_SIZE", batch_size)
-    write_topic(
-        tmp_path,
-        "data-demo-streams",
-        [
-            {"key": f"s{i}", "value": {"id": f"s{i}", "customerid": "1", "artistid": artist}, "timestamp": i}
-            for i, artist in enumerate(["2", "2", "3", "4", "4", "4"])
-        ],
-    )
-    run_on_files("top_customer_artists", tmp_path, tmp_path / "out")
-    tops = [
-        [(a["artistid"], a["streams"]) for a in line["value"]["top"]]
-        for line in read_output(tmp_path / "out", "kafka-workshop-top-customer-artists")
-    ]
-    assert tops == [
+    assert workshop_tops(tmp_path) == [
         [("2", 1)],
         [("2", 2)],
         [("2", 2), ("3", 1)],
@@ -85,17 +84,7 @@ def test_with_no_cache_every_change_of_the_top_is_written_as_kafka_streams_does(
 
 def test_with_the_cache_a_busy_key_is_written_once_per_flush(tmp_path, monkeypatch):
     monkeypatch.setenv("UTOPIA_CHANGELOG_FLUSH_MS", "60000")  # longer than the run: only the end flushes
-    write_topic(
-        tmp_path,
-        "data-demo-streams",
-        [
-            {"key": f"s{i}", "value": {"id": f"s{i}", "customerid": "1", "artistid": artist}, "timestamp": i}
-            for i, artist in enumerate(["2", "2", "3", "4", "4", "4"])
-        ],
-    )
-    run_on_files("top_customer_artists", tmp_path, tmp_path / "out")
-    [line] = read_output(tmp_path / "out", "kafka-workshop-top-customer-artists")
-    assert [(a["artistid"], a["streams"]) for a in line["value"]["top"]] == [("4", 3), ("2", 2), ("3", 1)]
+    assert workshop_tops(tmp_path) == [[("4", 3), ("2", 2), ("3", 1)]]
 
 
 def test_customers_are_ranked_independently():
