@@ -55,6 +55,13 @@ def run(env: dict[str, str], *command: str) -> subprocess.CompletedProcess:
     )
 
 
+def started(env: dict[str, str], *command: str) -> subprocess.Popen:
+    """`python <command>` left running, as a user starts it, its stderr to read; the test stops it."""
+    return subprocess.Popen(
+        [sys.executable, *command], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
 def one_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
@@ -135,14 +142,7 @@ def test_a_broker_outage_is_told_once_when_it_starts_and_once_when_it_answers_ag
             "UTOPIA_CHANGELOG_FLUSH_MS": "100",
         }
     )
-    live = subprocess.Popen(
-        [sys.executable, "-m", "bytewax.run", "dataflows.customer_stream_count"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    live = started(env, "-m", "bytewax.run", "dataflows.customer_stream_count")
     said = Said(live)
     output = "kafka-workshop-outage-customer-stream-count"
     with through_an_outage(broker, live):
@@ -246,14 +246,7 @@ def test_a_live_feed_through_an_outage_logs_a_few_lines_and_stops_cleanly(broker
 
     env = os.environ | broker.env("admin") | {"UTOPIA_INPUT_PREFIX": "outage-feed-"}
     create(Settings.from_env(env), partitions=1, quiet=True)
-    feed = subprocess.Popen(
-        [sys.executable, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "50"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    feed = started(env, "-m", "utopia.cli", "generate", "--to", "kafka", "--live", "--rate", "50")
     said = Said(feed)
     with through_an_outage(broker, feed):
         produced_to(broker, "outage-feed-streams", more_than=0)
@@ -296,17 +289,7 @@ def test_outputs_the_principal_may_not_write_are_named_before_the_run_starts_in_
     # producer's id, and sold_out aborted after 167 lines (rc 134) naming neither topic nor ACL.
     addresses = f"localhost:{free_port()};localhost:{free_port()}"
     env = os.environ | broker.env("bob") | {"UTOPIA_TAIL": "false"}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", "dataflows.sold_out", "-i", str(i), "-a", addresses],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in (0, 1)
-    ]
+    processes = [started(env, "-m", "bytewax.run", "dataflows.sold_out", "-i", str(i), "-a", addresses) for i in (0, 1)]
     try:
         stderrs = [process.communicate(timeout=120)[1] for process in processes]
     finally:
@@ -398,14 +381,7 @@ def test_a_write_permission_revoked_while_running_ends_the_run_in_one_line_namin
             "UTOPIA_CHANGELOG_FLUSH_MS": "0",
         }
     )
-    live = subprocess.Popen(
-        [sys.executable, "-m", "bytewax.run", "dataflows.customer_stream_count"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    live = started(env, "-m", "bytewax.run", "dataflows.customer_stream_count")
     try:
         deadline = time.monotonic() + 60
         while not read_topic(broker.admin_config(), counts):  # it runs, and writes
