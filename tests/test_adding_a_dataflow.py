@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import importlib
 import re
-import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import pytest
 
+from tests.makefile import planned
 from utopia.cli import dataflow_names
 from utopia.config import Topics
 from utopia.io.kafka_io import kafka_entry_point
@@ -122,8 +122,7 @@ def test_3_the_module_says_what_it_finds_builds_a_flow_named_after_it_and_runs_o
 @pytest.mark.parametrize("name", NAMES)
 def test_4_make_runs_it(name):
     target = name.replace("_", "-")
-    planned = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True)
-    assert f"-m bytewax.run dataflows.{name}" in planned.stdout, (
+    assert f"-m bytewax.run dataflows.{name}" in planned(target), (
         f"`make {target}` does not run it: add {target} to DATAFLOWS in the Makefile ({GUIDE}#4-the-make-target)"
     )
 

@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import ConfigResource
 
 from tests.kafka_support import ROOT, Cluster
+from tests.makefile import planned
 from utopia.io.kafka_io import admin
 from utopia.io.topics import create
 from utopia.models import CHANGELOGS, OUTPUT_RECORDS
@@ -249,12 +250,9 @@ def test_topics_delete_asks_and_deletes_only_this_projects_topics():
 
 
 def test_make_reset_deletes_the_topics_then_the_recovery_stores_and_live_demo_logs():
-    made = subprocess.run(
-        ["make", "-n", "reset", "YES=1", "FEED=0"], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert made.stdout.splitlines()[-2:] == [
+    assert planned("reset", "YES=1", "FEED=0").splitlines()[-2:] == [
         ".venv/bin/utopia topics delete --yes --outputs-only",
         "rm -rf .recovery .live-demo",
     ]
-    asks = subprocess.run(["make", "-n", "reset"], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert ".venv/bin/utopia topics delete" in asks.stdout and "--yes" not in asks.stdout
+    asks = planned("reset")
+    assert ".venv/bin/utopia topics delete" in asks and "--yes" not in asks

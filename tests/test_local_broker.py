@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.makefile import planned
 from utopia.config import ConfigError, Settings
 from utopia.local_broker import bootstrap_servers, local_port
 
@@ -100,6 +101,6 @@ def test_a_bad_port_stops_the_broker_script_with_one_line(tmp_path):
 @pytest.mark.parametrize("target", ["topics", "generate", "live", "live-demo", "reset", "bench", "sold-out"])
 def test_every_target_that_needs_kafka_starts_it_through_broker_sh_up(target):
     """broker.sh up is where the local-or-not decision is made: no target starts a broker, or skips one, by itself."""
-    commands = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    commands = planned(target)
     assert "bash kafka/broker.sh up" in commands.splitlines(), commands
     assert commands.count("broker.sh") == 1, commands
