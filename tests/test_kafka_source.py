@@ -196,3 +196,76 @@ def test_a_worker_that_reads_to_the_end_and_stops_does_not_say_it_is_caught_up(m
     assert [len(b) for b in lead.next_batch()] == [1]
     with pytest.raises(StopIteration):
         lead.next_batch()
+
+
+class Epochs:
+    """Bytewax's side of one worker's partitions: each has epochs of its own, ended in one activation or another.
+
+    Each activation calls every partition's `next_batch` in `order`, then ends the epoch of those
+    named (`snapshot`); a partition whose input ends is snapshotted at once and dropped.
+    """
+
+    def __init__(self, worker: Worker, order: list[str]):
+        from utopia.io.kafka_source import MergedPartition
+
+        self.worker, self.order = worker, order
+        self.parts = {name: MergedPartition(worker.merger, part) for name, part in worker.merger.parts.items()}
+        self.lead = worker.merger.lead
+        self.epoch = dict.fromkeys(self.parts, 1)
+        self.released: list[tuple[str, int, int]] = []  # (partition, offset, the lead's epoch then)
+        self.snapshots: dict[tuple[str, int], int] = {}  # (partition, its epoch) -> the offset it resumes at
+
+    def activation(self, ending: str) -> None:
+        self.worker.now += MAX_IDLE_S
+        for name in list(self.order):
+            try:
+                batches = self.parts[name].next_batch()
+            except StopIteration:
+                self.end_epoch(name)
+                self.order.remove(name)
+                continue
+            lead_epoch = self.epoch[self.lead]
+            self.released += [(f"{m.topic()}-00000", m.offset(), lead_epoch) for b in batches for m in b.messages]
+            if name in ending.split():
+                self.end_epoch(name)
+
+    def end_epoch(self, name: str) -> None:
+        self.snapshots[name, self.epoch[name]] = self.parts[name].snapshot()[0]
+        self.epoch[name] += 1
+
+    def read_again_or_lost(self) -> dict[tuple[str, int], int]:
+        """For each snapshot, how many records a run resumed from it reads twice (> 0) or never (< 0)."""
+        done = {
+            key: len([1 for part, _, e in self.released if part == key[0] and e <= key[1]]) for key in self.snapshots
+        }
+        return {key: done[key] - offset for key, offset in self.snapshots.items() if offset != done[key]}
+
+
+FETCHES = {"events": [[10], [30], [50], [70, EOF]], "streams": [[20], [40], [60, EOF]]}
+"""The lead (events) and another partition, each fetched over several activations."""
+
+
+@pytest.mark.parametrize(
+    ("order", "endings"),
+    [
+        (["events", "streams"], ["", "events streams"] * 5),
+        (["streams", "events"], ["", "events streams"] * 5),  # the lead ends each epoch after the other
+        (["events", "streams"], ["", "events", "streams"] * 4),  # the other ends each epoch an activation later
+        (["events", "streams"], ["", "streams", "events"] * 4),  # ... an activation earlier
+    ],
+)
+@pytest.mark.parametrize("tail", [True, False])
+def test_every_snapshot_resumes_after_exactly_what_the_lead_released_in_the_epochs_it_ends(
+    monkeypatch, order, endings, tail
+):
+    """Whichever partition Bytewax ends an epoch first, a run resumed from it reads each record once.
+
+    A resumed run built its partitions in the order its store gave them, so the lead was not always
+    the first to end an epoch: the other partition resumed from the epoch before, and a crash test
+    saw its streams counted twice.
+    """
+    epochs = Epochs(Worker(monkeypatch, FETCHES, tail=tail), [f"{topic}-00000" for topic in order])
+    for ending in endings:
+        epochs.activation(" ".join(f"{topic}-00000" for topic in ending.split()))
+    assert len(epochs.released) == 7 and len(epochs.snapshots) >= 4, (epochs.released, epochs.snapshots)
+    assert epochs.read_again_or_lost() == {}

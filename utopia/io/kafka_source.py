@@ -61,7 +61,7 @@ class PartitionReader:
         "stamps",
         "last_released",
         "next_offset",
-        "committed",
+        "resumes",
         "at_end",
         "idle_since",
         "ended",
@@ -96,7 +96,8 @@ class PartitionReader:
         self.pending: list[Message] = []
         self.stamps: list[int] = []  # running maximum of the pending records' timestamps
         self.last_released: int | None = None
-        self.next_offset = self.committed = offset  # where to resume: after the last released record
+        self.next_offset = offset  # after the last released record
+        self.resumes: dict[int, int] = {}  # where to resume after each of the lead's last two epochs (_Merger.resume)
         self.at_end = False  # fetched up to the end of the partition, as the broker last reported it
         self.idle_since: float | None = None  # when it got there
         self.ended = False
@@ -185,15 +186,20 @@ class _Merger:
         self.lead: str | None = None
         self.lane = 0
         self.position = 0
-        self.committed_position = 0
+        self.epochs_ended = 0  # by the lead, in this run
+        self.places: dict[int, int] = {}  # the lane's place at the end of each of the lead's last two epochs
+        self.held = False  # a partition ended the lead's current epoch first: it releases nothing more in it
 
     def add(self, part: PartitionReader) -> None:
+        part.resumes = dict.fromkeys(self.places, part.next_offset)  # nothing of it went in epochs that ended
         self.parts[part.name] = part
         if self.lead is None:
             self.lead, self.lane = part.name, zlib.crc32(part.name.encode())
 
     def release(self) -> list[KafkaBatch]:
         """Every record no partition can still precede, merged, in batches of about `batch_size`."""
+        if self.held:
+            return []
         now = time.monotonic()
         parts = [p for p in self.parts.values() if not p.closed]
         # About a batch in all from the partitions still read: bigger batches made the dataflows
@@ -229,11 +235,34 @@ class _Merger:
         self.position = position + len(batch)
         return batch
 
-    def commit(self) -> None:
-        """The lead's epoch ends: what has been released so far is what every partition resumes after."""
-        for part in self.parts.values():
-            part.committed = part.next_offset
-        self.committed_position = self.position
+    def end_epoch(self, name: str, epoch: int) -> tuple[int, int]:
+        """Where partition `name` resumes, and the lane's place, after its `epoch`-th epoch of this run.
+
+        Bytewax gives each partition epochs of its own, and ends them one partition after another:
+        another partition may end an epoch before or after the lead ends the same one, while the lead
+        emits the records of all of them in its own. So a partition resumes after what the lead released
+        up to the end of the lead's epoch of that number: as kept when the lead ended it, or, when it
+        has not yet, what is released so far, and the lead then releases nothing more until it ends it.
+        (A resumed run built its partitions in the order the store gave them; one that ended its epoch
+        before the lead resumed from the epoch before, and the lead's records of that epoch counted twice.)
+        """
+        if name == self.lead:
+            # No partition of a worker ends an epoch while another has not ended the one before (each
+            # waits until every output is past it): the others are at most one epoch behind the lead.
+            self.epochs_ended, self.held = epoch, False
+            for kept, now in [(self.places, self.position)] + [(p.resumes, p.next_offset) for p in self.parts.values()]:
+                kept[epoch] = now
+                kept.pop(epoch - 2, None)
+        elif epoch > self.epochs_ended:
+            self.held = not self.finished
+        return self.resume(name, epoch)
+
+    def resume(self, name: str, epoch: int) -> tuple[int, int]:
+        """Where partition `name` resumes after its `epoch`-th epoch, and the lane's place (nothing held)."""
+        part = self.parts[name]
+        if epoch > self.epochs_ended:
+            return part.next_offset, self.position
+        return part.resumes[epoch], self.places[epoch]
 
     def resume_at(self, position: int) -> None:
         """Places go on from where the snapshot left them, never below (a resumed run restarted them at 0).
@@ -245,7 +274,6 @@ class _Merger:
         state of before them: a crash-and-resume test lost a customer's suggestions that way.
         """
         self.position = max(self.position, position)
-        self.committed_position = max(self.committed_position, position)
 
     @property
     def finished(self) -> bool:
@@ -313,14 +341,15 @@ class MergedPartition(StatefulSourcePartition[KafkaBatch, tuple[int, int]]):
         merger.resume_at(position)
         self.awake: datetime | None = None
         self.caught_up_said: float | None = None  # when the lead last said its lane is caught up (monotonic)
+        self.epochs = 0  # ended in this run
 
     @property
     def lead(self) -> bool:
         return self.merger.lead == self.part.name
 
     def next_batch(self) -> list[KafkaBatch]:
-        if stopping.requested.is_set():  # Ctrl-C or SIGTERM: the input ends here (utopia.io.stopping)
-            raise StopIteration()
+        if stopping.requested.is_set() and (self.lead or self._resumes_at_its_end()):
+            raise StopIteration()  # Ctrl-C or SIGTERM: the input ends here (utopia.io.stopping)
         if self.lead:
             if self.merger.finished:
                 raise StopIteration()
@@ -330,10 +359,14 @@ class MergedPartition(StatefulSourcePartition[KafkaBatch, tuple[int, int]]):
                 return batches
             self.awake = datetime.now(UTC) + IDLE_POLL
             return self._caught_up()
-        if self.part.drained:
+        if self.part.drained and self._resumes_at_its_end():
             raise StopIteration()
         self.awake = datetime.now(UTC) + IDLE_POLL
         return []
+
+    def _resumes_at_its_end(self) -> bool:
+        """Whether this partition's snapshot now is after all it released: its last one may be, it is never updated."""
+        return self.merger.resume(self.part.name, self.epochs + 1)[0] == self.part.next_offset
 
     def _caught_up(self) -> list[KafkaBatch]:
         """While tailing with nothing left to read, a batch that says so (at most once a second).
@@ -354,10 +387,8 @@ class MergedPartition(StatefulSourcePartition[KafkaBatch, tuple[int, int]]):
 
     def snapshot(self) -> tuple[int, int]:
         """Where this partition resumes, and the place its lane's records go on from."""
-        if self.lead:
-            self.merger.commit()
-        offset = self.part.next_offset if self.part.drained else self.part.committed
-        return offset, self.merger.committed_position
+        self.epochs += 1
+        return self.merger.end_epoch(self.part.name, self.epochs)
 
     def close(self) -> None:
         self.part.close()
