@@ -1,3 +1,5 @@
+import signal
+
 import msgspec
 import pytest
 from hypothesis import HealthCheck, settings
@@ -12,6 +14,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 settings.load_profile("utopia")
+
+# Tests that stop a child with Ctrl-C (SIGINT) need the child to hear it. A shell without job control starts a
+# background command (`make test &`, a CI script) with SIGINT ignored, and an ignored signal stays ignored
+# across exec: every child would then ignore Ctrl-C too. A handled one is reset to the default in the child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def plain(value):
