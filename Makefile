@@ -95,7 +95,8 @@ clean:
 	rm -rf demo-data demo-out out .pytest_cache .hypothesis
 
 # Throughput, memory and CPU per record; what exactly once costs beside at least once (CPU, latency); what a
-# recovery store costs, at 100k and 400k customers. The first rewrites docs/benchmarks.md, the others add sections.
+# recovery store costs, at 100k and 400k customers. The first rewrites docs/benchmarks.md but the others'
+# sections, which each of them replaces.
 bench: install kafka-up
 	$(BIN)/python -m utopia.tools.bench
 	$(BIN)/python -m utopia.tools.delivery_bench

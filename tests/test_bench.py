@@ -333,3 +333,17 @@ def test_state_sizes_cover_every_keyed_state_of_every_dataflow():
     assert measured["purchase_event_ticket", "TicketDesk"].keys == 12
     assert measured["global_totals", "Totals"].keys == 1
     assert all(size.pickled > 0 for size in measured.values())
+
+
+def test_the_main_bench_rewrites_the_page_and_keeps_the_sections_the_other_benches_wrote():
+    old = (
+        "# Benchmarks\n\nold main table\n\n<!-- delivery bench: begin -->\n\n## Delivery guarantees\n\nrows\n\n"
+        "<!-- delivery bench: end -->\n\n<!-- recovery bench, 400000 customers: begin -->\nrows\n"
+        "<!-- recovery bench, 400000 customers: end -->\n"
+    )
+    assert bench.with_sections_kept("# Benchmarks\n\nnew main table\n", old) == (
+        "# Benchmarks\n\nnew main table\n\n<!-- delivery bench: begin -->\n\n## Delivery guarantees\n\nrows\n\n"
+        "<!-- delivery bench: end -->\n\n<!-- recovery bench, 400000 customers: begin -->\nrows\n"
+        "<!-- recovery bench, 400000 customers: end -->\n"
+    )
+    assert bench.with_sections_kept("# Benchmarks\n\nnew main table\n", "") == "# Benchmarks\n\nnew main table\n"

@@ -6,7 +6,7 @@ measures how fast plain confluent-kafka with msgspec drains the streams topic an
 and 2 separate 1-worker runs at once) from the beginning until its input ends, and on empty topics (its
 start-up), a few times each, and writes the median runs to docs/benchmarks.md with the CPU time they
 took, the local broker's included, the records they wrote, and the pickled size of every dataflow's keyed states
-on a smaller data set run in this process.
+on a smaller data set run in this process. The sections the other benches wrote there stay.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import importlib
 import os
 import pickle
+import re
 import statistics
 import subprocess
 import sys
@@ -572,6 +573,18 @@ def bench_sizes(args: argparse.Namespace) -> Sizes:
     return replace(BENCH_SIZES, **{field: getattr(args, field) for field in WORLD_OPTIONS})
 
 
+SECTION = re.compile(r"<!-- (.+?): begin -->\n.*?<!-- \1: end -->\n", re.DOTALL)
+"""A section another bench writes into the page (`write_section`), between its markers."""
+
+
+def with_sections_kept(page: str, old: str) -> str:
+    """The main bench's new page, followed by the sections the other benches wrote into the old one.
+
+    `make bench` runs the main bench first; a bench run alone (`--dataflows`) keeps what the others measured.
+    """
+    return page.rstrip("\n") + "".join("\n\n" + m.group(0).rstrip("\n") for m in SECTION.finditer(old)) + "\n"
+
+
 def write_section(report: Path, section: str, begin: str, end: str) -> None:
     """Put this section, which starts with `begin` and ends with `end`, in its place on the page, or at its end."""
     text = report.read_text() if report.exists() else ""
@@ -616,7 +629,8 @@ def main() -> None:
             )
             runs.append(run)
     states = state_sizes(Sizes(), args.seed)
-    args.report.write_text(report(consume, produce, runs, states, sizes, args.partitions, args.repeat, speeds))
+    page = report(consume, produce, runs, states, sizes, args.partitions, args.repeat, speeds)
+    args.report.write_text(with_sections_kept(page, args.report.read_text() if args.report.exists() else ""))
     print(f"wrote {args.report}", file=sys.stderr)
 
 
