@@ -26,7 +26,7 @@ class Tally:
         self.key = key
         self.applied, self.read_at = [], []
         self.flushed = self.rechecked = 0
-        self.ended = False
+        self.ended = self.gave_up = False
 
     def apply(self, value):
         self.applied.append(value)
@@ -48,6 +48,10 @@ class Tally:
         self.ended = True
         return []
 
+    def unfinished(self):
+        self.gave_up = True
+        return []
+
     def __getstate__(self):
         Tally.pickled += 1
         return self.__dict__
@@ -62,8 +66,8 @@ def recovering(monkeypatch):
     Tally.pickled = 0
 
 
-def step(changelog=None, recheck=None, ends=False):
-    return KeyedStep("test", Tally, changelog, (), None, recheck, ends)
+def step(changelog=None, recheck=None, ends=False, holds=()):
+    return KeyedStep("test", Tally, changelog, holds, None, recheck, ends)
 
 
 def keys(count):
@@ -197,11 +201,21 @@ def test_a_recheck_is_in_the_next_snapshot():
     assert [again.states[key].rechecked for key in ("c1", "c2")] == [1, 1] and list(again.changed) == ["c1", "c2"]
 
 
-def test_the_end_of_the_input_is_in_the_next_snapshot_for_every_key():
-    shard = fed(ShardLogic(None, step(ends=True)), keys(100))
+def test_what_states_say_and_give_up_at_the_end_of_the_input_is_in_the_next_snapshot_for_every_key():
+    shard = fed(ShardLogic(None, step(ends=True, holds=(str,))), keys(100))
     shard.snapshot()
     shard.on_eof()
-    assert all(state.ended for state in resumed(shard).states.values())
+    assert all(state.ended and state.gave_up for state in resumed(shard).states.values())
+
+
+def test_the_end_of_the_input_pickles_no_key_again_where_states_have_nothing_to_say_then():
+    shard = fed(ShardLogic(None, step(HOUR)), keys(1000))
+    shard.flush()
+    shard.snapshot()
+    shard.on_eof()  # flushes what changed since: nothing
+    Tally.pickled = 0
+    shard.snapshot()
+    assert Tally.pickled == 0
 
 
 def test_without_recovery_nothing_is_tracked_or_snapshotted(monkeypatch):

@@ -157,8 +157,6 @@ class ShardLogic(StatefulBatchLogic):
         return self.flush(), False
 
     def on_eof(self) -> tuple[list[list[Out]], bool]:
-        if self.buckets is not None:  # what is said at the end may change any state
-            self.buckets.all_touched()
         if self.recheck_at is not None:  # values that follow the clock: every key once more, as of the end
             self.changed.update(dict.fromkeys(self.states))
             self.recheck_at = None
@@ -181,6 +179,7 @@ class ShardLogic(StatefulBatchLogic):
         if not self.step.ends or stopping.requested.is_set():
             return []
         outputs = [out for state in self.states.values() for out in state.at_end()]
+        self._touch(self.states)  # what a state says at the end may change it
         return [outputs] if outputs else []
 
     def unfinished(self) -> list[list[Out]]:
@@ -196,6 +195,7 @@ class ShardLogic(StatefulBatchLogic):
         letters = Unfinished(
             dead_letter(dataflow, raw, reason) for state in self.states.values() for raw, reason in state.unfinished()
         )
+        self._touch(self.states)  # what a state gives up at the end may change it
         metrics.DEAD_LETTERS.labels(dataflow).inc(len(letters))
         return [letters] if letters else []
 

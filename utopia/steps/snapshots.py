@@ -24,7 +24,6 @@ KEYS_PER_BUCKET = 32
 """A bucket is pickled whole when one of its keys changes, and each bucket's pickle costs a call
 and a small header: at most this many keys on average (`python -m utopia.tools.recovery_bench
 --snapshots` measures it)."""
-FIRST_BUCKETS = 64
 
 
 def restored(states: dict[str, Any] | list[bytes]) -> dict[str, Any]:
@@ -47,15 +46,11 @@ class Buckets:
     def __init__(self) -> None:
         self.touched: set[str | None] = set()
         """Keys whose state may have changed since the last snapshot (None: a batch's mark, not a key)."""
-        self.mask = FIRST_BUCKETS - 1
+        self.mask = 0
         self.members: list[dict[str, None]] = []
         """Per bucket, its keys (in the order first seen): empty until the first snapshot."""
         self.pickled: dict[int, bytes] = {}
         """Per bucket, its keys' states as the last snapshot pickled them."""
-
-    def all_touched(self) -> None:
-        """Every key may have changed (the end of the input asks every state): the next snapshot pickles all."""
-        self.members = []
 
     def snapshot(self, states: dict[str, Any]) -> list[bytes]:
         """The bytes of every bucket, the buckets with a touched key pickled again; no key is touched after."""
@@ -71,7 +66,7 @@ class Buckets:
 
     def _regroup(self, states: dict[str, Any]) -> Iterable[int]:
         """Every key in buckets anew, enough of them for the keys there are: all of them to pickle."""
-        count = FIRST_BUCKETS
+        count = 1
         while count * KEYS_PER_BUCKET < len(states):
             count *= 2
         self.mask = mask = count - 1
