@@ -9,6 +9,7 @@ from bytewax.testing import TestingSource, run_main
 
 from dataflows import customer_stream_count, must_see_venue, purchase_event_ticket
 from tests.conftest import plain
+from tests.test_snapshots import previous_snapshot
 from utopia.config import ConfigError
 from utopia.io.testing import TestingIO, kafka_records
 from utopia.models import Event, Stream, Ticket
@@ -29,21 +30,36 @@ class CrashingIO(TestingIO):
         return TestingSource(batches[:-1] + [TestingSource.ABORT()] + batches[-1:])
 
 
-def run_with_crash(build, records, tmp_path, monkeypatch):
+def run_with_crash(build, records, tmp_path, monkeypatch, crashed_snapshot=None):
+    """The records' outputs through a run that crashes before their last batch and its resume.
+
+    `crashed_snapshot`: how the run that crashes snapshots its shards, if not as this version does.
+    """
     monkeypatch.setattr(shards.ShardLogic, "snapshots", True)
     init_db_dir(tmp_path, 1)
     io = CrashingIO(kafka_records(records), batch_size=2)
     recovery = RecoveryConfig(str(tmp_path))
-    run_main(build(io), epoch_interval=timedelta(0), recovery_config=recovery)  # stops at the abort
+    with monkeypatch.context() as crashing:
+        if crashed_snapshot is not None:
+            crashing.setattr(shards.ShardLogic, "snapshot", crashed_snapshot)
+        run_main(build(io), epoch_interval=timedelta(0), recovery_config=recovery)  # stops at the abort
     # Built anew, as a restarted process builds it: nothing learned in memory survives, only the snapshots.
     run_main(build(io), epoch_interval=timedelta(0), recovery_config=recovery)  # resumes after the last snapshot
     return io
 
 
-def test_counts_continue_after_a_crash(tmp_path, monkeypatch):
-    records = [Stream(f"s{i}", "c1", "a1") for i in range(7)]
-    io = run_with_crash(customer_stream_count.build, records, tmp_path, monkeypatch)
+WRITTEN_BY = pytest.mark.parametrize(
+    "crashed_snapshot", [None, previous_snapshot], ids=["this version", "the previous version's store"]
+)
+"""The crashed run's store written as this version writes it, or as the previous one did (its states in one dict)."""
+
+
+@WRITTEN_BY
+def test_counts_continue_after_a_crash(tmp_path, monkeypatch, crashed_snapshot):
+    records = [Stream(f"s{i}", "c1", "a1") for i in range(7)] + [Stream("s7", "c2", "a1")]
+    io = run_with_crash(customer_stream_count.build, records, tmp_path, monkeypatch, crashed_snapshot)
     assert plain(io.latest("customer-stream-count")["c1"]) == {"customerid": "c1", "streams": 7}
+    assert plain(io.latest("customer-stream-count")["c2"]) == {"customerid": "c2", "streams": 1}
 
 
 def test_held_tickets_survive_a_crash(tmp_path, monkeypatch):
@@ -77,7 +93,8 @@ def test_recovery_is_detected_from_bytewax_run_flags():
     assert not recovery_requested(["bytewax.run", "dataflows.x", "-w", "2"], {})
 
 
-def test_a_join_keeps_its_pending_lookups_and_progress_across_a_crash(tmp_path, monkeypatch):
+@WRITTEN_BY
+def test_a_join_keeps_its_pending_lookups_and_progress_across_a_crash(tmp_path, monkeypatch, crashed_snapshot):
     from dataflows import sold_out
     from utopia.models import Email
 
@@ -87,7 +104,7 @@ def test_a_join_keeps_its_pending_lookups_and_progress_across_a_crash(tmp_path, 
         Email("m2", "c1", "after@c1.io"),
         Event("e2", "a1", "v1", 5, "2027-03-02T20:00:00Z"),
     ]
-    io = run_with_crash(sold_out.build, records, tmp_path, monkeypatch)
+    io = run_with_crash(sold_out.build, records, tmp_path, monkeypatch, crashed_snapshot)
     assert sorted({(v.eventid, v.email) for v in io.values("event-streamer-alerts")}) == [
         ("e1", "before@c1.io"),
         ("e2", "after@c1.io"),

@@ -15,6 +15,7 @@ import pickle
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from bytewax.operators import StatefulBatchLogic
@@ -25,6 +26,7 @@ from utopia.io import metrics, stopping
 from utopia.steps.holding import WaitingLog
 from utopia.steps.items import Lookup, Out, Sequenced
 from utopia.steps.sharding import SHARDS
+from utopia.steps.snapshots import Buckets, restored
 
 
 def recovery_requested(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> bool:
@@ -89,6 +91,8 @@ class ShardLogic(StatefulBatchLogic):
     def __init__(self, snapshot: bytes | None, step: KeyedStep):
         self.states: dict[str, Any] = {}
         self.changed: dict[str, None] = {}  # an ordered set of the keys to flush
+        self.buckets = Buckets() if self.snapshots else None
+        """The states' snapshot, kept by bucket of keys: with recovery only (none is taken without)."""
         if snapshot is not None:
             shards, state = _shards_and_state(pickle.loads(snapshot))
             if shards != SHARDS:  # its keys belong to other shards now: their states would never be found
@@ -96,7 +100,7 @@ class ShardLogic(StatefulBatchLogic):
                     f"the recovery store was written with UTOPIA_SHARDS={shards} and this run has "
                     f"{SHARDS}: resume with {shards}, or start with a new recovery store"
                 )
-            self._restore(*state)
+            self._restore(restored(state[0]), *state[1:])
         self.step = step
         self.flush_every = step.changelog or NO_CACHE
         self.flush_at: datetime | None = None
@@ -125,9 +129,13 @@ class ShardLogic(StatefulBatchLogic):
                         changed[key] = None
         if marks:  # everything this shard sends for those records has just been sent
             outputs.extend((None, Front(mark.lane, mark.end, mark.shard)) for mark in marks.values())
-        return self._done(outputs)
+        return self._done(outputs, batches)
 
-    def _done(self, outputs: list[Out]) -> tuple[list[list[Out]], bool]:
+    def _done(self, outputs: list[Out], batches: list[list[tuple[str | None, Any]]]) -> tuple[list[list[Out]], bool]:
+        if self.buckets is not None:  # the keys of these batches, a batch in one C loop: their states may have changed
+            touched = self.buckets.touched
+            for batch in batches:
+                touched.update(map(_key, batch))
         if self.changed and self.flush_at is None:
             self.flush_at = datetime.now(UTC) + self.flush_every
         if self.step.waiting_log is not None:
@@ -139,7 +147,9 @@ class ShardLogic(StatefulBatchLogic):
         recheck = self.step.recheck
         if recheck is not None and self.recheck_at is not None and self.recheck_at <= now:
             self.recheck_at = now + recheck
-            self.changed.update((key, None) for key, state in self.states.items() if state.recheck())
+            rechecked = [key for key, state in self.states.items() if state.recheck()]
+            self.changed.update(dict.fromkeys(rechecked))
+            self._touch(rechecked)
             if self.changed and self.flush_at is None:
                 self.flush_at = now + self.flush_every
         if self.flush_at is None or self.flush_at > now:  # only a recheck was due
@@ -160,6 +170,7 @@ class ShardLogic(StatefulBatchLogic):
     def flush(self) -> list[list[Out]]:
         states = self.states
         outputs = [states[key].value() for key in self.changed]
+        self._touch(self.changed)  # building a value may update the state (what it was built from)
         self.changed, self.flush_at = {}, None
         return [outputs] if outputs else []
 
@@ -168,6 +179,7 @@ class ShardLogic(StatefulBatchLogic):
         if not self.step.ends or stopping.requested.is_set():
             return []
         outputs = [out for state in self.states.values() for out in state.at_end()]
+        self._touch(self.states)  # what a state says at the end may change it
         return [outputs] if outputs else []
 
     def unfinished(self) -> list[list[Out]]:
@@ -183,20 +195,34 @@ class ShardLogic(StatefulBatchLogic):
         letters = Unfinished(
             dead_letter(dataflow, raw, reason) for state in self.states.values() for raw, reason in state.unfinished()
         )
+        self._touch(self.states)  # what a state gives up at the end may change it
         metrics.DEAD_LETTERS.labels(dataflow).inc(len(letters))
         return [letters] if letters else []
 
     def snapshot(self) -> bytes | None:
         # Bytewax asks for a snapshot of every touched key at each epoch end even without recovery
         # (src/operators.rs, v0.21.1), and a shard holds thousands of keys: copy only when a
-        # recovery store will keep it. Pickle is the cheapest deep copy of a dict of small objects;
-        # unflushed keys go along, so no changelog update is lost on resume.
-        if not self.snapshots:
+        # recovery store will keep it. Pickle is the cheapest deep copy of a dict of small objects,
+        # and only the buckets of keys touched since the last snapshot are pickled again
+        # (utopia.steps.snapshots); unflushed keys go along, so no changelog update is lost on resume.
+        if self.buckets is None:
             return None
-        return pickle.dumps((SHARDS, self._snapshot_state()), pickle.HIGHEST_PROTOCOL)
+        _, *rest = self._snapshot_state()
+        snapshot = pickle.dumps((SHARDS, (self.buckets.snapshot(self.states), *rest)), pickle.HIGHEST_PROTOCOL)
+        self._touch(self._waiting_keys())  # applied or read later, as if they arrived again
+        return snapshot
 
     def _snapshot_state(self) -> tuple:
         return self.states, self.changed
+
+    def _waiting_keys(self) -> Iterable[str]:
+        """Keys of what waits in the shard (not in a state) to be applied to their states later."""
+        return ()
+
+    def _touch(self, keys: Iterable[str]) -> None:
+        """These keys' states may have changed: their buckets go into the next snapshot anew."""
+        if self.buckets is not None:
+            self.buckets.touched.update(keys)
 
     def _restore(self, states: dict[str, Any], changed: dict[str, None]) -> None:
         self.states, self.changed = states, changed
@@ -255,7 +281,7 @@ class JoinLogic(ShardLogic):
                     outputs.extend(self._read(key, lookup))
                 else:
                     self.pending.append((key, lookup))
-        return self._done(outputs)
+        return self._done(outputs, batches)
 
     def on_eof(self) -> tuple[list[list[Out]], bool]:
         outputs = [out for key, lookup in self.pending for out in self._read(key, lookup)]
@@ -270,6 +296,9 @@ class JoinLogic(ShardLogic):
 
     def _snapshot_state(self) -> tuple:
         return self.states, self.changed, self.read_up_to, self.pending
+
+    def _waiting_keys(self) -> Iterable[str]:
+        return map(_key, self.pending)
 
 
 class OrderedLogic(ShardLogic):
@@ -329,7 +358,7 @@ class OrderedLogic(ShardLogic):
             while queue and queue[0][0] < safe:
                 _, _, _, key, item = heapq.heappop(queue)
                 self._apply(key, item, outputs)
-        return self._done(outputs)
+        return self._done(outputs, batches)
 
     def on_eof(self) -> tuple[list[list[Out]], bool]:
         outputs: list[Out] = []
@@ -354,6 +383,13 @@ class OrderedLogic(ShardLogic):
 
     def _snapshot_state(self) -> tuple:
         return self.states, self.changed, self.read_up_to, self.fronts, self.queues, self.arrivals
+
+    def _waiting_keys(self) -> Iterable[str]:
+        return (entry[3] for queue in self.queues.values() for entry in queue)
+
+
+_key = itemgetter(0)
+"""The key of a `(key, value)` pair."""
 
 
 class Courier(StatefulBatchLogic):

@@ -11,25 +11,41 @@ The time of the snapshots alone is not measured: Bytewax times its sources' snap
 metric it serves while the run lasts, and the states' snapshots happen inside its epoch ends.
 
 Each data set has a section of its own in docs/benchmarks.md (`--customers 400000`: 4x the keys).
+
+With `--snapshots`, it measures instead what one shard's snapshot costs, in this process, at the
+data set's customers and at 4x: the shard of top_customer_artists' states holding the customers of
+shard 0, pickled whole as before and by buckets of keys (utopia.steps.snapshots) after some of its
+keys changed, and what noting the keys a batch changes costs per record.
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
+import random
+import statistics
 import sys
+import time
+from dataclasses import replace
+from datetime import timedelta
 
+from utopia.models import Stream
+from utopia.rules.listening import FavouriteArtists, artist_played
+from utopia.steps.sharding import SHARDS, shard_of
+from utopia.steps.shards import KeyedStep, ShardLogic
 from utopia.tools.bench import (
     RECOVERY_EVERY_10_S,
     Kind,
     Run,
     bench_arguments,
+    bench_sizes,
     bench_world,
     check_bench_arguments,
     input_records,
     measure,
     write_section,
 )
-from utopia.tools.generator import Sizes
+from utopia.tools.generator import Sizes, generate
 
 KINDS = [Kind(1), Kind(1, delivery=RECOVERY_EVERY_10_S)]
 """Without recovery, then with it: 1 worker each."""
@@ -84,11 +100,142 @@ def report(rows: list[str], sizes: Sizes, partitions: int, repeat: int, speeds: 
     return "\n".join(lines) + "\n"
 
 
+SNAPSHOT_MARKERS = ("<!-- snapshot bench: begin -->", "<!-- snapshot bench: end -->")
+CHANGED = (0.001, 0.01, 0.1, 1.0)
+"""The parts of a shard's keys changed before a snapshot is timed."""
+BATCH = 1000
+"""Records per batch when the shard is fed: a Kafka poll's."""
+
+
+class RecoveringShard(ShardLogic):
+    """A shard as a run with a recovery store has it: this process runs without one."""
+
+    snapshots = True
+
+
+def listeners_shard(sizes: Sizes, seed: int, logic: type[ShardLogic]) -> tuple[ShardLogic, list[list[tuple]]]:
+    """Shard 0 of top_customer_artists' states (its customers' favourite artists) at the end of the data set,
+    and the batches of `(customer, artist)` pairs that made it, changes flushed."""
+    pairs = [
+        (g.value.customerid, artist_played(g.value))
+        for g in generate(sizes, seed)
+        if type(g.value) is Stream and g.value.customerid is not None and shard_of(g.value.customerid) == 0
+    ]
+    batches = [pairs[start : start + BATCH] for start in range(0, len(pairs), BATCH)]
+    return fed(logic, batches), batches
+
+
+def fed(logic: type[ShardLogic], batches: list[list[tuple]]) -> ShardLogic:
+    """A new shard of `logic` fed these batches, its changes flushed."""
+    shard = logic(None, KeyedStep("top_customer_artists", FavouriteArtists, timedelta(hours=1), (), None))
+    for batch in batches:
+        shard.on_batch([batch])
+    shard.flush()
+    return shard
+
+
+def tracking_ns(batches: list[list[tuple]], repeat: int = 7) -> tuple[float, float]:
+    """CPU nanoseconds per record to apply these batches to a shard that holds their keys, without recovery and
+    with it (noting the keys each batch touches, from a snapshot on), the fastest of `repeat` rounds each, the two
+    taking turns."""
+    records = sum(map(len, batches))
+    took: dict[ShardLogic, list[float]] = {fed(ShardLogic, batches): [], fed(RecoveringShard, batches): []}
+    for _ in range(repeat):
+        for shard, seconds in took.items():
+            shard.snapshot()  # what is noted starts anew at each snapshot
+            started = time.process_time()
+            for batch in batches:
+                shard.on_batch([batch])
+            seconds.append(time.process_time() - started)
+    plain, noted = (min(seconds) / records * 1e9 for seconds in took.values())
+    return plain, noted
+
+
+def snapshot_row(customers: int, shard: ShardLogic, part: float, rng: random.Random, repeat: int = 5) -> str:
+    """Seconds of one snapshot of the shard after `part` of its keys changed, pickled whole (the previous way) and
+    by buckets: the median of `repeat`, a change of the same keys before each."""
+    keys = list(shard.states)
+    changed = rng.sample(keys, max(1, round(len(keys) * part)))
+    artists = [rng.choice(list(shard.states[key].counts)) for key in changed]
+    shard.snapshot()  # every bucket pickled once: from here on, only the changed ones
+    whole: list[float] = []
+    buckets: list[float] = []
+    for _ in range(repeat):
+        shard.on_batch([list(zip(changed, artists))])
+        started = time.perf_counter()
+        new = shard.snapshot()
+        buckets.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        old = pickle.dumps((SHARDS, shard._snapshot_state()), pickle.HIGHEST_PROTOCOL)
+        whole.append(time.perf_counter() - started)
+        shard.flush()
+    old_ms, new_ms = statistics.median(whole) * 1e3, statistics.median(buckets) * 1e3
+    return (
+        f"| {customers:,} | {len(keys):,} | {len(changed):,} ({part:.1%}) | {old_ms:.2f} | {new_ms:.2f} "
+        f"| {new_ms / old_ms:.2f}x | {len(old or b'') / 1e3:,.0f} | {len(new or b'') / 1e3:,.0f} |"
+    )
+
+
+def snapshot_report(rows: list[str], tracking: list[str], sizes: Sizes) -> str:
+    begin, end = SNAPSHOT_MARKERS
+    lines = [
+        begin,
+        "",
+        "## What a snapshot costs",
+        "",
+        "Generated by `python -m utopia.tools.recovery_bench --snapshots`, in one process: one shard of "
+        f"top_customer_artists' states (the customers of shard 0 of {SHARDS}, each one's favourite artists) at the "
+        f"end of the data set ({sizes.streams:,} streams, {sizes.artists:,} artists) at two numbers of customers. "
+        "Some of its keys change (a stream each), then the shard is snapshotted, as Bytewax asks at an epoch's end: "
+        "**whole** pickles its every state, as before; **buckets** pickles again only the buckets of the keys "
+        "touched since the last snapshot, and copies the other buckets' bytes (utopia.steps.snapshots). Each figure "
+        "is the median of 5 snapshots, in milliseconds of wall time; KB is the snapshot's size.",
+        "",
+        "| customers | keys in the shard | keys changed | whole ms | buckets ms | buckets vs whole | whole KB "
+        "| buckets KB |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Noting the keys each batch touches (with recovery only): CPU ns per record to apply the shard's streams "
+        f"again, in batches of {BATCH}, to the shard holding their keys, fastest of 7:",
+        "",
+        "| customers | records | no recovery | with recovery |",
+        "|---|---|---|---|",
+        *tracking,
+        "",
+        end,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def measure_snapshots(args: argparse.Namespace) -> None:
+    """`--snapshots`: a shard's snapshot, whole and by buckets, at the data set's customers and at 4x."""
+    sizes = bench_sizes(args)
+    rows, tracking = [], []
+    for customers in (sizes.customers, 4 * sizes.customers):
+        shard, batches = listeners_shard(replace(sizes, customers=customers), args.seed, RecoveringShard)
+        plain, noted = tracking_ns(batches)
+        tracking.append(f"| {customers:,} | {sum(map(len, batches)):,} | {plain:.0f} | {noted:.0f} |")
+        print(tracking[-1], file=sys.stderr)
+        rng = random.Random(args.seed)
+        for part in CHANGED:
+            rows.append(snapshot_row(customers, shard, part, rng))
+            print(rows[-1], file=sys.stderr)
+    write_section(args.report, snapshot_report(rows, tracking, sizes), *SNAPSHOT_MARKERS)
+    print(f"wrote its section of {args.report}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m utopia.tools.recovery_bench", description=__doc__.splitlines()[0])
     bench_arguments(parser, repeat=3)
+    parser.add_argument(
+        "--snapshots", action="store_true", help="time one shard's snapshot in this process instead (no broker)"
+    )
     args = parser.parse_args()
     check_bench_arguments(parser, args)
+    if args.snapshots:
+        measure_snapshots(args)
+        return
     sizes, settings, counts, empty = bench_world(args)
     speeds: list[float] = []
     rows = []
