@@ -269,3 +269,17 @@ def test_every_snapshot_resumes_after_exactly_what_the_lead_released_in_the_epoc
         epochs.activation(" ".join(f"{topic}-00000" for topic in ending.split()))
     assert len(epochs.released) == 7 and len(epochs.snapshots) >= 4, (epochs.released, epochs.snapshots)
     assert epochs.read_again_or_lost() == {}
+
+
+def test_a_partition_read_to_its_end_holds_nothing_back_until_the_epochs_end(monkeypatch):
+    """Not tailing, a partition read to its end stops before the lead: the lead goes on releasing meanwhile.
+
+    Held until the lead's epoch ended, every dataflow reading several topics waited up to an epoch
+    (10 s without recovery) at the end of a short topic, and at start-up on empty topics.
+    """
+    worker = Worker(monkeypatch, {"events": [[10], [30], [50, EOF]], "streams": [[20, EOF]]}, tail=False)
+    epochs = Epochs(worker, ["events-00000", "streams-00000"])
+    for _ in range(4):
+        epochs.activation("")  # no epoch ends by time
+    assert [offset for _, offset, _ in epochs.released] == [0, 0, 1, 2]
+    assert epochs.order == [] and epochs.read_again_or_lost() == {}

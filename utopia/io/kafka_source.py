@@ -242,7 +242,8 @@ class _Merger:
         another partition may end an epoch before or after the lead ends the same one, while the lead
         emits the records of all of them in its own. So a partition resumes after what the lead released
         up to the end of the lead's epoch of that number: as kept when the lead ended it, or, when it
-        has not yet, what is released so far, and the lead then releases nothing more until it ends it.
+        has not yet, what is released so far, and the lead then releases nothing more until it ends it
+        (unless that partition was read to its end: nothing more of it can go in that epoch).
         (A resumed run built its partitions in the order the store gave them; one that ended its epoch
         before the lead resumed from the epoch before, and the lead's records of that epoch counted twice.)
         """
@@ -254,7 +255,7 @@ class _Merger:
                 kept[epoch] = now
                 kept.pop(epoch - 2, None)
         elif epoch > self.epochs_ended:
-            self.held = not self.finished
+            self.held = not self.parts[name].drained  # one read to its end has nothing more to release
         return self.resume(name, epoch)
 
     def resume(self, name: str, epoch: int) -> tuple[int, int]:
