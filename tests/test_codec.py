@@ -12,7 +12,7 @@ import pytest
 
 from utopia.codec import Decoder, InRecord, RecordBatch
 from utopia.config import Topics
-from utopia.dates import UnknownDate, format_instant, parse_eventdate
+from utopia.dates import UnknownDate, format_instant, instant_ms, instants_ms, parse_eventdate
 from utopia.models import Address, Artist, Customer, Email, Event, Phone, Stream, Ticket, Venue
 
 DECODER = Decoder("sold_out", Topics(), {Event: [], Ticket: ["eventid"], Email: ["customerid"], Address: []})
@@ -318,6 +318,25 @@ def test_eventdate_without_a_zone_is_in_the_configured_zone(text, instant):
 def test_eventdate_in_no_accepted_form(text):
     with pytest.raises(UnknownDate):
         parse_eventdate(text)
+
+
+def test_stream_times_of_a_batch_read_inline_are_those_read_one_by_one():
+    texts = [
+        "2026-11-24T01:02:03.456Z",  # the usual form, a second not seen yet: read by instant_ms
+        "2026-11-24T01:02:03.457Z",  # the same second, seen now: read inline
+        "2026-11-24T01:02:03Z",
+        "2026-11-24T01:02:03.4Z",
+        "2026-11-24T01:02:03.4567Z",
+        "2026-11-24T01:02:03.45xZ",
+        "2026-11-24T01:02:03. 45Z",
+        "2026-11-24T02:02:03.456+01:00",
+        "x" * 24,
+        None,
+    ]
+    second = 1795482123000
+    expected = [second + 456, second + 457, second, second + 400, second + 456, None, None, second + 456, None, None]
+    assert instants_ms(texts) == expected
+    assert list(map(instant_ms, texts)) == expected
 
 
 def test_a_key_that_is_not_utf8_is_kept_as_base64_too():
