@@ -320,23 +320,36 @@ def test_eventdate_in_no_accepted_form(text):
         parse_eventdate(text)
 
 
-def test_stream_times_of_a_batch_read_inline_are_those_read_one_by_one():
-    texts = [
-        "2026-11-24T01:02:03.456Z",  # the usual form, a second not seen yet: read by instant_ms
-        "2026-11-24T01:02:03.457Z",  # the same second, seen now: read inline
-        "2026-11-24T01:02:03Z",
-        "2026-11-24T01:02:03.4Z",
-        "2026-11-24T01:02:03.4567Z",
-        "2026-11-24T01:02:03.45xZ",
-        "2026-11-24T01:02:03. 45Z",
-        "2026-11-24T02:02:03.456+01:00",
-        "x" * 24,
-        None,
-    ]
+def test_stream_times_of_a_batch_are_those_read_one_by_one():
     second = 1795482123000
-    expected = [second + 456, second + 457, second, second + 400, second + 456, None, None, second + 456, None, None]
-    assert instants_ms(texts) == expected
-    assert list(map(instant_ms, texts)) == expected
+    usual = ["2026-11-24T01:02:03.456Z", "2026-11-24T01:02:03Z", "1969-12-31T23:59:59.999Z"]
+    assert instants_ms(usual) == [second + 456, second, -1]  # a batch of the usual forms: read by msgspec
+    others = {
+        "2026-11-24T01:02:03.4Z": second + 400,
+        "2026-11-24T01:02:03.4567Z": second + 456,  # cut, not rounded
+        "2026-11-24T01:02:03.9999999Z": second + 999,  # msgspec would round it to the next second
+        "2026-11-24T02:02:03.456+01:00": second + 456,
+        "2026-11-24T01:02:03.45xZ": None,
+        "2026-11-24T01:02:03. 45Z": None,
+        "2026-11-24T01:02:60.000Z": None,
+        "2026-11-24T24:00:00.000Z": None,
+        "2026-02-29T01:02:03.456Z": None,
+        "0000-01-01T00:00:00.000Z": None,
+        "x" * 24: None,
+        None: None,
+    }
+    for text, instant in others.items():  # each in a batch of the usual form, which it sends one by one
+        assert (
+            instants_ms([*usual, text]) == [second + 456, second, -1, instant] == list(map(instant_ms, [*usual, text]))
+        )
+
+
+@pytest.mark.parametrize("usual", ["2026-11-24T01:02:03.456Z", "2026-11-24T01:02:03Z"])
+def test_stream_times_of_a_batch_are_those_read_one_by_one_whatever_character_is_changed(usual):
+    edited = [usual[:at] + c + usual[at + 1 :] for at in range(len(usual)) for c in "01569:.-TZtz x\u0663"]
+    assert sum(instant_ms(text) is None for text in edited) > len(edited) // 2  # what instant_ms refuses
+    for text in edited:
+        assert instants_ms([usual, text]) == [instant_ms(usual), instant_ms(text)]
 
 
 def test_a_key_that_is_not_utf8_is_kept_as_base64_too():

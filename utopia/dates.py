@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from itertools import repeat
+from operator import floordiv, itemgetter, sub
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 # What Java's Date.toString() prints for the zones a data-demo producer plausibly runs in. Such an
@@ -149,24 +153,26 @@ def instant_ms(text: str | None) -> int | None:
 
 
 def instants_ms(texts: list[str | None]) -> list[int | None]:
-    """`instant_ms` of each text, the usual form (`2026-11-25T15:32:36.123Z`, a second already seen) read inline.
+    """`instant_ms` of each text, a whole batch at once: by msgspec, in C, where all are in the usual form.
 
-    A million streams are a million calls of `instant_ms`; here the usual ones cost no call of a
-    Python function, and the others (another form, a second not yet seen, null) go through it.
+    A million streams were a million calls of `instant_ms`, each slicing and parsing its text in
+    Python. The usual form is `2026-11-25T15:32:36.123Z` or `2026-11-25T15:32:36Z` (what the
+    generator and data-demo write), which msgspec reads as RFC 3339 exactly as `instant_ms` does;
+    a batch with any other (another form, null, a bad date) is read one text at a time.
     """
-    seconds_of = _seconds_of.get
-    return [
-        seconds * 1000 + int(text[20:23])
-        if text is not None
-        and len(text) == 24
-        and text[10] == "T"
-        and text[19] == "."
-        and text[23] == "Z"
-        and (seconds := seconds_of(text[:19])) is not None
-        and text[20:23].isdigit()
-        else instant_ms(text)
-        for text in texts
-    ]
+    if None in texts or not set(map(len, texts)) <= _USUAL_LENGTHS or not set(map(_marks, texts)) <= _USUAL_MARKS:
+        return list(map(instant_ms, texts))
+    try:
+        moments = msgspec.convert(texts, list[datetime])
+    except msgspec.ValidationError:
+        return list(map(instant_ms, texts))
+    return list(map(floordiv, map(sub, moments, repeat(_EPOCH)), repeat(_MILLISECOND)))
+
+
+_USUAL_LENGTHS = {20, 24}
+_marks = itemgetter(10, 13, 16, 19, -1)
+_USUAL_MARKS = {("T", ":", ":", ".", "Z"), ("T", ":", ":", "Z", "Z")}
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def format_instant(moment: datetime) -> str:
