@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from itertools import repeat
 from operator import floordiv, itemgetter, sub
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -160,10 +161,13 @@ def instants_ms(texts: list[str | None]) -> list[int | None]:
     generator and data-demo write), which msgspec reads as RFC 3339 exactly as `instant_ms` does;
     a batch with any other (another form, null, a bad date) is read one text at a time.
     """
-    if None in texts or not set(map(len, texts)) <= _USUAL_LENGTHS or not set(map(_marks, texts)) <= _USUAL_MARKS:
+    if None in texts:
+        return list(map(instant_ms, texts))
+    present = cast(list[str], texts)  # no None in it, just checked
+    if not set(map(len, present)) <= _USUAL_LENGTHS or not set(map(_marks, present)) <= _USUAL_MARKS:
         return list(map(instant_ms, texts))
     try:
-        moments = msgspec.convert(texts, list[datetime])
+        moments = msgspec.convert(present, list[datetime])
     except msgspec.ValidationError:
         return list(map(instant_ms, texts))
     return list(map(floordiv, map(sub, moments, repeat(_EPOCH)), repeat(_MILLISECOND)))
