@@ -12,7 +12,7 @@ import pytest
 
 from utopia.codec import Decoder, InRecord, RecordBatch
 from utopia.config import Topics
-from utopia.dates import UnknownDate, format_instant, parse_eventdate
+from utopia.dates import UnknownDate, format_instant, instant_ms, instants_ms, parse_eventdate
 from utopia.models import Address, Artist, Customer, Email, Event, Phone, Stream, Ticket, Venue
 
 DECODER = Decoder("sold_out", Topics(), {Event: [], Ticket: ["eventid"], Email: ["customerid"], Address: []})
@@ -318,6 +318,38 @@ def test_eventdate_without_a_zone_is_in_the_configured_zone(text, instant):
 def test_eventdate_in_no_accepted_form(text):
     with pytest.raises(UnknownDate):
         parse_eventdate(text)
+
+
+def test_stream_times_of_a_batch_are_those_read_one_by_one():
+    second = 1795482123000
+    usual = ["2026-11-24T01:02:03.456Z", "2026-11-24T01:02:03Z", "1969-12-31T23:59:59.999Z"]
+    assert instants_ms(usual) == [second + 456, second, -1]  # a batch of the usual forms: read by msgspec
+    others = {
+        "2026-11-24T01:02:03.4Z": second + 400,
+        "2026-11-24T01:02:03.4567Z": second + 456,  # cut, not rounded
+        "2026-11-24T01:02:03.9999999Z": second + 999,  # msgspec would round it to the next second
+        "2026-11-24T02:02:03.456+01:00": second + 456,
+        "2026-11-24T01:02:03.45xZ": None,
+        "2026-11-24T01:02:03. 45Z": None,
+        "2026-11-24T01:02:60.000Z": None,
+        "2026-11-24T24:00:00.000Z": None,
+        "2026-02-29T01:02:03.456Z": None,
+        "0000-01-01T00:00:00.000Z": None,
+        "x" * 24: None,
+        None: None,
+    }
+    for text, instant in others.items():  # each in a batch of the usual form, which it sends one by one
+        assert (
+            instants_ms([*usual, text]) == [second + 456, second, -1, instant] == list(map(instant_ms, [*usual, text]))
+        )
+
+
+@pytest.mark.parametrize("usual", ["2026-11-24T01:02:03.456Z", "2026-11-24T01:02:03Z"])
+def test_stream_times_of_a_batch_are_those_read_one_by_one_whatever_character_is_changed(usual):
+    edited = [usual[:at] + c + usual[at + 1 :] for at in range(len(usual)) for c in "01569:.-TZtz x\u0663"]
+    assert sum(instant_ms(text) is None for text in edited) > len(edited) // 2  # what instant_ms refuses
+    for text in edited:
+        assert instants_ms([usual, text]) == [instant_ms(usual), instant_ms(text)]
 
 
 def test_a_key_that_is_not_utf8_is_kept_as_base64_too():

@@ -63,6 +63,43 @@ def test_customers_follow_their_number_one_artist_back_and_forth():
     }  # a2 lost its last customer: an empty list
 
 
+def test_a_customers_number_one_changes_only_when_another_artist_passes_its_count():
+    from utopia.rules.popularity import Joined, NumberOne
+
+    fan = NumberOne("c1")
+    told = [fan.apply(artist) for artist in ["a1", "a2", "a2", "a1", "a1", "a3", "a3", "a3", "a3", "a1"]]
+    assert told == [
+        (("a1", Joined("c1", True)),),
+        (),
+        (("a1", Joined("c1", False)), ("a2", Joined("c1", True))),  # 2 against 1
+        (),  # a1 ties at 2: a2 got there first
+        (("a2", Joined("c1", False)), ("a1", Joined("c1", True))),
+        (),
+        (),
+        (),  # a3 ties at 3: a1 got there first
+        (("a1", Joined("c1", False)), ("a3", Joined("c1", True))),
+        (),  # a1 ties at 4
+    ]
+
+
+def test_a_snapshot_of_a_number_one_that_kept_the_top_three_resumes_with_its_number_one():
+    import pickle
+
+    from utopia.rules.popularity import Joined, NumberOne
+
+    state = (None, {"n": 3, "counts": {"a1": 2, "a2": 1}, "top": ["a1", "a2"], "reached": None, "customerid": "c1"})
+
+    class Before:  # as the version that kept a top 3 pickled it
+        def __reduce__(self):
+            return object.__new__, (NumberOne,), state
+
+    fan = pickle.loads(pickle.dumps(Before()))
+    assert (fan.customerid, fan.counts, fan.first) == ("c1", {"a1": 2, "a2": 1}, "a1")
+    assert fan.apply("a2") == ()
+    assert fan.apply("a2") == (("a1", Joined("c1", False)), ("a2", Joined("c1", True)))
+    assert pickle.loads(pickle.dumps(fan)).first == "a2"
+
+
 def test_number_one_ids_sort_as_strings():
     records = streams("c10", "a1", 1) + streams("c9", "a1", 1) + streams("098", "a1", 1)
     assert plain(run_it(records).latest("customers-by-top-artist")["a1"])["customers"] == ["098", "c10", "c9"]

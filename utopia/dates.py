@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from itertools import repeat
+from operator import floordiv, itemgetter, sub
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 # What Java's Date.toString() prints for the zones a data-demo producer plausibly runs in. Such an
@@ -146,6 +151,32 @@ def instant_ms(text: str | None) -> int | None:
         return (_from_parts(text, match, UTC) - _EPOCH) // timedelta(milliseconds=1)
     except UnknownDate:
         return None
+
+
+def instants_ms(texts: list[str | None]) -> list[int | None]:
+    """`instant_ms` of each text, a whole batch at once: by msgspec, in C, where all are in the usual form.
+
+    A million streams were a million calls of `instant_ms`, each slicing and parsing its text in
+    Python. The usual form is `2026-11-25T15:32:36.123Z` or `2026-11-25T15:32:36Z` (what the
+    generator and data-demo write), which msgspec reads as RFC 3339 exactly as `instant_ms` does;
+    a batch with any other (another form, null, a bad date) is read one text at a time.
+    """
+    if None in texts:
+        return list(map(instant_ms, texts))
+    present = cast(list[str], texts)  # no None in it, just checked
+    if not set(map(len, present)) <= _USUAL_LENGTHS or not set(map(_marks, present)) <= _USUAL_MARKS:
+        return list(map(instant_ms, texts))
+    try:
+        moments = msgspec.convert(present, list[datetime])
+    except msgspec.ValidationError:
+        return list(map(instant_ms, texts))
+    return list(map(floordiv, map(sub, moments, repeat(_EPOCH)), repeat(_MILLISECOND)))
+
+
+_USUAL_LENGTHS = {20, 24}
+_marks = itemgetter(10, 13, 16, 19, -1)
+_USUAL_MARKS = {("T", ":", ":", ".", "Z"), ("T", ":", ":", "Z", "Z")}
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def format_instant(moment: datetime) -> str:

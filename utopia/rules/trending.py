@@ -25,7 +25,7 @@ import msgspec
 from bytewax.operators.windowing import UTC_MAX, UTC_MIN, Clock, ClockLogic, TumblingWindower
 
 from utopia.codec import Batch, as_in_record
-from utopia.dates import format_instant, instant_ms
+from utopia.dates import format_instant, instants_ms
 from utopia.io import metrics, stopping
 from utopia.models import Artist, NamedArtistStreams, Stream, TrendingArtists
 from utopia.rules.popularity import GLOBAL, TOP_ARTISTS
@@ -146,7 +146,7 @@ def hour_counts(batch: Batch) -> list[Hourly]:
     hours: dict[int, HourCounts] = {}
     closings: dict[int, int] = {}
     for _, streams, indices in batch.runs((Stream,)):
-        stamped = list(map(instant_ms, map(_streamtime, streams)))
+        stamped = instants_ms(list(map(_streamtime, streams)))
         if None in stamped:
             times = [
                 at if at is not None else as_in_record(raw).timestamp for at, raw in zip(stamped, batch.raw(indices))
