@@ -229,7 +229,7 @@ def test_recovery_rows_compare_the_cpu_per_record_and_give_what_recovery_added_a
     plain = Run("top_customer_artists", 1, 1_000_000, 4.0, 300.0, cpu=4.5, records_cpu=4.0)
     recovering = Run("top_customer_artists", 1, 1_000_000, 5.0, 320.0, cpu=5.5, records_cpu=4.8, store_mb=103.25)
     assert recovery_bench.row(plain, recovering) == (
-        "| top_customer_artists | 1,000,000 | 4.00 | 4.80 | 1.20x | 0.80 | 103.2 | 4.00 | 5.00 |"
+        "| top_customer_artists | 1,000,000 | 4.00 | 4.80 | 1.20x | 0.80 | 103.2 | 4.00 | 5.00 | 300 | 320 |"
     )
     assert recovery_bench.KINDS == [Kind(1), Kind(1, delivery=RECOVERY_EVERY_10_S)]
 

@@ -59,13 +59,13 @@ def markers(sizes: Sizes) -> tuple[str, str]:
 
 def row(plain: Run, recovering: Run) -> str:
     """One dataflow's line: CPU per million records without and with recovery, their ratio, recovery's own CPU
-    seconds, its store at the end, and both runs' seconds."""
+    seconds, its store at the end, both runs' seconds and their peak memory."""
     added = (recovering.records_cpu or 0.0) - (plain.records_cpu or 0.0)
     ratio = recovering.cpu_per_million / plain.cpu_per_million if plain.cpu_per_million else float("nan")
     return (
         f"| {plain.dataflow} | {plain.records:,} | {plain.cpu_per_million:.2f} | {recovering.cpu_per_million:.2f} "
         f"| {ratio:.2f}x | {added:.2f} | {recovering.store_mb:,.1f} | {plain.seconds:.2f} | "
-        f"{recovering.seconds:.2f} |"
+        f"{recovering.seconds:.2f} | {plain.peak_rss_mb:,.0f} | {recovering.peak_rss_mb:,.0f} |"
     )
 
 
@@ -89,10 +89,13 @@ def report(rows: list[str], sizes: Sizes, partitions: int, repeat: int, speeds: 
         "the flush of every output batch that at least once needs with a store. The snapshots' own time is not "
         "measured (Bytewax does not time the states' snapshots).",
         "- **store MB**: the store's files (`part-*.sqlite3`) at the end of the run of median duration.",
+        "- **peak RSS MB**: the most memory the process held, in the run of median duration; with recovery it also "
+        "keeps its states' last snapshot, by bucket of keys.",
         "",
         "| dataflow | input records | CPU s per million, no recovery | with recovery every 10 s | ratio "
-        "| recovery's CPU s | store MB | seconds, no recovery | seconds, with recovery |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| recovery's CPU s | store MB | seconds, no recovery | seconds, with recovery | peak RSS MB, no recovery "
+        "| with recovery |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         end,
