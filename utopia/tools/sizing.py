@@ -92,9 +92,9 @@ def measured(page: str) -> list[Measured]:
     rss: dict[str, dict[int, float]] = {}
     for customers, section in RECOVERY_SECTION.findall(page):
         for row in table(section, "dataflow"):
-            rss.setdefault(row["dataflow"], {})[int(customers.replace(",", ""))] = _number(
-                row["peak RSS MB, no recovery"]
-            )
+            if row.get("peak RSS MB, no recovery"):  # a section written before the bench measured memory has none
+                peak = _number(row["peak RSS MB, no recovery"])
+                rss.setdefault(row["dataflow"], {})[int(customers.replace(",", ""))] = peak
     found = []
     for row in table(page, "dataflow"):
         if "1 worker" in row and len(rss.get(row["dataflow"], {})) >= 2:
