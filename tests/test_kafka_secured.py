@@ -355,19 +355,19 @@ def test_a_refused_idempotent_producer_is_one_line_naming_the_permissions(broker
     assert "Traceback" not in done.stderr and "FATAL" not in done.stderr, done.stderr
 
 
-def test_a_write_permission_revoked_while_running_ends_the_run_in_one_line_naming_the_topic(broker):
-    import time
+def revoked_while_running(broker, prefix: str, operation: AclOperation) -> tuple[subprocess.Popen, str, Settings]:
+    """customer_stream_count tailing as bob, who may READ and WRITE its topics until `operation` is revoked.
 
-    prefix = "kafka-workshop-revoked-"  # inputs of its own too: the other tests count the streams they wrote
+    Once it has written, the ACL goes, and a stream a second is sent until the run ends (60 s at most).
+    Inputs of its own too: the other tests count the streams they wrote.
+    """
     settings = Settings.from_env(
         broker.env("admin") | {"UTOPIA_INPUT_PREFIX": f"{prefix}in-", "UTOPIA_OUTPUT_PREFIX": prefix}
     )
     counts, streams = settings.topics.output("customer-stream-count"), settings.topics.input("streams")
     create(settings, names=[streams, counts, settings.topics.output("dead-letters")], quiet=True)
-    read, write = (
-        allow("bob", ResourceType.TOPIC, prefix, operation) for operation in (AclOperation.READ, AclOperation.WRITE)
-    )
-    broker.grant(read, write)
+    acls = {op: allow("bob", ResourceType.TOPIC, prefix, op) for op in (AclOperation.READ, AclOperation.WRITE)}
+    broker.grant(*acls.values())
     producer = Producer(broker.admin_config())
     send(producer, streams, "s0", msgspec.json.encode(Stream("s0", "c0", "a1")))
     producer.flush()
@@ -387,7 +387,7 @@ def test_a_write_permission_revoked_while_running_ends_the_run_in_one_line_namin
         while not read_topic(broker.admin_config(), counts):  # it runs, and writes
             assert time.monotonic() < deadline and live.poll() is None, "no output within 60 s"
             time.sleep(0.5)
-        broker.revoke(write)
+        broker.revoke(acls[operation])
         deadline = time.monotonic() + 60
         n = 0
         while live.poll() is None and time.monotonic() < deadline:  # new streams, until a refused one ends it
@@ -398,7 +398,13 @@ def test_a_write_permission_revoked_while_running_ends_the_run_in_one_line_namin
         _, stderr = live.communicate(timeout=30)
     finally:
         live.kill()
-        broker.revoke(read, write)
+        broker.revoke(*acls.values())
+    return live, stderr, settings
+
+
+def test_a_write_permission_revoked_while_running_ends_the_run_in_one_line_naming_the_topic(broker):
+    live, stderr, settings = revoked_while_running(broker, "kafka-workshop-revoked-", AclOperation.WRITE)
+    counts = settings.topics.output("customer-stream-count")
     assert live.returncode == 1, stderr
     lines = [line for line in stderr.splitlines() if line.startswith("utopia ")]
     assert len(lines) == 1 and lines[0].startswith("utopia customer_stream_count: "), stderr
@@ -406,6 +412,18 @@ def test_a_write_permission_revoked_while_running_ends_the_run_in_one_line_namin
         f"record(s) not delivered to {counts}: Broker: Topic authorization failed: the principal "
         f"(KAFKA_SASL_USERNAME='bob') needs WRITE on {counts}"
     ), stderr
+    assert "Traceback" not in stderr and "panic" not in stderr, stderr
+
+
+def test_a_read_permission_revoked_while_running_ends_the_run_in_one_line_naming_the_topic(broker):
+    live, stderr, settings = revoked_while_running(broker, "kafka-workshop-unread-", AclOperation.READ)
+    streams = settings.topics.input("streams")
+    assert live.returncode == 1, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("utopia ")]
+    assert lines == [
+        f"utopia customer_stream_count: cannot read {streams} (Broker: Topic authorization failed): the principal "
+        f"(KAFKA_SASL_USERNAME='bob') needs READ on {streams}"
+    ], stderr
     assert "Traceback" not in stderr and "panic" not in stderr, stderr
 
 

@@ -5,7 +5,7 @@ slow fetch, a quiet topic and the end of a partition are played out on a clock t
 """
 
 import pytest
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from utopia.codec import Decoder
 from utopia.config import Topics
@@ -15,6 +15,7 @@ from utopia.models import Stream
 
 MAX_IDLE_S = 1.0
 EOF = "end"
+REFUSED = "refused"  # Kafka no longer lets the principal read the topic
 NOTHING = ()
 
 
@@ -39,6 +40,8 @@ class ScriptedConsumer:
         for item in fetch:
             if item == EOF:
                 messages.append(Message(error=KafkaError(KafkaError._PARTITION_EOF)))
+            elif item == REFUSED:
+                messages.append(Message(error=KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
             else:
                 messages.append(
                     Message(topic=self.topic, partition=0, offset=self.offset, value=b"{}", timestamp=(1, item))
@@ -283,3 +286,16 @@ def test_a_partition_read_to_its_end_holds_nothing_back_until_the_epochs_end(mon
         epochs.activation("")  # no epoch ends by time
     assert [offset for _, offset, _ in epochs.released] == [0, 0, 1, 2]
     assert epochs.order == [] and epochs.read_again_or_lost() == {}
+
+
+def test_a_read_kafka_refuses_is_told_with_its_topic_before_it_is_raised(monkeypatch):
+    """kafka_io ends the run there in one line naming the topic and the ACL (tests/test_kafka_secured.py)."""
+    monkeypatch.setattr(kafka_source, "Consumer", ScriptedConsumer)
+    told: list[tuple[str, int]] = []
+    script = {"topic": "streams", "script": [[10], [REFUSED]]}
+    reader = PartitionReader("streams-00000", script, "streams", 0, 0, refused=lambda t, e: told.append((t, e.code())))
+    reader.fetch(10, tail=True, now=0.0)
+    assert told == [] and len(reader.pending) == 1
+    with pytest.raises(KafkaException):
+        reader.fetch(10, tail=True, now=0.0)
+    assert told == [("streams", KafkaError.TOPIC_AUTHORIZATION_FAILED)]

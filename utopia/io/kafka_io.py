@@ -31,7 +31,7 @@ from utopia.config import ConfigError, Settings
 from utopia.io import metrics
 from utopia.io.faults import broker_watch, client_log, configure_logging, end_run, peer_lost_hook
 from utopia.io.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
-from utopia.io.permissions import check_access, write_refused
+from utopia.io.permissions import check_access, read_refused, write_refused
 from utopia.io.recovery_store import RecoveryStore, resume_line
 from utopia.io.retention import DeletedRecords
 from utopia.io.runtime import (
@@ -126,8 +126,14 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, tuple[int, int]]):
         )
         settings = self.settings
         merger = merger_for((id(self), step_id), settings.batch_size, settings.tail, settings.max_idle_ms / 1000)
-        reader = PartitionReader(for_part, config, topic, int(partition), offset, watch.answered, self.deleted)
+        reader = PartitionReader(
+            for_part, config, topic, int(partition), offset, watch.answered, self.deleted, self._read_refused
+        )
         return MergedPartition(merger, reader, position)
+
+    def _read_refused(self, topic: str, error: KafkaError) -> NoReturn:
+        """Kafka no longer lets the principal read an input (an ACL removed while running): one line, rc 1."""
+        end_run(self.dataflow, f"cannot read {topic} ({error.str()}){read_refused(self.settings, topic)}")
 
 
 class MetadataProbe:

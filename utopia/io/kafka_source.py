@@ -68,6 +68,7 @@ class PartitionReader:
         "closed",
         "answered",
         "deleted",
+        "refused",
     )
 
     def __init__(
@@ -79,12 +80,16 @@ class PartitionReader:
         offset: int,
         answered: Callable[[], None] = lambda: None,
         deleted: Callable[[str, int, int, int, int], None] = lambda *where: None,
+        refused: Callable[[str, KafkaError], None] = lambda topic, error: None,
     ):
         self.name, self.topic, self.partition = name, topic, partition
         self.answered = answered  # told whenever the broker sent something: it is reachable
         # Told (topic, partition, wanted offset, first and end offsets on the broker) when the records to read
         # next are gone, e.g. deleted by retention: the reader goes on from the first (utopia.io.retention).
         self.deleted = deleted
+        # Told (topic, error) when Kafka refuses to let the principal read it (an ACL removed while running):
+        # the run ends there in one line (utopia.io.kafka_io), instead of a Rust panic.
+        self.refused = refused
         self.rank = (topic, partition)  # how records of equal timestamp and offset are ordered
         self.consumer = Consumer(config)
         # Fetching, and looking up a logical offset (the end), need the partition's leader; if it is
@@ -119,6 +124,8 @@ class PartitionReader:
                 if error is None or error.code() == KafkaError._PARTITION_EOF:
                     continue
                 if error.code() != KafkaError._AUTO_OFFSET_RESET:
+                    if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                        self.refused(self.topic, error)
                     raise KafkaException(error)
                 self._skip_deleted(message.offset())  # type: ignore[arg-type]  # a consumed offset is never None
             # librdkafka reports the end once each time the consumer catches up (past any

@@ -87,6 +87,11 @@ def write_refused(settings: Settings, error: KafkaError, topic: str) -> str:
     return ""
 
 
+def read_refused(settings: Settings, topic: str) -> str:
+    """What a read Kafka refused while running needs, to end the line that reports it."""
+    return f": {_principal(settings)} needs READ on {topic}"
+
+
 def _principal(settings: Settings) -> str:
     """Whom Kafka refused, as far as the settings tell (a TLS client is named by its certificate)."""
     if settings.security_protocol.startswith("SASL"):
