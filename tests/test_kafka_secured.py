@@ -420,10 +420,10 @@ def test_a_read_permission_revoked_while_running_ends_the_run_in_one_line_naming
     streams = settings.topics.input("streams")
     assert live.returncode == 1, stderr
     lines = [line for line in stderr.splitlines() if line.startswith("utopia ")]
-    assert lines == [
-        f"utopia customer_stream_count: cannot read {streams} (Broker: Topic authorization failed): the principal "
-        f"(KAFKA_SASL_USERNAME='bob') needs READ on {streams}"
-    ], stderr
+    assert len(lines) == 1 and lines[0].startswith(f"utopia customer_stream_count: cannot read {streams} ("), stderr
+    assert lines[0].endswith(  # librdkafka's text names the broker: "Fetch from broker 1 failed: Broker: ..."
+        f"Broker: Topic authorization failed): the principal (KAFKA_SASL_USERNAME='bob') needs READ on {streams}"
+    ), stderr
     assert "Traceback" not in stderr and "panic" not in stderr, stderr
 
 
