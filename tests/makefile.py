@@ -13,7 +13,9 @@ _FROM_A_PARENT_MAKE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
 
 
 def planned(*arguments: str) -> str:
-    """The commands `make -n ARGUMENTS` prints, run in the project's root as from a shell."""
+    """The commands `make -n ARGUMENTS` prints, run in the project's root as from a shell.
+
+    A target make does not know prints nothing: the caller's assertion then names what is missing.
+    """
     env = {name: value for name, value in os.environ.items() if name not in _FROM_A_PARENT_MAKE}
-    made = subprocess.run(["make", "-n", *arguments], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return made.stdout
+    return subprocess.run(["make", "-n", *arguments], cwd=ROOT, env=env, capture_output=True, text=True).stdout
