@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import DynamicSink, StatefulSinkPartition, StatelessSinkPartition
 from confluent_kafka import OFFSET_END, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
@@ -45,8 +45,9 @@ from utopia.io.runtime import (
 )
 from utopia.io.stopping import stop_on_signals
 from utopia.io.transactions import TransactionalSink, check_permissions
+from utopia.io.worker_sink import PerWorkerSink
 from utopia.models import DeadLetter, Output
-from utopia.steps import FlowIO, Out, recovery_requested
+from utopia.steps import FlowIO, Out
 
 FETCH_CONFIG = {
     # librdkafka stops fetching a partition once 100,000 of its records wait in the queue and looks
@@ -204,11 +205,11 @@ class OutputEncoder:
 class _ProducerPartition(StatelessSinkPartition[Out]):
     """One worker's producer for one output topic (at least once).
 
-    With recovery, every batch is flushed (delivered) before Bytewax can snapshot input offsets past
-    it: at least once. Without, a restart re-reads the input anyway, so waiting for each batch's
-    delivery (linger plus a round trip, per batch) buys nothing: the producer delivers in the
-    background, reports only failures, and a failure ends the run in one line at the next batch or
-    at the end, never silently.
+    It does not wait for each batch's delivery (linger plus a round trip, per batch): the producer
+    delivers in the background, reports only failures, and a failure ends the run in one line at
+    the next batch or at the end, never silently. Without a recovery store that is all: a restart
+    reads the input again anyway. With one, `EpochDeliveredPart` waits for the deliveries once per
+    epoch, before the store can have it.
     """
 
     def __init__(self, settings: Settings, dataflow: str, topic: str):
@@ -229,13 +230,12 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
         self.producer = Producer(config)
         self.settings, self.dataflow, self.topic = settings, dataflow, topic
         self.encoder = OutputEncoder(settings, dataflow, topic, int(config.get("message.max.bytes", 0)))
-        self.flush_every_batch = recovery_requested()
         self.failures: list[tuple[KafkaError, Message]] = []
 
     def _failed(self, error: KafkaError, message: Message) -> None:
         self.failures.append((error, message))
 
-    def write_batch(self, items: list[Out]) -> None:
+    def write_batch(self, items: Iterable[Out]) -> None:
         produce = self.producer.produce
         with self._ending_the_run_if_it_fails():
             for topic, key, value in self.encoder.messages(items):
@@ -243,13 +243,11 @@ class _ProducerPartition(StatelessSinkPartition[Out]):
                     produce(topic, value, key)
                 except BufferError:
                     send(self.producer, topic, key, value)
-            if self.flush_every_batch:
-                self.producer.flush()
-            else:
-                self.producer.poll(0)
+            self.producer.poll(0)
         self._stop_on_failures()
 
     def close(self) -> None:
+        """Every record written so far is delivered, or the run ends in one line saying why not."""
         with self._ending_the_run_if_it_fails():
             self.producer.flush()
         self._stop_on_failures()
@@ -376,7 +374,7 @@ def send(producer: Producer, topic: str, key: str | bytes | None, value: bytes, 
 
 
 class KafkaTopicSink(DynamicSink[Out]):
-    """One output topic; each worker produces its own outputs and flushes every batch."""
+    """One output topic without a recovery store: each worker produces its own outputs."""
 
     def __init__(self, settings: Settings, dataflow: str, topic: str):
         self.settings, self.dataflow, self.topic = settings, dataflow, topic
@@ -384,6 +382,42 @@ class KafkaTopicSink(DynamicSink[Out]):
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProducerPartition:
         set_up_worker_thread()  # every worker builds every sink, on its own thread, before any record
         return _ProducerPartition(self.settings, self.dataflow, self.topic)
+
+
+class EpochDeliveredSink(PerWorkerSink):
+    """One output topic with a recovery store (at least once): an epoch's records are delivered before it is stored.
+
+    Bytewax stores an epoch once every snapshot of it is written; this sink's partitions snapshot
+    after the epoch's last batch, and their snapshot waits for the deliveries. So the input offsets
+    a resume starts from never pass a record that Kafka does not have. Flushing every batch of a
+    `DynamicSink` instead cost up to a fifth of a run's CPU, and the store could still get ahead of
+    the last batches (utopia.io.worker_sink). The partitions keep no state: their snapshots are
+    removed before a resume (`forget_delivery_snapshots`), so the store still resumes under any
+    worker layout.
+    """
+
+    def __init__(self, settings: Settings, dataflow: str, topic: str, flags: RunFlags):
+        super().__init__(flags)
+        self.settings, self.dataflow, self.topic = settings, dataflow, topic
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> EpochDeliveredPart:
+        return EpochDeliveredPart(_ProducerPartition(self.settings, self.dataflow, self.topic))
+
+
+class EpochDeliveredPart(StatefulSinkPartition[list[Out], None]):
+    """One worker's producer for one output topic, waiting for its deliveries at the end of each epoch."""
+
+    def __init__(self, producer: _ProducerPartition):
+        self.producer = producer
+
+    def write_batch(self, batches: list[list[Out]]) -> None:
+        self.producer.write_batch(item for batch in batches for item in batch)
+
+    def snapshot(self) -> None:
+        self.producer.close()
+
+    def close(self) -> None:
+        self.producer.close()
 
 
 class KafkaIO:
@@ -399,13 +433,15 @@ class KafkaIO:
         self.inputs.extend(topics)
         return KafkaTopicsSource(self.settings, dataflow, topics)
 
-    def sink(self, dataflow: str, output: str) -> KafkaTopicSink | TransactionalSink:
+    def sink(self, dataflow: str, output: str) -> KafkaTopicSink | EpochDeliveredSink | TransactionalSink:
         topic = self.topics.output(output)
         if topic not in self.outputs:  # several steps may write one topic (dead letters)
             self.outputs.append(topic)
-        if self.settings.exactly_once and self.flags is not None:
+        if self.flags is None or self.flags.recovery_directory is None:
+            return KafkaTopicSink(self.settings, dataflow, topic)
+        if self.settings.exactly_once:
             return TransactionalSink(self.settings, dataflow, topic, self.flags)
-        return KafkaTopicSink(self.settings, dataflow, topic)
+        return EpochDeliveredSink(self.settings, dataflow, topic, self.flags)
 
 
 def admin(settings: Settings) -> AdminClient:
@@ -586,15 +622,35 @@ def forget_unfinished_epochs(directory: Path) -> None:
         log.info("recovery: %d snapshot(s) of epochs a crashed run never finished are forgotten", forgotten)
 
 
+def forget_delivery_snapshots(directory: Path, flow: Dataflow) -> None:
+    """Before Bytewax resumes: the snapshots of the at-least-once sinks' partitions go.
+
+    They hold nothing (`EpochDeliveredSink`), but they name a partition of each worker, and Bytewax
+    panics on a stored partition that no worker of the resumed run lists: without them a store
+    resumes under any worker layout.
+    """
+    sinks = [step.step_id for step in core_steps(flow, "output") if isinstance(step.sink, EpochDeliveredSink)]
+    store = RecoveryStore(directory, writable=True)
+    try:
+        store.forget_steps(sinks)
+    finally:
+        store.close()
+
+
 def input_steps(flow: Dataflow) -> list[str]:
     """The ids of the dataflow's input steps: where Bytewax keeps the sources' snapshots."""
-    steps, inputs = list(flow.substeps), []
+    return sorted(step.step_id for step in core_steps(flow, "input"))
+
+
+def core_steps(flow: Dataflow, operator: str) -> list[Any]:
+    """The dataflow's steps of one of Bytewax's core operators (`input`, `output`), however deep inside others."""
+    steps, found = list(flow.substeps), []
     while steps:
         step = steps.pop()
-        if type(step).__module__ == "bytewax.operators" and type(step).__name__ == "input":
-            inputs.append(step.step_id)
+        if type(step).__module__ == "bytewax.operators" and type(step).__name__ == operator:
+            found.append(step)
         steps.extend(getattr(step, "substeps", ()))
-    return sorted(inputs)
+    return found
 
 
 def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataflow]:
@@ -619,6 +675,8 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
             io = KafkaIO(settings, flags)
             plan_workers(workers_across_processes())
             dataflow = build(io)
+            if flags is not None and flags.recovery_directory is not None:
+                forget_delivery_snapshots(flags.recovery_directory, dataflow)
             existing = existing_topics(settings)
             check_access(settings, settings.topics.client_id(name), io.inputs, io.outputs)
             missing = sorted(set(io.inputs) - existing)

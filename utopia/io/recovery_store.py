@@ -115,6 +115,12 @@ class RecoveryStore:
                 deleted += connection.execute("DELETE FROM snaps WHERE snap_epoch >= ?", (epoch,)).rowcount
         return deleted
 
+    def forget_steps(self, step_ids: list[str]) -> None:
+        """Delete every snapshot of these steps."""
+        for connection in self.connections:
+            with connection:
+                connection.executemany("DELETE FROM snaps WHERE step_id = ?", [(step_id,) for step_id in step_ids])
+
 
 def resume_line(directory: Path, input_steps: list[str]) -> str:
     """What a run with this store starts from, in one line: a new store, or the snapshot it resumes and how far the

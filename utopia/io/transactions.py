@@ -39,12 +39,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import msgspec
-from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from bytewax.outputs import StatefulSinkPartition
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from utopia.config import Settings
 from utopia.io.faults import client_log
-from utopia.io.runtime import RunFlags, set_up_worker_thread
+from utopia.io.runtime import RunFlags
+from utopia.io.worker_sink import PerWorkerSink
 
 log = logging.getLogger("utopia")
 
@@ -69,36 +70,12 @@ class PartState(NamedTuple):
     uncommitted: tuple[int, ...]
 
 
-class TransactionalSink(FixedPartitionedSink):
-    """One output topic, written exactly once: a partition (a transactional producer) on each worker.
-
-    Items are whole batches of output records keyed by the partition of the worker that made them
-    (`items_of`), so nothing crosses between workers to be written. Bytewax asks each worker for
-    its partitions once, on the worker's own thread, as it builds the dataflow: the n-th to ask in
-    process p gets partition `p-n`, whose place in the sorted list of all partitions is
-    `p * workers_per_process + n`.
-    """
+class TransactionalSink(PerWorkerSink):
+    """One output topic, written exactly once: a partition (a transactional producer) on each worker."""
 
     def __init__(self, settings: Settings, dataflow: str, topic: str, flags: RunFlags):
-        self.settings, self.dataflow, self.topic, self.flags = settings, dataflow, topic, flags
-        self._asked = 0
-        self._lock = threading.Lock()
-        self._local = threading.local()
-
-    def list_parts(self) -> list[str]:
-        set_up_worker_thread()  # keeps the thread's state, and so `_local`, between Bytewax's calls
-        with self._lock:
-            n, self._asked = self._asked, self._asked + 1
-        self._local.part = f"{self.flags.process_id:03d}-{n:03d}"
-        return [self._local.part]
-
-    def part_fn(self, item_key: str) -> int:
-        process, n = item_key.split("-")
-        return int(process) * self.flags.workers_per_process + int(n)
-
-    def items_of(self, batch: list[Any]) -> list[tuple[str, list[Any]]]:
-        """A batch of output records as one item, for this worker's partition."""
-        return [(self._local.part, batch)] if batch else []
+        super().__init__(flags)
+        self.settings, self.dataflow, self.topic = settings, dataflow, topic
 
     def build_part(self, step_id: str, for_part: str, resume_state: PartState | None) -> TransactionalPart:
         from utopia.io.kafka_io import OutputEncoder  # kafka_io builds this sink

@@ -86,7 +86,7 @@ def report(rows: list[str], sizes: Sizes, partitions: int, repeat: int, speeds: 
         "topics), the broker's included, per million input records; **with recovery** runs with `-r DIR -s 10 -b 10` "
         "and a new store (`python -m bytewax.recovery DIR 1`) each run.",
         "- **recovery's CPU s**: what recovery added to the records' CPU seconds: snapshots, the store's writes, and "
-        "the flush of every output batch that at least once needs with a store. The snapshots' own time is not "
+        "waiting for the outputs' delivery once per snapshot interval. The snapshots' own time is not "
         "measured (Bytewax does not time the states' snapshots).",
         "- **store MB**: the store's files (`part-*.sqlite3`) at the end of the run of median duration.",
         "- **peak RSS MB**: the most memory the process held, in the run of median duration; with recovery it also "
