@@ -13,7 +13,7 @@ import pytest
 
 from utopia.config import Settings
 from utopia.io.kafka_io import existing_topics
-from utopia.models import OUTPUT_RECORDS, DeadLetter, Event, Ticket
+from utopia.models import OUTPUT_RECORDS, DeadLetter, Event, Stream, Ticket
 from utopia.tools import bench, client_limit, recovery_bench
 from utopia.tools.bench import RECOVERY_EVERY_10_S, Kind, Run, _cpu_seconds, local_broker, median_run
 from utopia.tools.client_limit import OUTPUT_SAMPLES, Limit
@@ -275,6 +275,17 @@ def test_a_run_counts_what_it_wrote_and_the_size_of_its_recovery_store():
     run = bench.run_dataflow("purchase_event_ticket", 1, 6, cluster.settings, delivery=RECOVERY_EVERY_10_S)
     assert run.outputs == 5  # a response per ticket
     assert run.store_mb > 0
+
+
+@pytest.mark.kafka
+def test_the_floor_reads_the_streams_and_writes_only_its_dead_letters():
+    from tests.kafka_support import Cluster
+
+    cluster = Cluster()
+    cluster.produce("streams", [Stream(f"s{i}", f"c{i % 3}", "a1") for i in range(7)] + [b"not a stream"])
+    assert bench.input_records(bench.READ_ONLY, cluster.settings, {"streams": 8, "tickets": 5}) == 8
+    run = bench.run_dataflow(bench.READ_ONLY, 1, 8, cluster.settings)
+    assert run.outputs == 1  # the record that is not a stream, dead-lettered
 
 
 def test_states_at_end_are_each_keyed_steps_states_pickled_as_a_snapshot_keeps_them():

@@ -210,7 +210,7 @@ def run_dataflow(
     run_settings = Settings.from_env(env)
     outputs = dataflow_io(name, run_settings).outputs
     topics.create(run_settings, names=outputs, quiet=True)
-    command = [sys.executable, "-m", "bytewax.run", f"dataflows.{name}"]
+    command = [sys.executable, "-m", "bytewax.run", module_of(name)]
     store = None
     if delivery.recovery_flags:
         store = tempfile.TemporaryDirectory(prefix="bench-recovery-")
@@ -406,8 +406,16 @@ def states_at_end() -> Iterator[dict[str, list[int]]]:
 def dataflow_io(name: str, settings: Settings) -> KafkaIO:
     """The dataflow built on Kafka, to learn the topics it reads (`inputs`) and writes (`outputs`)."""
     io = KafkaIO(settings)
-    importlib.import_module(f"dataflows.{name}").build(io)
+    importlib.import_module(module_of(name)).build(io)
     return io
+
+
+READ_ONLY = "read_only"
+"""The floor (utopia.tools.read_only): the streams topic read and decoded, nothing else."""
+
+
+def module_of(name: str) -> str:
+    return "utopia.tools.read_only" if name == READ_ONLY else f"dataflows.{name}"
 
 
 def input_records(name: str, settings: Settings, counts: dict[str, int]) -> int:
@@ -448,6 +456,9 @@ def report(
         f"in turn to a topic of {partitions} partitions) takes to read the input and write the outputs, divided by the "
         "run's seconds: input records / consume rate + output records / produce rate, over seconds. 1.00 is as fast "
         "as the plain client.",
+        f"- **{READ_ONLY}**: the floor under every dataflow (utopia.tools.read_only): the streams topic read "
+        "through the same source and decoded, with Bytewax, and nothing else. What a dataflow takes beyond it is its "
+        "rules, the exchange between its steps, and its outputs.",
         "- **start-up**: the same run on empty input topics (process start, connecting, finding the end of "
         "every partition, shutdown). **records/s after start-up** divides by the seconds minus that.",
         "- **CPU s**: CPU time of the dataflow's processes (every thread, librdkafka's too) plus the local broker's "
@@ -616,9 +627,10 @@ def main() -> None:
     print(f"raw limit: {consume.rate:,.0f} records/s read, {produce.rate:,.0f} written", file=sys.stderr)
     runs: list[Run] = []
     speeds: list[float] = []
-    for name in args.dataflows:
+    for name in [READ_ONLY, *args.dataflows]:
         records = input_records(name, settings, counts)
-        for run in measure(name, kinds_of(args.workers), records, settings, empty, args.repeat, speeds):
+        kinds = kinds_of([1] if name == READ_ONLY else args.workers)
+        for run in measure(name, kinds, records, settings, empty, args.repeat, speeds):
             kind = f"{run.workers} separate" if run.separate else f"x{run.workers}"
             print(
                 f"{name} {kind}: {run.cpu_per_million:.2f} CPU s per million records; {run.rate:,.0f} records/s "
