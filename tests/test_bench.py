@@ -295,6 +295,7 @@ def test_states_at_end_are_each_keyed_steps_states_pickled_as_a_snapshot_keeps_t
     from utopia.models import Stream
     from utopia.rules.listening import StreamCount
     from utopia.steps.sharding import shard_of
+    from utopia.steps.snapshots import pickled
 
     one, other = "c-1", next(c for c in (f"c-{n}" for n in range(2, 100)) if shard_of(c) != shard_of("c-1"))
     streams = [Stream(f"s{n}", customerid=customer, artistid="a1") for n, customer in enumerate([one, one, other, one])]
@@ -304,7 +305,7 @@ def test_states_at_end_are_each_keyed_steps_states_pickled_as_a_snapshot_keeps_t
     def shard(customer, streams):  # each shard pickles its own dict of states
         state = StreamCount(customer)
         state.streams = streams
-        return len(pickle.dumps({customer: state}, pickle.HIGHEST_PROTOCOL))
+        return len(pickled({customer: state}))
 
     assert ended == {"StreamCount": [2, shard(one, 3) + shard(other, 1)]}
 

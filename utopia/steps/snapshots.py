@@ -12,13 +12,20 @@ memory, about the size of the shard's part of the store.
 `hash` of a string differs between processes, so the buckets are remade (every key pickled once)
 after a restore. The buckets grow with the shard, a few dozen keys each, so that one changed key
 costs about the same whatever the number of keys.
+
+A bucket whose states are all of one class with `__slots__` (and no pickling of its own) is
+pickled as rows of slot values, read in one C loop: pickle's default way with a slotted object
+builds a dict of its slots for every object, which made it 2 to 3 times as slow (`_rows`).
 """
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any
+
+from utopia.config import ConfigError
 
 KEYS_PER_BUCKET = 32
 """A bucket is pickled whole when one of its keys changes, and each bucket's pickle costs a call
@@ -32,8 +39,71 @@ def restored(states: dict[str, Any] | list[bytes]) -> dict[str, Any]:
         return states
     whole: dict[str, Any] = {}
     for bucket in states:
-        whole.update(pickle.loads(bucket))
+        whole.update(unpickled(bucket))
     return whole
+
+
+def pickled(bucket: dict[str, Any]) -> bytes:
+    """A bucket's states as bytes: as rows of slot values where they are all of one slotted class, else as a dict."""
+    classes = set(map(type, bucket.values()))
+    if len(classes) == 1:
+        [kind] = classes
+        row = _rows(kind)
+        if row is not None:
+            try:
+                rows = list(map(row, bucket.values()))
+            except AttributeError:  # a slot left unset: pickle knows how to leave it out
+                pass
+            else:
+                return pickle.dumps((kind, list(bucket), rows), pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(bucket, pickle.HIGHEST_PROTOCOL)
+
+
+def unpickled(data: bytes) -> dict[str, Any]:
+    """A bucket's states from `pickled`'s bytes."""
+    bucket = pickle.loads(data)
+    if isinstance(bucket, dict):
+        return bucket
+    kind, keys, rows = bucket
+    names = _slots(kind)
+    if len(names) > 1 and rows and (type(rows[0]) is not tuple or len(rows[0]) != len(names)):
+        raise ConfigError(
+            f"the recovery store was written by a version whose {kind.__name__} kept other fields: "
+            "start with a new recovery store"
+        )
+    new, states = kind.__new__, {}
+    for key, row in zip(keys, rows, strict=True):
+        state = states[key] = new(kind)
+        for name, value in zip(names, row if len(names) > 1 else (row,), strict=True):
+            setattr(state, name, value)
+    return states
+
+
+_ROWS: dict[type, Callable[[Any], Any] | None] = {}
+
+
+def _rows(kind: type) -> Callable[[Any], Any] | None:
+    """What reads a state's slot values at once (a tuple, or the value of a single slot); None if pickle must."""
+    if kind not in _ROWS:
+        plain = (
+            "__dict__" not in dir(kind)
+            and kind.__reduce_ex__ is object.__reduce_ex__
+            and kind.__reduce__ is object.__reduce__
+            and kind.__getstate__ is object.__getstate__  # type: ignore[attr-defined]
+            and not hasattr(kind, "__setstate__")
+        )
+        names = _slots(kind) if plain else ()
+        _ROWS[kind] = attrgetter(*names) if names else None
+    return _ROWS[kind]
+
+
+def _slots(kind: type) -> tuple[str, ...]:
+    """Every slot of a class and its bases, base first (the order `_rows` reads them in)."""
+    names: list[str] = []
+    for base in reversed(kind.__mro__):
+        slots = base.__dict__.get("__slots__", ())
+        names.extend((slots,) if isinstance(slots, str) else slots)
+    return tuple(name for name in names if name not in ("__dict__", "__weakref__"))
 
 
 class Buckets:
@@ -59,10 +129,10 @@ class Buckets:
             changed = self._regroup(states)
         else:
             changed = self._place(touched, states)
-        members, pickled = self.members, self.pickled
+        members, kept = self.members, self.pickled
         for bucket in changed:
-            pickled[bucket] = pickle.dumps({key: states[key] for key in members[bucket]}, pickle.HIGHEST_PROTOCOL)
-        return list(pickled.values())
+            kept[bucket] = pickled({key: states[key] for key in members[bucket]})
+        return list(kept.values())
 
     def _regroup(self, states: dict[str, Any]) -> Iterable[int]:
         """Every key in buckets anew, enough of them for the keys there are: all of them to pickle."""

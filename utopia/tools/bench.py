@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import pickle
 import re
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from utopia.io import testing, topics
 from utopia.io.kafka_io import KafkaIO
 from utopia.local_broker import local_port
 from utopia.models import INPUT_RECORDS
-from utopia.steps import Out
+from utopia.steps import Out, snapshots
 from utopia.steps.shards import ShardLogic
 from utopia.tools.client_limit import Limit, raw_consume, raw_produce
 from utopia.tools.generator import Sizes, generate
@@ -393,7 +392,7 @@ def states_at_end() -> Iterator[dict[str, list[int]]]:
         if shard.states:
             total = ended.setdefault(type(next(iter(shard.states.values()))).__name__, [0, 0])
             total[0] += len(shard.states)
-            total[1] += len(pickle.dumps(shard.states, pickle.HIGHEST_PROTOCOL))
+            total[1] += len(snapshots.pickled(shard.states))
         return on_eof(shard)
 
     ShardLogic.on_eof = measured_on_eof  # type: ignore[method-assign, assignment]  # a measurement's hook, undone below
