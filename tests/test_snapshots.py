@@ -254,6 +254,21 @@ class OwnPickling(Plays):
         return (None, {"customerid": self.customerid, "streams": self.streams})
 
 
+class Renamed(Plays):
+    """A state whose `__setstate__` reads an older form (`plays` for `streams`), as pickle would call it."""
+
+    __slots__ = ()
+    restored = 0
+
+    def __setstate__(self, state):
+        Renamed.restored += 1
+        slots = dict(state[1])
+        if "plays" in slots:
+            slots["streams"] = slots.pop("plays")
+        for name, value in slots.items():
+            setattr(self, name, value)
+
+
 def slots_of(state):
     return type(state), [getattr(state, name, "unset") for name in ("customerid", "streams", "top", "count")]
 
@@ -273,6 +288,16 @@ def test_a_bucket_of_one_slotted_class_is_pickled_as_rows_of_slot_values_and_com
     assert (kind, keys, len(rows)) == (type(bucket["c0"]), list(bucket), len(bucket))
     back = snapshots.unpickled(data)
     assert list(back) == list(bucket)
+    assert [slots_of(state) for state in back.values()] == [slots_of(state) for state in bucket.values()]
+
+
+def test_a_state_with_its_own_setstate_is_restored_through_it_as_pickle_would():
+    bucket = {f"c{n}": Renamed(f"c{n}", n) for n in range(5)}
+    data = snapshots.pickled(bucket)
+    assert isinstance(pickle.loads(data), tuple)
+    Renamed.restored = 0
+    back = snapshots.unpickled(data)
+    assert Renamed.restored == 5
     assert [slots_of(state) for state in back.values()] == [slots_of(state) for state in bucket.values()]
 
 

@@ -13,9 +13,10 @@ memory, about the size of the shard's part of the store.
 after a restore. The buckets grow with the shard, a few dozen keys each, so that one changed key
 costs about the same whatever the number of keys.
 
-A bucket whose states are all of one class with `__slots__` (and no pickling of its own) is
+A bucket whose states are all of one class with `__slots__` (that pickles the default way) is
 pickled as rows of slot values, read in one C loop: pickle's default way with a slotted object
-builds a dict of its slots for every object, which made it 2 to 3 times as slow (`_rows`).
+builds a dict of its slots for every object, which made it 2 to 3 times as slow (`_rows`). A
+restore gives each state what pickle would: its slots, or its `__setstate__` called with them.
 """
 
 from __future__ import annotations
@@ -72,10 +73,15 @@ def unpickled(data: bytes) -> dict[str, Any]:
             "start with a new recovery store"
         )
     new, states = kind.__new__, {}
+    set_state = getattr(kind, "__setstate__", None)  # as pickle would call it: with (None, the slots' values)
     for key, row in zip(keys, rows, strict=True):
         state = states[key] = new(kind)
-        for name, value in zip(names, row if len(names) > 1 else (row,), strict=True):
-            setattr(state, name, value)
+        values = zip(names, row if len(names) > 1 else (row,), strict=True)
+        if set_state is None:
+            for name, value in values:
+                setattr(state, name, value)
+        else:
+            set_state(state, (None, dict(values)))
     return states
 
 
@@ -90,7 +96,6 @@ def _rows(kind: type) -> Callable[[Any], Any] | None:
             and kind.__reduce_ex__ is object.__reduce_ex__
             and kind.__reduce__ is object.__reduce__
             and kind.__getstate__ is object.__getstate__  # type: ignore[attr-defined]
-            and not hasattr(kind, "__setstate__")
         )
         names = _slots(kind) if plain else ()
         _ROWS[kind] = attrgetter(*names) if names else None
