@@ -118,3 +118,35 @@ def test_workers_in_a_process_that_does_other_work_leave_its_scheduling_alone(tm
     op.output("out", op.input("items", flow, TestingSource([("k", {"n": 1})])), JsonlSink(tmp_path, "out"))
     cluster_main(flow, [], 0, worker_count_per_proc=2)
     assert os.sched_getscheduler(0) == before == os.SCHED_OTHER
+
+
+ARENAS_AFTER_THREADS_ALLOCATE = """
+import ctypes, sys, threading
+from utopia.io.runtime import limit_malloc_arenas
+if sys.argv[1] == "limited":
+    limit_malloc_arenas()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+started = threading.Barrier(6)
+def allocate():
+    started.wait()
+    for _ in range(100):
+        libc.malloc(1000)
+threads = [threading.Thread(target=allocate) for _ in range(6)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc.malloc_stats()  # one "Arena N:" paragraph per pool, on stderr
+"""
+
+
+@pytest.mark.parametrize("how", ["limited", "default"])
+def test_a_kafka_process_keeps_at_most_two_malloc_pools_however_many_threads_allocate(how):
+    env = {name: value for name, value in os.environ.items() if name != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_AFTER_THREADS_ALLOCATE, how], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    arenas = done.stderr.count("Arena ")
+    assert (arenas == 2) if how == "limited" else (arenas > 2), done.stderr  # glibc: up to 8 per core

@@ -37,6 +37,7 @@ from utopia.io.retention import DeletedRecords
 from utopia.io.runtime import (
     RunFlags,
     favour_throughput,
+    limit_malloc_arenas,
     plan_workers,
     relax_garbage_collector,
     run_flags,
@@ -662,6 +663,7 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
 
     def flow() -> Dataflow:
         name = build.__module__.rsplit(".", 1)[-1]
+        limit_malloc_arenas()
         configure_logging(name)
         sys.excepthook = peer_lost_hook(name, sys.argv)
         try:
