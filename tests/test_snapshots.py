@@ -284,8 +284,11 @@ def slots_of(state):
 )
 def test_a_bucket_of_one_slotted_class_is_pickled_as_rows_of_slot_values_and_comes_back_equal(bucket):
     data = snapshots.pickled(bucket)
-    kind, keys, rows = pickle.loads(data)  # not a dict: rows, read in one C loop
+    kind, names, keys, rows = pickle.loads(data)  # not a dict: rows, read in one C loop
     assert (kind, keys, len(rows)) == (type(bucket["c0"]), list(bucket), len(bucket))
+    assert names == {Plays: ("customerid", "streams"), RankedPlays: ("customerid", "streams", "top")}.get(
+        kind, ("count",)
+    )
     back = snapshots.unpickled(data)
     assert list(back) == list(bucket)
     assert [slots_of(state) for state in back.values()] == [slots_of(state) for state in bucket.values()]
@@ -342,6 +345,12 @@ def test_every_state_of_every_dataflow_comes_back_from_its_bucket_as_it_was(monk
     for name in dataflow_names():
         run(load_build(name)(TestingIO(records)), 1)
     assert len(compared) == 24  # every class of keyed state there is
+
+
+def test_a_setstate_reads_a_bucket_written_when_its_class_had_other_slots_as_it_reads_pickles_of_then():
+    written_then = (Renamed, ("customerid", "plays"), ["c1"], [("c1", 7)])  # `streams` was called `plays`
+    [back] = snapshots.unpickled(pickle.dumps(written_then, pickle.HIGHEST_PROTOCOL)).values()
+    assert slots_of(back) == (Renamed, ["c1", 7, "unset", "unset"])
 
 
 def test_a_bucket_of_a_class_that_has_since_changed_its_slots_is_refused_in_one_line(monkeypatch):

@@ -16,7 +16,8 @@ costs about the same whatever the number of keys.
 A bucket whose states are all of one class with `__slots__` (that pickles the default way) is
 pickled as rows of slot values, read in one C loop: pickle's default way with a slotted object
 builds a dict of its slots for every object, which made it 2 to 3 times as slow (`_rows`). A
-restore gives each state what pickle would: its slots, or its `__setstate__` called with them.
+restore gives each state what pickle would: its slots, or its `__setstate__` called with them, by the
+names the writing version gave them (so a `__setstate__` can read an older form, as with pickle).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def pickled(bucket: dict[str, Any]) -> bytes:
             except AttributeError:  # a slot left unset: pickle knows how to leave it out
                 pass
             else:
-                return pickle.dumps((kind, list(bucket), rows), pickle.HIGHEST_PROTOCOL)
+                return pickle.dumps((kind, _slots(kind), list(bucket), rows), pickle.HIGHEST_PROTOCOL)
     return pickle.dumps(bucket, pickle.HIGHEST_PROTOCOL)
 
 
@@ -66,15 +67,14 @@ def unpickled(data: bytes) -> dict[str, Any]:
     bucket = pickle.loads(data)
     if isinstance(bucket, dict):
         return bucket
-    kind, keys, rows = bucket
-    names = _slots(kind)
-    if len(names) > 1 and rows and (type(rows[0]) is not tuple or len(rows[0]) != len(names)):
+    kind, names, keys, rows = bucket  # the slots' names as the writing version had them
+    set_state = getattr(kind, "__setstate__", None)  # as pickle would call it: with (None, the slots' values)
+    if set_state is None and names != _slots(kind):
         raise ConfigError(
             f"the recovery store was written by a version whose {kind.__name__} kept other fields: "
             "start with a new recovery store"
         )
     new, states = kind.__new__, {}
-    set_state = getattr(kind, "__setstate__", None)  # as pickle would call it: with (None, the slots' values)
     for key, row in zip(keys, rows, strict=True):
         state = states[key] = new(kind)
         values = zip(names, row if len(names) > 1 else (row,), strict=True)
@@ -163,7 +163,7 @@ class Buckets:
         In C loops but for the new keys: most snapshots touch many keys and bring few new ones.
         """
         members, mask = self.members, self.mask
-        new = len(states) - self.placed
+        new = len(states) - self.placed  # a shard's states are never removed, only added
         if new:
             for key in reversed(list(islice(reversed(states.keys()), new))):
                 members[hash(key) & mask][key] = None
