@@ -6,6 +6,7 @@ and tickets that came before them.
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,8 +15,10 @@ from collections import Counter
 import pytest
 from confluent_kafka import Producer
 
-from tests.kafka_support import Cluster
+from tests.kafka_support import Cluster, read_topic
+from tests.test_kafka_guarantees import free_ports
 from utopia.cli import run_on_files
+from utopia.config import Settings
 from utopia.models import CHANGELOGS, Event, Ticket
 from utopia.tools.generator import Sizes
 from utopia.tools.loading import produce, write_dir
@@ -66,6 +69,54 @@ def test_a_replay_gives_the_outputs_of_file_mode(replay, tmp_path, monkeypatch, 
         from_kafka = cluster.read(output)
         assert from_files, f"{output}: the data set gives nothing to compare"
         assert comparable(output, from_kafka) == comparable(output, from_files), output
+
+
+EVERY_OUTPUT = [
+    ("customer_stream_count", ["customer-stream-count"]),
+    ("global_totals", ["global-totals"]),
+    ("most_streamed_artists", ["top-artists", "customers-by-top-artist", "trending-artists"]),
+    ("must_see_venue", ["must-see-venue"]),
+    ("purchase_event_ticket", ["ticket-response"]),
+    ("sold_out", ["event-alerts", "event-streamer-alerts"]),
+    ("suggested_events_genre", ["genre-event-suggestions"]),
+    ("suggested_events_location", ["zipcode-tickets", "zipcode-popular-event-alerts"]),
+    ("top_customer_artists", ["top-customer-artists"]),
+]
+
+
+def two_processes(cluster: Cluster, dataflow: str, env: dict[str, str]) -> None:
+    """`dataflow` on 2 processes of 2 workers each, until its input ends."""
+    addresses = ";".join(f"localhost:{port}" for port in free_ports(2))
+    processes = [cluster.start(dataflow, env, ("-w", "2", "-i", str(i), "-a", addresses)) for i in range(2)]
+    for process in processes:
+        _, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+
+
+@pytest.mark.parametrize(("dataflow", "outputs"), EVERY_OUTPUT)
+def test_in_global_order_two_processes_give_the_outputs_of_file_mode(replay, tmp_path, monkeypatch, dataflow, outputs):
+    # Tie orders included: a changelog's last value per key holds its whole ranking, in order.
+    cluster, files = replay
+    prefix = f"{cluster.env['UTOPIA_OUTPUT_PREFIX']}global-{dataflow}-"
+    two_processes(
+        cluster, dataflow, {"UTOPIA_ORDER": "global", "UTOPIA_OUTPUT_PREFIX": prefix, "UTOPIA_CREATE_TOPICS": "true"}
+    )
+    for name, value in cluster.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("UTOPIA_OUTPUT_PREFIX", prefix)
+    run_on_files(dataflow, files, tmp_path)
+    global_run = Settings.from_env(os.environ | cluster.env | {"UTOPIA_OUTPUT_PREFIX": prefix})
+    for output in outputs:
+        topic = global_run.topics.output(output)
+        from_files = [(line["key"], line["value"]) for line in map(json.loads, (tmp_path / f"{topic}.jsonl").open())]
+        from_kafka = read_topic(global_run.kafka_config(), topic)
+        assert from_files, f"{output}: the data set gives nothing to compare"
+        assert comparable(output, without_clock(from_kafka)) == comparable(output, without_clock(from_files)), output
+
+
+def without_clock(records: list[tuple[str | None, dict]]) -> list[tuple[str | None, dict]]:
+    """The records without global-totals' `as_of`: when each run read its clock."""
+    return [(key, {k: v for k, v in value.items() if k != "as_of"}) for key, value in records]
 
 
 def test_a_file_out_of_timestamp_order_is_read_as_kafka_reads_its_partition(tmp_path, monkeypatch):

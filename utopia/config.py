@@ -23,6 +23,7 @@ class ConfigError(Exception):
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 GUARANTEES = ("at-least-once", "exactly-once")
+ORDERS = ("partition", "global")
 START_OFFSETS = ("earliest", "latest")
 
 # (variable, default, meaning) -- the README's configuration table is checked against this list.
@@ -61,6 +62,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "true: a dataflow creates its missing output topics; false: it says which and stops",
     ),
     ("UTOPIA_GUARANTEE", "at-least-once", "at-least-once, or exactly-once (Kafka transactions; needs -r)"),
+    (
+        "UTOPIA_ORDER",
+        "partition",
+        "partition: each worker applies its own partitions in timestamp order; global: one order for all workers",
+    ),
     ("UTOPIA_SHARDS", "24", "groups of keys a keyed step spreads over workers: at most this many workers share a step"),
 )
 CLIENT_PREFIX = "KAFKA_CONFIG_"
@@ -111,6 +117,8 @@ class Settings:
     eventdate_zone: str = "UTC"
     create_topics: bool = False
     guarantee: str = "at-least-once"
+    order: str = "partition"
+    """How records of partitions that different workers read are ordered (docs/outputs.md#ordering)."""
 
     @property
     def exactly_once(self) -> bool:
@@ -198,6 +206,7 @@ class Settings:
             eventdate_zone=zone,
             create_topics=create,
             guarantee=choice("UTOPIA_GUARANTEE", GUARANTEES, normalize=str.lower),
+            order=choice("UTOPIA_ORDER", ORDERS, normalize=str.lower),
         )
 
     def kafka_config(self) -> dict[str, str]:

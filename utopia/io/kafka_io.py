@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import FixedPartitionedSource
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatefulSinkPartition, StatelessSinkPartition
 from confluent_kafka import OFFSET_END, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
@@ -29,10 +29,10 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from utopia.codec import KafkaBatch, encode, fit, too_large
 from utopia.config import ConfigError, Settings
 from utopia.io import metrics
-from utopia.io.faults import broker_watch, client_log, configure_logging, end_run, peer_lost_hook
-from utopia.io.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, merger_for
+from utopia.io.faults import BrokerWatch, broker_watch, client_log, configure_logging, end_run, peer_lost_hook
+from utopia.io.kafka_source import CONNECT_TIMEOUT_S, MergedPartition, PartitionReader, WholeInput, merger_for
 from utopia.io.permissions import check_access, read_refused, write_refused
-from utopia.io.recovery_store import RecoveryStore, resume_line
+from utopia.io.recovery_store import RecoveryStore, input_parts, resume_line
 from utopia.io.retention import DeletedRecords
 from utopia.io.runtime import (
     RunFlags,
@@ -84,29 +84,63 @@ quiet_log.propagate = False
 dashboard's, whose faults show on the dashboard)."""
 
 
-class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, tuple[int, int]]):
-    """All partitions of the input topics, each worker's merged in timestamp order (utopia.io.kafka_source)."""
+EVERY_PARTITION = "every-partition"
+"""The one Bytewax partition of the input with `UTOPIA_ORDER=global`: every topic partition, read by one worker."""
+
+SourceState = tuple[int, int] | int | tuple[dict[str, int], int]
+"""A source partition's snapshot: a topic partition's offset and its lane's place (an offset alone, in a store
+written before places were kept), or with `UTOPIA_ORDER=global` every topic partition's offset and the place."""
+
+
+class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, SourceState]):
+    """All partitions of the input topics, each worker's merged in timestamp order (utopia.io.kafka_source).
+
+    With `UTOPIA_ORDER=global`, one partition of Bytewax's holds them all (`WholeInput`).
+    """
 
     def __init__(self, settings: Settings, dataflow: str, topics: list[str]):
         self.settings, self.dataflow, self.topics = settings, dataflow, topics
         self.deleted = DeletedRecords(lambda topic: topic_configs(settings, [topic]).get(topic, {}))
 
     def list_parts(self) -> list[str]:
+        return [EVERY_PARTITION] if self.settings.order == "global" else self._topic_partitions()
+
+    def _topic_partitions(self) -> list[str]:
         # Bytewax deals the parts out to the workers in turn, in the order of their names: named
         # topic first, a topic's partitions alternate between workers. Named partition first,
         # all of one topic could land on one worker (the 3 streams partitions of 4 topics did).
         metadata = admin(self.settings).list_topics(timeout=CONNECT_TIMEOUT_S)
         return [f"{topic}-{p:05d}" for topic in self.topics for p in sorted(metadata.topics[topic].partitions)]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: tuple[int, int] | int | None) -> MergedPartition:
-        topic, partition = for_part.rsplit("-", 1)
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: SourceState | None
+    ) -> StatefulSourcePartition[KafkaBatch, SourceState]:
         # "earliest" is offset 0, which the broker answers as out of range once retention deleted
         # it: then the reader moves on to the earliest record and says how many went (it learns of
         # it from auto.offset.reset=error). Unlike the logical beginning, offset 0 needs no offset
         # lookup before the first fetch.
         start = 0 if self.settings.start_offset == "earliest" else OFFSET_END
         watch = broker_watch(self.settings.bootstrap_servers, MetadataProbe(self.settings))
-        config = (
+        config = self._consumer_config(watch)
+        settings = self.settings
+        if for_part == EVERY_PARTITION:
+            offsets, position = resume_state if isinstance(resume_state, tuple) else ({}, 0)
+            assert isinstance(offsets, dict), "a store of another UTOPIA_ORDER is refused before the run starts"
+            parts = [self._reader(name, config, watch, offsets.get(name, start)) for name in self._topic_partitions()]
+            return WholeInput(parts, settings.batch_size, settings.tail, settings.max_idle_ms / 1000, position)
+        # A store written before places were kept holds the offset alone.
+        offset, position = (
+            (start, 0)
+            if resume_state is None
+            else ((resume_state, 0) if isinstance(resume_state, int) else resume_state)
+        )
+        assert isinstance(offset, int), "a store of another UTOPIA_ORDER is refused before the run starts"
+        merger = merger_for((id(self), step_id), settings.batch_size, settings.tail, settings.max_idle_ms / 1000)
+        return MergedPartition(merger, self._reader(for_part, config, watch, offset), position)
+
+    def _consumer_config(self, watch: BrokerWatch) -> dict:
+        """The librdkafka settings of a partition's consumer, its errors told to `watch`."""
+        return (
             self.settings.kafka_config()
             | CLIENT_CONFIG
             | FETCH_CONFIG
@@ -120,18 +154,12 @@ class KafkaTopicsSource(FixedPartitionedSource[KafkaBatch, tuple[int, int]]):
                 "error_cb": watch.error,
             }
         )
-        # A store written before places were kept holds the offset alone.
-        offset, position = (
-            (start, 0)
-            if resume_state is None
-            else ((resume_state, 0) if isinstance(resume_state, int) else resume_state)
+
+    def _reader(self, name: str, config: dict, watch: BrokerWatch, offset: int) -> PartitionReader:
+        topic, partition = name.rsplit("-", 1)
+        return PartitionReader(
+            name, config, topic, int(partition), offset, watch.answered, self.deleted, self._read_refused
         )
-        settings = self.settings
-        merger = merger_for((id(self), step_id), settings.batch_size, settings.tail, settings.max_idle_ms / 1000)
-        reader = PartitionReader(
-            for_part, config, topic, int(partition), offset, watch.answered, self.deleted, self._read_refused
-        )
-        return MergedPartition(merger, reader, position)
 
     def _read_refused(self, topic: str, error: KafkaError) -> NoReturn:
         """Kafka no longer lets the principal read an input (an ACL removed while running): one line, rc 1."""
@@ -638,6 +666,21 @@ def forget_delivery_snapshots(directory: Path, flow: Dataflow) -> None:
         store.close()
 
 
+def check_store_order(directory: Path, flow: Dataflow, order: str) -> None:
+    """A store written under the other `UTOPIA_ORDER` is refused in one line: its input is split otherwise.
+
+    Bytewax would panic on its source partitions, which no worker of this run lists, and the keyed
+    steps' states know the other run's lanes (utopia.io.kafka_source).
+    """
+    parts = input_parts(directory, input_steps(flow))
+    written = "global" if EVERY_PARTITION in parts else "partition"
+    if parts and written != order:
+        raise ConfigError(
+            f"the recovery store {directory} was written with UTOPIA_ORDER={written} and this run has "
+            f"UTOPIA_ORDER={order}: resume with {written}, or start with a new recovery store"
+        )
+
+
 def input_steps(flow: Dataflow) -> list[str]:
     """The ids of the dataflow's input steps: where Bytewax keeps the sources' snapshots."""
     return sorted(step.step_id for step in core_steps(flow, "input"))
@@ -679,6 +722,7 @@ def kafka_entry_point(build: Callable[[FlowIO], Dataflow]) -> Callable[[], Dataf
             dataflow = build(io)
             if flags is not None and flags.recovery_directory is not None:
                 forget_delivery_snapshots(flags.recovery_directory, dataflow)
+                check_store_order(flags.recovery_directory, dataflow, settings.order)
             existing = existing_topics(settings)
             check_access(settings, settings.topics.client_id(name), io.inputs, io.outputs)
             missing = sorted(set(io.inputs) - existing)

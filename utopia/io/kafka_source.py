@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import chain, count
 from operator import itemgetter
+from typing import Any
 
 from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -340,7 +341,7 @@ def merger_for(key: tuple, batch_size: int, tail: bool, max_idle_s: float) -> _M
     return merger
 
 
-class MergedPartition(StatefulSourcePartition[KafkaBatch, tuple[int, int]]):
+class MergedPartition(StatefulSourcePartition[KafkaBatch, Any]):
     """A topic partition as Bytewax sees it: the lead emits the merged batches, the others only keep offsets."""
 
     def __init__(self, merger: _Merger, part: PartitionReader, position: int = 0):
@@ -400,3 +401,27 @@ class MergedPartition(StatefulSourcePartition[KafkaBatch, tuple[int, int]]):
 
     def close(self) -> None:
         self.part.close()
+
+
+class WholeInput(MergedPartition):
+    """Every partition of the input topics as one Bytewax partition (`UTOPIA_ORDER=global`).
+
+    Bytewax gives each partition to one worker, so one worker reads and merges them all, and the
+    records go on in the order one worker of a `partition` run releases them, to keyed steps on
+    every worker: N processes apply every record in the order of 1 worker (docs/outputs.md#ordering).
+    Its snapshot keeps every topic partition's offset and the lane's place.
+    """
+
+    def __init__(self, parts: list[PartitionReader], batch_size: int, tail: bool, max_idle_s: float, position: int = 0):
+        merger = _Merger(batch_size, tail, max_idle_s)
+        super().__init__(merger, parts[0], position)
+        for part in parts[1:]:
+            merger.add(part)
+
+    def snapshot(self) -> tuple[dict[str, int], int]:  # type: ignore[override]  # the state of every partition
+        """Where each topic partition resumes, and the place the lane's records go on from."""
+        return {name: part.next_offset for name, part in self.merger.parts.items()}, self.merger.position
+
+    def close(self) -> None:
+        for part in self.merger.parts.values():
+            part.close()

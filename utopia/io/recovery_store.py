@@ -131,9 +131,10 @@ def resume_line(directory: Path, input_steps: list[str]) -> str:
         if epoch is None:
             return f"recovery: {directory} is a new store: the run starts at UTOPIA_START_OFFSET"
         offsets = [
-            state if isinstance(state, int) else state[0]
+            offset
             for step_id in input_steps
             for state in store.states_before(step_id, epoch).values()
+            for offset in _offsets(state)
         ]
     finally:
         store.close()
@@ -141,6 +142,25 @@ def resume_line(directory: Path, input_steps: list[str]) -> str:
         f"recovery: resuming from {directory}, the snapshot before epoch {epoch}: "
         f"{len(offsets)} input partition(s) go on after {sum(offsets):,} records already done"
     )
+
+
+def _offsets(state: Any) -> list[int]:
+    """The offsets in a source partition's snapshot: its own, or every topic partition's (UTOPIA_ORDER=global)."""
+    if isinstance(state, int):
+        return [state]
+    return list(state[0].values()) if isinstance(state[0], dict) else [state[0]]
+
+
+def input_parts(directory: Path, input_steps: list[str]) -> set[str]:
+    """The source partitions a resume from this store loads snapshots of (none for a new store)."""
+    store = RecoveryStore(directory)
+    try:
+        epoch = store.resume_epoch()
+        if epoch is None:
+            return set()
+        return {key for step_id in input_steps for key in store.states_before(step_id, epoch)}
+    finally:
+        store.close()
 
 
 def watch(directory: Path) -> None:
