@@ -56,6 +56,7 @@ def test_shared_cluster_names_and_ids_start_with_the_output_prefix():
         ({"KAFKA_SSL_CA_LOCATION": "/nowhere/ca.pem"}, "KAFKA_SSL_CA_LOCATION='/nowhere/ca.pem' is not a file"),
         ({"UTOPIA_BATCH_SIZE": "0"}, "UTOPIA_BATCH_SIZE='0' is not a positive whole number"),
         ({"UTOPIA_SHARDS": "0"}, "UTOPIA_SHARDS='0' is not a positive whole number"),
+        ({"UTOPIA_ORDER": "time"}, "UTOPIA_ORDER='time' is not one of partition, global"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_PASSWORD": "s3cret"}, "needs KAFKA_SASL_USERNAME"),
     ],
 )

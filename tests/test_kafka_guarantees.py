@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -69,11 +70,15 @@ def uninterrupted(cluster, files, tmp_path, monkeypatch, dataflow, output):
     return [(line["key"], line["value"]) for line in map(json.loads, (tmp_path / dataflow / f"{topic}.jsonl").open())]
 
 
-def killed_and_resumed(cluster, records, tmp_path, dataflow, started: str, midway: str, layout: tuple = ()):
+def killed_and_resumed(
+    cluster, records, tmp_path, dataflow, started: str, midway: str, layout: tuple = (), env: dict | None = None
+) -> Path:
     """With recovery: the first half read, the second half sent and the dataflow killed as it reads it, then resumed.
 
-    `layout` is the killed run's worker flags (`-w 2`, say); the resumed run has 1 worker.
+    `layout` is the killed run's worker flags (`-w 2`, say); the resumed run has 1 worker. `env`: settings of
+    both runs. The recovery store's directory is returned.
     """
+    env = env or {}
     recovery = tmp_path / f"recovery-{dataflow}"
     recovery.mkdir()
     subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
@@ -81,7 +86,7 @@ def killed_and_resumed(cluster, records, tmp_path, dataflow, started: str, midwa
     half = len(records) // 2
     put(cluster, records[:half])
     # Batches of 50: slow enough to be killed mid-way.
-    first = cluster.start(dataflow, {"UTOPIA_TAIL": "true", "UTOPIA_BATCH_SIZE": "50"}, flags + layout)
+    first = cluster.start(dataflow, env | {"UTOPIA_TAIL": "true", "UTOPIA_BATCH_SIZE": "50"}, flags + layout)
     try:
         cluster.wait_for(started, 1, timeout_s=60)
         snapshotted(recovery)
@@ -94,7 +99,7 @@ def killed_and_resumed(cluster, records, tmp_path, dataflow, started: str, midwa
     assert first.returncode == -signal.SIGKILL
     assert f"recovery: {recovery} is a new store: the run starts at UTOPIA_START_OFFSET" in first.stderr.read()
     MEASURED[f"{dataflow} before the kill"] = f"{len(cluster.read(midway))} {midway}"
-    resumed = cluster.run(dataflow, *flags, env={"UTOPIA_TAIL": "false"})
+    resumed = cluster.run(dataflow, *flags, env=env | {"UTOPIA_TAIL": "false"})
     assert resumed.returncode == 0, resumed.stderr
     [line] = [line for line in resumed.stderr.splitlines() if "recovery: resuming" in line]
     done = re.search(
@@ -104,6 +109,7 @@ def killed_and_resumed(cluster, records, tmp_path, dataflow, started: str, midwa
     )
     assert done is not None, line
     assert int(done[1]) == 3 * INPUTS[dataflow] and 0 < int(done[2].replace(",", "")) < len(records), line
+    return recovery
 
 
 def snapshotted(recovery, timeout_s: float = 120) -> None:
@@ -151,6 +157,36 @@ def test_top_customer_artists_killed_and_resumed_ends_on_every_final_value(world
     # for (docs/outputs.md#ordering), so which of two artists with equal counts got there first may
     # differ from file mode. The counts may not.
     assert counts_of(finals) == counts_of(expected)
+
+
+@pytest.mark.parametrize(("written", "resumed"), [("global", "partition"), ("partition", "global")])
+def test_in_global_order_a_store_resumes_on_another_layout_and_is_refused_in_the_other_order(
+    world, tmp_path, monkeypatch, written, resumed
+):
+    # With UTOPIA_ORDER=global one source partition holds every topic partition's offset: it resumes on
+    # any worker. A store of one order holds other source partitions than a run of the other reads.
+    cluster, files, records = world
+    expected = dict(
+        uninterrupted(cluster, files, tmp_path, monkeypatch, "top_customer_artists", "top-customer-artists")
+    )
+    order = {"UTOPIA_ORDER": written}
+    store = killed_and_resumed(
+        cluster,
+        records,
+        tmp_path,
+        "top_customer_artists",
+        "top-customer-artists",
+        "top-customer-artists",
+        ("-w", "2"),
+        order,
+    )
+    assert counts_of(dict(cluster.read("top-customer-artists"))) == counts_of(expected)
+    refused = cluster.run("top_customer_artists", "-r", str(store), "-s", "1", "-b", "0", env={"UTOPIA_ORDER": resumed})
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"utopia top_customer_artists: the recovery store {store} was written with UTOPIA_ORDER={written} and "
+        f"this run has UTOPIA_ORDER={resumed}: resume with {written}, or start with a new recovery store\n"
+    )
 
 
 def counts_of(finals: dict) -> dict[str, list[int]]:

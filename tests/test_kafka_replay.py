@@ -157,13 +157,16 @@ def test_a_file_out_of_timestamp_order_is_read_as_kafka_reads_its_partition(tmp_
     )
 
 
-def test_a_quiet_topic_does_not_stall_a_live_dataflow():
+@pytest.mark.parametrize("order", ["partition", "global"])
+def test_a_quiet_topic_does_not_stall_a_live_dataflow(order):
     # Tailing, with no email and no stream at all: those partitions hold the others back for at
-    # most UTOPIA_MAX_IDLE_MS, then the tickets and the event go on.
+    # most UTOPIA_MAX_IDLE_MS, then the tickets and the event go on; in global order too, on 2
+    # workers of which one reads nothing.
     cluster = Cluster()
     cluster.produce("events", [Event("e1", "a1", "v1", 2, "2027-06-26 21:19:45.676")])
     cluster.produce("tickets", [Ticket(f"t{i}", f"c{i}", "e1", 20.0) for i in range(2)])
-    live = cluster.start("sold_out", {"UTOPIA_TAIL": "true", "UTOPIA_MAX_IDLE_MS": "500"})
+    settings = {"UTOPIA_TAIL": "true", "UTOPIA_MAX_IDLE_MS": "500", "UTOPIA_ORDER": order}
+    live = cluster.start("sold_out", settings, ("-w", "2"))
     try:
         alerts = cluster.wait_for("event-alerts", 2, timeout_s=120)
     finally:
