@@ -299,3 +299,30 @@ def test_a_read_kafka_refuses_is_told_with_its_topic_before_it_is_raised(monkeyp
     with pytest.raises(KafkaException):
         reader.fetch(10, tail=True, now=0.0)
     assert told == [("streams", KafkaError.TOPIC_AUTHORIZATION_FAILED)]
+
+
+def test_in_global_order_one_worker_releases_every_partition_and_snapshots_every_offset(monkeypatch):
+    # UTOPIA_ORDER=global: Bytewax's one input partition holds every topic partition (kafka_source.WholeInput).
+    monkeypatch.setattr(kafka_source, "Consumer", ScriptedConsumer)
+    scripts = {"streams": [[10, 20, 30, 40], [EOF]], "events": [[15], [25, 35, EOF]], "tickets": [[EOF]]}
+    parts = [
+        PartitionReader(f"{topic}-00000", {"topic": topic, "script": s}, topic, 0, 0) for topic, s in scripts.items()
+    ]
+    whole = kafka_source.WholeInput(parts, batch_size=100, tail=False, max_idle_s=MAX_IDLE_S)
+    released, snapshots = [], []
+    with pytest.raises(StopIteration):
+        while True:
+            released += [(m.topic(), m.timestamp()[1]) for batch in whole.next_batch() for m in batch.messages]
+            snapshots.append(whole.snapshot())
+    assert released == [
+        ("streams", 10),
+        ("events", 15),
+        ("streams", 20),
+        ("events", 25),
+        ("streams", 30),
+        ("events", 35),
+        ("streams", 40),
+    ]
+    offsets, place = snapshots[-1]
+    assert offsets == {"streams-00000": 4, "events-00000": 3, "tickets-00000": 0}
+    assert place == whole.merger.position > 0
