@@ -95,13 +95,15 @@ clean:
 	rm -rf demo-data demo-out out .pytest_cache .hypothesis
 
 # Throughput, memory and CPU per record; what exactly once costs beside at least once (CPU, latency); what a
-# recovery store costs, at 100k and 400k customers. The first rewrites docs/benchmarks.md but the others'
-# sections, which each of them replaces. Last, docs/sizing.md's tables are worked out from them.
+# recovery store costs, at 100k and 400k customers; what UTOPIA_ORDER=global costs beside partition on 2 processes
+# (CPU, memory, latency). The first rewrites docs/benchmarks.md but the others' sections, which each of them
+# replaces. Last, docs/sizing.md's tables are worked out from them.
 bench: install kafka-up
 	$(BIN)/python -m utopia.tools.bench
 	$(BIN)/python -m utopia.tools.delivery_bench
 	$(BIN)/python -m utopia.tools.recovery_bench
 	$(BIN)/python -m utopia.tools.recovery_bench --customers 400000
+	$(BIN)/python -m utopia.tools.order_bench
 	$(BIN)/python -m utopia.tools.sizing
 
 # Instructions per record under valgrind: the same on every run, unlike times on a shared host.

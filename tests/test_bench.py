@@ -12,9 +12,10 @@ import msgspec
 import pytest
 
 from utopia.config import Settings
+from utopia.io import topics
 from utopia.io.kafka_io import existing_topics
-from utopia.models import OUTPUT_RECORDS, DeadLetter, Event, Stream, Ticket
-from utopia.tools import bench, client_limit, recovery_bench
+from utopia.models import INPUT_RECORDS, OUTPUT_RECORDS, DeadLetter, Event, Stream, Ticket
+from utopia.tools import bench, client_limit, order_bench, recovery_bench
 from utopia.tools.bench import RECOVERY_EVERY_10_S, Kind, Run, _cpu_seconds, local_broker, median_run
 from utopia.tools.client_limit import OUTPUT_SAMPLES, Limit
 
@@ -74,7 +75,7 @@ def test_kinds_of_run_take_turns_and_each_gets_its_median_run_and_start_up(monke
     # per round: 1 worker on the data, on empty topics; 2 processes the same; 2 separate runs the same
     seconds = iter([5.0, 0.4, 3.0, 0.6, 9.0, 0.8, 4.0, 0.5, 2.0, 0.7, 8.0, 0.9, 6.0, 0.3, 2.5, 0.9, 7.0, 0.6])
 
-    def fake_run(name, workers, records, settings, separate=False, delivery=bench.AT_LEAST_ONCE):
+    def fake_run(name, workers, records, settings, separate, delivery, order):
         calls.append((workers, records, separate))
         return Run(
             name,
@@ -241,6 +242,37 @@ def test_each_world_size_has_a_recovery_section_of_its_own():
     assert recovery_bench.markers(bench.BENCH_SIZES) != recovery_bench.markers(bigger)
 
 
+def test_the_order_bench_alternates_the_two_orders_on_two_processes_and_passes_each_its_order(monkeypatch):
+    calls = []
+
+    def fake_run(name, workers, records, settings, separate, delivery, order):
+        calls.append((workers, records, separate, order))
+        return Run(name, workers, records, 1.0, 100.0, cpu=1.0, process_peaks_mb=(100.0, 80.0))
+
+    monkeypatch.setattr(bench, "run_dataflow", fake_run)
+    monkeypatch.setattr(bench, "host_speed", lambda: 0.1)
+    bench.measure("sold_out", order_bench.KINDS, 1_000, None, None, 3, [])
+    # per round: partition order on the data, on empty topics; global order the same
+    assert (
+        calls
+        == [
+            (2, 1_000, False, "partition"),
+            (2, 0, False, "partition"),
+            (2, 1_000, False, "global"),
+            (2, 0, False, "global"),
+        ]
+        * 3
+    )
+
+
+def test_order_rows_compare_the_cpu_per_record_and_show_each_process_peak_memory():
+    partition_run = Run("top_customer_artists", 2, 1_000_000, 4.0, 190.0, records_cpu=5.0, process_peaks_mb=(190, 150))
+    global_run = Run("top_customer_artists", 2, 1_000_000, 5.5, 260.0, records_cpu=6.5, process_peaks_mb=(260.4, 99.6))
+    assert order_bench.row(partition_run, global_run) == (
+        "| top_customer_artists | 1,000,000 | 5.00 | 6.50 | 1.30x | 4.00 | 5.50 | 190 / 150 | 260 / 100 |"
+    )
+
+
 def test_the_raw_producer_writes_one_of_every_kind_of_output_record():
     assert set(OUTPUT_SAMPLES) == set(OUTPUT_RECORDS.values()) - {DeadLetter}
     for kind, (_, value) in OUTPUT_SAMPLES.items():
@@ -359,3 +391,39 @@ def test_the_main_bench_rewrites_the_page_and_keeps_the_sections_the_other_bench
         "<!-- recovery bench, 400000 customers: end -->\n"
     )
     assert bench.with_sections_kept("# Benchmarks\n\nnew main table\n", "") == "# Benchmarks\n\nnew main table\n"
+
+
+@pytest.mark.kafka
+def test_the_order_bench_writes_both_orders_cost_memory_and_latency_into_its_section(tmp_path, monkeypatch):
+    world = {"customers": 30, "artists": 5, "events": 5, "tickets": 60, "streams": 300}
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\nmain table\n")
+    options = [f"--{size}={count}" for size, count in world.items()]
+    quick = ["--dataflows", "customer_stream_count", "--repeat", "1", "--seconds", "2", "--rate", "20"]
+    monkeypatch.setattr(sys, "argv", ["order_bench", *options, *quick, "--report", str(page)])
+    try:
+        order_bench.main()
+    finally:
+        loaded = bench.input_settings(bench.bench_sizes(argparse.Namespace(**world)), 1, 3)
+        topics.delete(loaded, [loaded.topics.input(name) for name in INPUT_RECORDS])
+    text = page.read_text()
+    assert text.startswith(f"# Benchmarks\n\nmain table\n\n{order_bench.BEGIN}\n") and text.endswith(
+        f"\n{order_bench.END}\n"
+    )
+    rows = {cells[0]: cells[1:] for cells in table_rows(text)}
+    records, *cpu, ratio, partition_s, global_s, partition_mb, global_mb = rows["customer_stream_count"]
+    assert records == "300"  # the streams, its only input
+    assert all(float(cost) >= 0 for cost in cpu) and ratio.endswith("x")
+    assert float(partition_s) > 0 and float(global_s) > 0
+    for peaks in (partition_mb, global_mb):  # each of the 2 processes' own
+        assert [float(mb) > 0 for mb in peaks.split(" / ")] == [True, True]
+    for order in ("partition", "global"):
+        tickets, median, p95, most = map(float, rows[order])
+        assert 39 <= tickets <= 41  # 20 a second for 2 s, each answered
+        assert 0 < median <= p95 <= most < 30
+
+
+def table_rows(page: str) -> list[list[str]]:
+    """The cells of every line of the page's tables, headers included, but their rules (`|---|`)."""
+    lines = [line for line in page.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]

@@ -73,6 +73,9 @@ class Run:
     """Records the run wrote to its output topics, dead letters included."""
     store_mb: float = 0.0
     """Size of its recovery store at the end (every part-*.sqlite3 file), if it ran with one."""
+    process_peaks_mb: tuple[float, ...] = ()
+    """The peak resident memory of each process, process 0 first (`peak_rss_mb` is the most of them): with
+    `UTOPIA_ORDER=global`, process 0 reads every partition and the others none."""
 
     @property
     def cores(self) -> float:
@@ -169,12 +172,18 @@ AT_LEAST_ONCE = Delivery("at least once, no recovery", {})
 RECOVERY_EVERY_10_S = Delivery("at least once, recovery every 10 s", {}, ("-s", "10", "-b", "10"))
 
 
+PARTITION_ORDER = "partition"
+"""`UTOPIA_ORDER`'s default, which the benches run with unless told: each worker orders its own partitions."""
+
+
 class Kind(NamedTuple):
-    """A kind of run: on how many processes, connected or `separate`, and how it delivers."""
+    """A kind of run: on how many processes, connected or `separate`, how it delivers, and how its workers order
+    the records they apply (`UTOPIA_ORDER`, docs/outputs.md#ordering)."""
 
     workers: int
     separate: bool = False
     delivery: Delivery = AT_LEAST_ONCE
+    order: str = PARTITION_ORDER
 
 
 def kinds_of(workers: list[int]) -> list[Kind]:
@@ -189,6 +198,7 @@ def run_dataflow(
     settings: Settings,
     separate: bool = False,
     delivery: Delivery = AT_LEAST_ONCE,
+    order: str = PARTITION_ORDER,
 ) -> Run:
     """The dataflow from its launch to its exit at the end of the input, as separate processes.
 
@@ -203,6 +213,7 @@ def run_dataflow(
             "UTOPIA_INPUT_PREFIX": settings.topics.input_prefix,
             "UTOPIA_OUTPUT_PREFIX": f"bench-{uuid.uuid4().hex[:6]}-",
             "UTOPIA_TAIL": "false",
+            "UTOPIA_ORDER": order,
         }
         | delivery.env
     )
@@ -216,23 +227,11 @@ def run_dataflow(
         subprocess.run([sys.executable, "-m", "bytewax.recovery", store.name, "1"], check=True, capture_output=True)
         command += ["-r", store.name, *delivery.recovery_flags]
     if separate:
-        commands = [command] * workers
         records *= workers
-    elif workers > 1:
-        addresses = ";".join(f"localhost:{FIRST_PORT + i}" for i in range(workers))
-        commands = [command + ["-i", str(i), "-a", addresses] for i in range(workers)]
-    else:
-        commands = [command]
     broker = local_broker(settings)
     broker_cpu = _cpu_seconds(broker) if broker else 0.0
     started = time.monotonic()
-    processes = [subprocess.Popen(commands[0], env=env, cwd=ROOT)]
-    if len(commands) > 1:
-        if not separate:
-            # The others connect to process 0, and timely retries a refused connection only after a
-            # second: start them once it listens.
-            _wait_listening(FIRST_PORT, processes[0])
-        processes += [subprocess.Popen(c, env=env, cwd=ROOT) for c in commands[1:]]
+    processes = start_processes(command, workers, env, separate)
     peak_kb = dict.fromkeys(range(len(processes)), 0)
     running, cpu = dict(enumerate(processes)), 0.0
     while running:
@@ -266,13 +265,34 @@ def run_dataflow(
         separate=separate,
         outputs=written,
         store_mb=store_mb,
+        process_peaks_mb=tuple(peak_kb[n] / 1024 for n in range(len(processes))),
     )
+
+
+def start_processes(
+    command: list[str], workers: int, env: dict[str, str], separate: bool = False, stderr: int | None = None
+) -> list[subprocess.Popen]:
+    """`workers` processes of this `bytewax.run` command, process 0 first: connected (`-i`/`-a`) into one run, or
+    `separate` runs of their own."""
+    if separate or workers == 1:
+        commands = [command] * workers
+    else:
+        addresses = ";".join(f"localhost:{FIRST_PORT + i}" for i in range(workers))
+        commands = [command + ["-i", str(i), "-a", addresses] for i in range(workers)]
+    processes = [subprocess.Popen(commands[0], env=env, cwd=ROOT, stderr=stderr)]
+    if workers > 1 and not separate:
+        # The others connect to process 0, and timely retries a refused connection only after a
+        # second: start them once it listens.
+        _wait_listening(FIRST_PORT, processes[0])
+    processes += [subprocess.Popen(c, env=env, cwd=ROOT, stderr=stderr) for c in commands[1:]]
+    return processes
 
 
 def measure(
     name: str, kinds: list[Kind], records: int, settings: Settings, empty: Settings, repeat: int, speeds: list[float]
 ) -> list[Run]:
-    """The median run of each kind (`kinds_of`, or with and without recovery), each with its median start-up.
+    """The median run of each kind (`kinds_of`, with and without recovery, or in each order), each with its median
+    start-up.
 
     Rounds alternate the kinds of run (and a host speed check), so that a slower spell of this
     machine, which shares its host, falls on both sides of a comparison rather than on one.
@@ -282,8 +302,10 @@ def measure(
     for _ in range(repeat):
         speeds.append(host_speed())
         for n, kind in enumerate(kinds):
-            done[n].append(run_dataflow(name, kind.workers, records, settings, kind.separate, kind.delivery))
-            startups[n].append(run_dataflow(name, kind.workers, 0, empty, kind.separate, kind.delivery))
+            done[n].append(
+                run_dataflow(name, kind.workers, records, settings, kind.separate, kind.delivery, kind.order)
+            )
+            startups[n].append(run_dataflow(name, kind.workers, 0, empty, kind.separate, kind.delivery, kind.order))
     medians = []
     for runs, empties in zip(done, startups, strict=True):
         run, startup = median_run(runs), median_run(empties)

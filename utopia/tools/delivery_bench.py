@@ -30,8 +30,8 @@ from utopia.io import topics
 from utopia.models import Event, Ticket
 from utopia.tools.bench import (
     AT_LEAST_ONCE,
+    PARTITION_ORDER,
     RECOVERY_EVERY_10_S,
-    ROOT,
     Delivery,
     bench_arguments,
     bench_world,
@@ -39,6 +39,7 @@ from utopia.tools.bench import (
     host_speed,
     input_records,
     run_dataflow,
+    start_processes,
     write_section,
 )
 
@@ -74,12 +75,20 @@ def cpu_per_million(
     }
 
 
-def ticket_latency(mode: Delivery, seconds: float, rate: int) -> list[float]:
-    """Seconds from sending each ticket to its response reaching a read_committed reader, tickets at `rate`/s."""
+def ticket_latency(
+    mode: Delivery, seconds: float, rate: int, processes: int = 1, order: str = PARTITION_ORDER
+) -> list[float]:
+    """Seconds from sending each ticket to its response reaching a read_committed reader, tickets at `rate`/s, the
+    dataflow on this many connected processes with its workers in this `UTOPIA_ORDER`."""
     prefix = f"bench-latency-{uuid.uuid4().hex[:6]}-"
     env = (
         os.environ
-        | {"UTOPIA_INPUT_PREFIX": f"{prefix}data-demo-", "UTOPIA_OUTPUT_PREFIX": prefix, "UTOPIA_TAIL": "true"}
+        | {
+            "UTOPIA_INPUT_PREFIX": f"{prefix}data-demo-",
+            "UTOPIA_OUTPUT_PREFIX": prefix,
+            "UTOPIA_TAIL": "true",
+            "UTOPIA_ORDER": order,
+        }
         | mode.env
     )
     settings = Settings.from_env(env)
@@ -95,7 +104,7 @@ def ticket_latency(mode: Delivery, seconds: float, rate: int) -> list[float]:
     if mode.recovery_flags:
         subprocess.run([sys.executable, "-m", "bytewax.recovery", store.name, "1"], check=True, capture_output=True)
         command += ["-r", store.name, *mode.recovery_flags]
-    dataflow = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    dataflow = start_processes(command, processes, env, stderr=subprocess.DEVNULL)
     reader = Consumer(
         settings.kafka_config()
         | {"group.id": f"{prefix}latency", "isolation.level": "read_committed", "enable.partition.eof": False}
@@ -140,22 +149,46 @@ def ticket_latency(mode: Delivery, seconds: float, rate: int) -> list[float]:
         while sent and time.monotonic() < deadline:
             receive(0.1)
     finally:
-        dataflow.send_signal(signal.SIGINT)
-        try:
-            dataflow.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            dataflow.kill()
+        stop(dataflow)
         reader.close()
         store.cleanup()
         topics.delete(settings, made)
     if sent:
-        raise SystemExit(f"{mode.label}: {len(sent)} ticket(s) never answered")
+        raise SystemExit(f"{mode.label}, {processes} process(es), {order} order: {len(sent)} ticket(s) never answered")
     return delays
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """Ctrl-C to every process of a tailing run, as a user stops it; killed if it has not stopped within a minute."""
+    for process in processes:
+        process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def latency_table(what: str, latencies: dict[str, list[float]]) -> list[str]:
+    """The tickets' delays of each run, in seconds, by what tells the runs apart (`what`: its column's name)."""
+    lines = [f"| {what} | tickets | median | 95th percentile | most |", "|---|---|---|---|---|"]
+    for label, delays in latencies.items():
+        lines.append(
+            f"| {label} | {len(delays):,} | {statistics.median(delays):.3f} | {percentile(delays, 0.95):.3f} "
+            f"| {max(delays):.3f} |"
+        )
+    return lines
+
+
+def latency_arguments(parser: argparse.ArgumentParser) -> None:
+    """How long tickets are sent for, and how fast, to measure the latency."""
+    parser.add_argument("--seconds", type=float, default=30.0, help="of tickets sent, for the latency")
+    parser.add_argument("--rate", type=int, default=200, help="tickets a second, for the latency")
 
 
 def report(
@@ -188,22 +221,15 @@ def report(
         f"Latency: purchase_event_ticket tailing, {rate} tickets/s for {seconds:.0f} s; a ticket's delay is "
         "from its send to its response reaching a `read_committed` reader (seconds).",
         "",
-        "| delivery | tickets | median | 95th percentile | most |",
-        "|---|---|---|---|---|",
+        *latency_table("delivery", latencies),
     ]
-    for label, delays in latencies.items():
-        lines.append(
-            f"| {label} | {len(delays):,} | {statistics.median(delays):.3f} | {percentile(delays, 0.95):.3f} "
-            f"| {max(delays):.3f} |"
-        )
     return "\n".join(lines + ["", END]) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m utopia.tools.delivery_bench", description=__doc__.splitlines()[0])
     bench_arguments(parser, repeat=3)
-    parser.add_argument("--seconds", type=float, default=30.0, help="of tickets sent, for the latency")
-    parser.add_argument("--rate", type=int, default=200, help="tickets a second, for the latency")
+    latency_arguments(parser)
     args = parser.parse_args()
     check_bench_arguments(parser, args)
     sizes, settings, counts, empty = bench_world(args)
