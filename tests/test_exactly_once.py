@@ -142,7 +142,9 @@ def test_killed_again_and_again_and_resumed_writes_every_output_once(world, tmp_
     print(MEASURED)
 
 
-def test_two_processes_killed_and_resumed_write_every_alert_once(world, tmp_path, monkeypatch):
+@pytest.mark.parametrize("order", ["partition", "global"])
+def test_two_processes_killed_and_resumed_write_every_alert_once(world, tmp_path, monkeypatch, order):
+    # In global order, one process reads every partition and both write outputs: each in transactions of its own.
     cluster, files, records = world
     flags = new_store(tmp_path, processes=2)
     parts = iter(slices(records, 5))
@@ -151,7 +153,10 @@ def test_two_processes_killed_and_resumed_write_every_alert_once(world, tmp_path
         """Both processes, until one dies (a crash point; the other is then lost), `kill_after` s, or the end."""
         addresses = ";".join(f"localhost:{port}" for port in free_ports(2))
         processes = [
-            cluster.start("sold_out", EXACTLY_ONCE | env, flags + ("-i", str(i), "-a", addresses)) for i in range(2)
+            cluster.start(
+                "sold_out", EXACTLY_ONCE | {"UTOPIA_ORDER": order} | env, flags + ("-i", str(i), "-a", addresses)
+            )
+            for i in range(2)
         ]
         if kill_after is not None:
             deadline = time.monotonic() + kill_after
