@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -569,6 +569,24 @@ def empty_input(partitions: int) -> Settings:
     empty = Settings.from_env(os.environ | {"UTOPIA_INPUT_PREFIX": prefix, "UTOPIA_TAIL": "false"})
     topics.create(empty, partitions, names=[empty.topics.input(n) for n in INPUT_RECORDS], quiet=True)
     return empty
+
+
+def compared_rows(
+    args: argparse.Namespace, kinds: list[Kind], row: Callable[[Run, Run], str], speeds: list[float]
+) -> tuple[Sizes, list[str]]:
+    """Every dataflow of `args` in two kinds of run (`measure`), as the rows `row` makes of their medians.
+
+    The data set's sizes come along, for the section's heading; each row is printed as it comes.
+    """
+    sizes, settings, counts, empty = bench_world(args)
+    rows = []
+    for name in args.dataflows:
+        first, second = measure(
+            name, kinds, input_records(name, settings, counts), settings, empty, args.repeat, speeds
+        )
+        rows.append(row(first, second))
+        print(rows[-1], file=sys.stderr)
+    return sizes, rows
 
 
 def bench_arguments(parser: argparse.ArgumentParser, repeat: int) -> None:

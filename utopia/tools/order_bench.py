@@ -27,10 +27,8 @@ from utopia.tools.bench import (
     Kind,
     Run,
     bench_arguments,
-    bench_world,
     check_bench_arguments,
-    input_records,
-    measure,
+    compared_rows,
     write_section,
 )
 from utopia.tools.delivery_bench import latency_arguments, latency_table, ticket_latency
@@ -112,15 +110,8 @@ def main() -> None:
     latency_arguments(parser)
     args = parser.parse_args()
     check_bench_arguments(parser, args)
-    sizes, settings, counts, empty = bench_world(args)
     speeds: list[float] = []
-    rows = []
-    for name in args.dataflows:
-        partition_run, global_run = measure(
-            name, KINDS, input_records(name, settings, counts), settings, empty, args.repeat, speeds
-        )
-        rows.append(row(partition_run, global_run))
-        print(rows[-1], file=sys.stderr)
+    sizes, rows = compared_rows(args, KINDS, row, speeds)
     latencies = {}
     for order in ORDERS:
         latencies[order] = ticket_latency(AT_LEAST_ONCE, args.seconds, args.rate, PROCESSES, order)

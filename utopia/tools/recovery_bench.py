@@ -39,10 +39,8 @@ from utopia.tools.bench import (
     Run,
     bench_arguments,
     bench_sizes,
-    bench_world,
     check_bench_arguments,
-    input_records,
-    measure,
+    compared_rows,
     write_section,
 )
 from utopia.tools.generator import Sizes, generate
@@ -239,15 +237,8 @@ def main() -> None:
     if args.snapshots:
         measure_snapshots(args)
         return
-    sizes, settings, counts, empty = bench_world(args)
     speeds: list[float] = []
-    rows = []
-    for name in args.dataflows:
-        plain, recovering = measure(
-            name, KINDS, input_records(name, settings, counts), settings, empty, args.repeat, speeds
-        )
-        rows.append(row(plain, recovering))
-        print(rows[-1], file=sys.stderr)
+    sizes, rows = compared_rows(args, KINDS, row, speeds)
     begin, end = markers(sizes)
     write_section(args.report, report(rows, sizes, args.partitions, args.repeat, speeds), begin, end)
     print(f"wrote its section of {args.report}", file=sys.stderr)
