@@ -185,10 +185,15 @@ def latency_table(what: str, latencies: dict[str, list[float]]) -> list[str]:
     return lines
 
 
-def latency_arguments(parser: argparse.ArgumentParser) -> None:
-    """How long tickets are sent for, and how fast, to measure the latency."""
+def latency_bench_arguments(module: str, description: str) -> argparse.Namespace:
+    """The arguments of a bench that also measures latency: every bench's, and how long tickets are sent, how fast."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    bench_arguments(parser, repeat=3)
     parser.add_argument("--seconds", type=float, default=30.0, help="of tickets sent, for the latency")
     parser.add_argument("--rate", type=int, default=200, help="tickets a second, for the latency")
+    args = parser.parse_args()
+    check_bench_arguments(parser, args)
+    return args
 
 
 def report(
@@ -227,11 +232,7 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m utopia.tools.delivery_bench", description=__doc__.splitlines()[0])
-    bench_arguments(parser, repeat=3)
-    latency_arguments(parser)
-    args = parser.parse_args()
-    check_bench_arguments(parser, args)
+    args = latency_bench_arguments("utopia.tools.delivery_bench", __doc__.splitlines()[0])
     sizes, settings, counts, empty = bench_world(args)
     speeds: list[float] = []
     costs = {}

@@ -26,12 +26,10 @@ from utopia.tools.bench import (
     AT_LEAST_ONCE,
     Kind,
     Run,
-    bench_arguments,
-    check_bench_arguments,
     compared_rows,
     write_section,
 )
-from utopia.tools.delivery_bench import latency_arguments, latency_table, ticket_latency
+from utopia.tools.delivery_bench import latency_bench_arguments, latency_table, ticket_latency
 from utopia.tools.generator import Sizes
 
 PROCESSES = 2
@@ -105,11 +103,7 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m utopia.tools.order_bench", description=__doc__.splitlines()[0])
-    bench_arguments(parser, repeat=3)
-    latency_arguments(parser)
-    args = parser.parse_args()
-    check_bench_arguments(parser, args)
+    args = latency_bench_arguments("utopia.tools.order_bench", __doc__.splitlines()[0])
     speeds: list[float] = []
     sizes, rows = compared_rows(args, KINDS, row, speeds)
     latencies = {}
