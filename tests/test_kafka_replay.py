@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.kafka_support import Cluster, read_topic
+from tests.test_kafka_global_totals import without_as_of
 from tests.test_kafka_guarantees import free_ports
 from utopia.cli import run_on_files
 from utopia.config import Settings
@@ -116,7 +117,7 @@ def test_in_global_order_two_processes_give_the_outputs_of_file_mode(replay, tmp
 
 def without_clock(records: list[tuple[str | None, dict]]) -> list[tuple[str | None, dict]]:
     """The records without global-totals' `as_of`: when each run read its clock."""
-    return [(key, {k: v for k, v in value.items() if k != "as_of"}) for key, value in records]
+    return [(key, without_as_of(value)) for key, value in records]
 
 
 def test_a_file_out_of_timestamp_order_is_read_as_kafka_reads_its_partition(tmp_path, monkeypatch):
